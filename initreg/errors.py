@@ -1,0 +1,30 @@
+"""The project's exceptions: every bad input raises a subclass of InitregError."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class InitregError(Exception):
+    """Base class of every error initreg raises on bad input."""
+
+
+class InvalidArgumentError(InitregError, ValueError):
+    """An argument has a value that is not valid; the message names it and what is valid."""
+
+
+class UnknownNameError(InitregError, ValueError):
+    """A name was looked up in a registry and is neither a name nor an alias there."""
+
+
+class NameClashError(InitregError, ValueError):
+    """A name or alias is registered twice without force=True."""
+
+
+class BackendUnavailableError(InitregError, RuntimeError):
+    """A backend is registered but cannot run on this machine (say, CuPy without a GPU)."""
+
+
+def choices(valid: Iterable[object]) -> str:
+    """Formats valid values for an error message: 'a', 'b', 'c'."""
+    return ", ".join(repr(v) for v in valid)

@@ -1,0 +1,158 @@
+"""The Initializer base classes, and the shape and seed checks every initializer shares."""
+
+from __future__ import annotations
+
+import inspect
+import math
+import numbers
+import random
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from initreg.dtypes import standardize_dtype
+from initreg.errors import InvalidArgumentError
+from initreg.rng import Key, derive_key
+
+if TYPE_CHECKING:
+    from initreg.backends.base import Backend
+    from initreg.distributions import Distribution
+
+Array = Any
+Shape = tuple[int, ...]
+
+
+def standardize_shape(shape: Any) -> Shape:
+    """`shape` as a tuple of non-negative ints; anything else raises an error naming it."""
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence):
+        raise InvalidArgumentError(f"shape must be a sequence of non-negative integers; got {shape!r}")
+    dims = []
+    for dim in shape:
+        if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
+            raise InvalidArgumentError(f"shape {tuple(shape)!r} has a non-integer dimension {dim!r}")
+        if dim < 0:
+            raise InvalidArgumentError(f"shape {tuple(shape)!r} has a negative dimension {dim}")
+        dims.append(int(dim))
+    return tuple(dims)
+
+
+def standardize_seed(seed: Any) -> int | None:
+    """An int seed or None; a bool, float, string or generator object is an error."""
+    if seed is None or (isinstance(seed, numbers.Integral) and not isinstance(seed, bool)):
+        return None if seed is None else int(seed)
+    raise InvalidArgumentError(f"seed must be an integer or None; got {seed!r}")
+
+
+def finite_number(name: str, value: Any) -> float:
+    """`value` as a float; a bool, a non-number or a non-finite number raises naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidArgumentError(f"Argument `{name}` must be a finite number. Received: {name}={value!r}")
+    return float(value)
+
+
+def non_negative(name: str, value: Any) -> float:
+    """`value` as a float that must be finite and >= 0."""
+    number = finite_number(name, value)
+    if number < 0:
+        raise InvalidArgumentError(f"Argument `{name}` must be >= 0. Received: {name}={value!r}")
+    return number
+
+
+class Initializer:
+    """Makes an array of a given shape and dtype: ``init(shape, dtype=None)``.
+
+    Subclasses implement `generate`, which receives the random-stream key explicitly, so that a tree
+    of parameters can key each one by (seed, path) while a direct call uses (self.seed, "").
+    """
+
+    def __call__(
+        self, shape: Sequence[int], dtype: Any = None, *, layout: str | None = None, backend: Any = None
+    ) -> Array:
+        """An array of `shape` and `dtype` (float32 by default) on `backend` (NumPy by default).
+
+        `layout` names the weight layout fans are computed for: "keras" (the default,
+        [..., in, out]) or "torch" ([out, in, ...]).
+        """
+        from initreg.registry import get_backend
+
+        return self.generate(
+            standardize_shape(shape), standardize_dtype(dtype), key=self.key(), backend=get_backend(backend),
+            layout=layout,
+        )  # fmt: skip
+
+    def key(self, path: str = "") -> Key:
+        """The random-stream key of this initializer's own seed (unused by non-random ones)."""
+        return derive_key(0, path)
+
+    def generate(self, shape: Shape, dtype: str, *, key: Key, backend: Backend, layout: str | None = None) -> Array:
+        """The whole tensor, drawn from the stream `key`; shape and dtype are already standardized."""
+        raise NotImplementedError(f"{type(self).__name__} must implement generate()")
+
+    def generate_slice(
+        self, shape: Shape, index: tuple[slice, ...], dtype: str, *, key: Key, backend: Backend,
+        layout: str | None = None,
+    ) -> Array:  # fmt: skip
+        """tensor[index] of what `generate` gives. By default the whole tensor is made and sliced."""
+        return self.generate(shape, dtype, key=key, backend=backend, layout=layout)[index]
+
+    def target_std(self, shape: Shape, layout: str | None = None) -> float:
+        """The standard deviation of the values this initializer gives for `shape`."""
+        raise NotImplementedError(f"{type(self).__name__} must implement target_std()")
+
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments, JSON-serializable, such that from_config(get_config()) is equal."""
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Initializer:
+        """An instance from a get_config() dict; unknown keys raise an error naming the valid ones."""
+        parameters = inspect.signature(cls.__init__).parameters
+        valid = [name for name in parameters if name != "self"]
+        unknown = [key for key in config if key not in valid]
+        if unknown:
+            raise InvalidArgumentError(
+                f"{cls.__name__} got unknown config key {unknown[0]!r}; valid: {', '.join(valid) or '(none)'}"
+            )
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        arguments = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({arguments})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.get_config() == other.get_config()  # type: ignore[attr-defined]
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class RandomInitializer(Initializer):
+    """An initializer drawing from the random stream.
+
+    An int seed gives the same values on every call. seed=None draws a seed once, at construction,
+    from Python's `random` (so `random.seed` makes it repeatable), and get_config() keeps None.
+    """
+
+    def __init__(self, seed: int | None = None) -> None:
+        self._init_seed = standardize_seed(seed)
+        self.seed = random.randrange(2**31) if self._init_seed is None else self._init_seed
+
+    def key(self, path: str = "") -> Key:
+        return derive_key(self.seed, path)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"seed": self._init_seed}
+
+    def distribution_for(self, shape: Shape, layout: str | None = None) -> Distribution:
+        """What to draw for a tensor of `shape`."""
+        raise NotImplementedError(f"{type(self).__name__} must implement distribution_for()")
+
+    def generate(self, shape: Shape, dtype: str, *, key: Key, backend: Backend, layout: str | None = None) -> Array:
+        return backend.draw(self.distribution_for(shape, layout), key, shape, dtype)
+
+    def generate_slice(
+        self, shape: Shape, index: tuple[slice, ...], dtype: str, *, key: Key, backend: Backend,
+        layout: str | None = None,
+    ) -> Array:  # fmt: skip
+        return backend.draw_slice(self.distribution_for(shape, layout), key, shape, index, dtype)
+
+    def target_std(self, shape: Shape, layout: str | None = None) -> float:
+        return self.distribution_for(shape, layout).std

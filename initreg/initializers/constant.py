@@ -1,0 +1,96 @@
+"""Zeros, Ones, Constant(value) (an array value broadcasts) and Identity(gain) (gain * eye, 2-D)."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from initreg.errors import InvalidArgumentError
+from initreg.initializers.base import Array, Initializer, Shape, finite_number
+from initreg.registry import register
+from initreg.rng import Key
+
+if TYPE_CHECKING:
+    from initreg.backends.base import Backend
+
+
+def _tensor_value(value: Any) -> Any:
+    """A Keras-serialized tensor ({'class_name': '__tensor__' or '__numpy__', ...}) as a nested list."""
+    if isinstance(value, dict) and value.get("class_name") in ("__tensor__", "__numpy__"):
+        return value["config"]["value"]
+    return value
+
+
+@register("constant", aliases=["Constant"])
+class Constant(Initializer):
+    """Every element equals `value`; an array value is broadcast to the shape."""
+
+    def __init__(self, value: Any = 0.0) -> None:
+        value = _tensor_value(value)
+        self.value = value.tolist() if hasattr(value, "tolist") else value
+
+    def generate(self, shape: Shape, dtype: str, *, key: Key, backend: Backend, layout: str | None = None) -> Array:
+        xp = backend.xp
+        value = xp.asarray(self.value, dtype=backend.compute_dtype(dtype))
+        try:
+            filled = xp.broadcast_to(value, shape)
+        except ValueError as error:
+            raise InvalidArgumentError(
+                f"Constant value of shape {tuple(value.shape)} does not broadcast to shape {shape}: {error}"
+            ) from error
+        return backend.cast(xp.asarray(filled, copy=True), dtype)
+
+    def target_std(self, shape: Shape, layout: str | None = None) -> float:
+        import numpy as np
+
+        return float(np.std(np.broadcast_to(np.asarray(self.value, dtype=np.float64), shape))) if math.prod(shape) else 0.0
+
+    def get_config(self) -> dict[str, Any]:
+        return {"value": self.value}
+
+
+@register("zeros", aliases=["Zeros", "zero"])
+class Zeros(Constant):
+    """Every element is 0."""
+
+    def __init__(self) -> None:
+        super().__init__(0.0)
+
+    def get_config(self) -> dict[str, Any]:
+        return {}
+
+
+@register("ones", aliases=["Ones", "one"])
+class Ones(Constant):
+    """Every element is 1."""
+
+    def __init__(self) -> None:
+        super().__init__(1.0)
+
+    def get_config(self) -> dict[str, Any]:
+        return {}
+
+
+@register("identity", aliases=["Identity", "IdentityInitializer"])
+class Identity(Initializer):
+    """gain * eye(rows, cols) for a 2-D shape, square or not. Unlike Keras, get_config keeps the gain."""
+
+    def __init__(self, gain: float = 1.0) -> None:
+        self.gain = finite_number("gain", gain)
+
+    def generate(self, shape: Shape, dtype: str, *, key: Key, backend: Backend, layout: str | None = None) -> Array:
+        if len(shape) != 2:
+            raise InvalidArgumentError(
+                "Identity matrix initializer can only be used for 2D matrices. "
+                f"Received: shape={shape} of rank {len(shape)}."
+            )
+        xp = backend.xp
+        return backend.cast(self.gain * xp.eye(shape[0], shape[1], dtype=backend.compute_dtype(dtype)), dtype)
+
+    def target_std(self, shape: Shape, layout: str | None = None) -> float:
+        size = math.prod(shape)
+        share = min(shape) / size if len(shape) == 2 and size else 0.0
+        return abs(self.gain) * math.sqrt(share * (1.0 - share))
+
+    def get_config(self) -> dict[str, Any]:
+        return {"gain": self.gain}

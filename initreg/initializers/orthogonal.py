@@ -1,0 +1,68 @@
+"""Orthogonal(gain): a (semi-)orthogonal matrix from the QR of a standard normal one (Saxe et al., 2014).
+
+For shape (..., cols), rows = prod(shape[:-1]); A ~ N(0, 1) of shape (max, min) of (rows, cols) is drawn
+from the stream, A = QR, Q's columns are multiplied by sign(diag(R)) so that Q is Haar-distributed,
+transposed when rows < cols, reshaped to `shape` and scaled by gain. Exactly as Keras does it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from initreg.distributions import NormalDist
+from initreg.dtypes import compute_dtype
+from initreg.errors import InvalidArgumentError
+from initreg.initializers.base import Array, RandomInitializer, Shape, finite_number
+from initreg.registry import register
+from initreg.rng import Key
+
+if TYPE_CHECKING:
+    from initreg.backends.base import Backend
+
+
+def _matrix_shape(shape: Shape) -> tuple[int, int]:
+    if len(shape) < 2:
+        raise InvalidArgumentError(
+            f"The tensor to initialize must be at least two-dimensional. Received: shape={shape} of rank {len(shape)}."
+        )
+    return math.prod(shape[:-1]), shape[-1]
+
+
+@register("orthogonal", aliases=["Orthogonal", "OrthogonalInitializer"])
+class Orthogonal(RandomInitializer):
+    """gain times a random matrix with orthonormal rows or columns, reshaped to the weight's shape."""
+
+    def __init__(self, gain: float = 1.0, seed: int | None = None) -> None:
+        self.gain = finite_number("gain", gain)
+        super().__init__(seed=seed)
+
+    def generate(self, shape: Shape, dtype: str, *, key: Key, backend: Backend, layout: str | None = None) -> Array:
+        rows, cols = _matrix_shape(shape)
+        xp = backend.xp
+        if rows * cols == 0:
+            return backend.cast(xp.zeros(shape, dtype=backend.compute_dtype(dtype)), dtype)
+        flat_shape = (max(rows, cols), min(rows, cols))
+        normal = backend.draw(NormalDist(0.0, 1.0), key, flat_shape, compute_dtype(dtype))
+        q, r = xp.linalg.qr(normal)
+        diagonal = xp.sum(r * xp.eye(r.shape[0], dtype=r.dtype), axis=0)  # diag(R) with core ops only
+        q = q * xp.sign(diagonal)
+        if rows < cols:
+            q = q.T
+        return backend.cast(self.gain * xp.reshape(q, shape), dtype)
+
+    def generate_slice(
+        self, shape: Shape, index: tuple[slice, ...], dtype: str, *, key: Key, backend: Backend,
+        layout: str | None = None,
+    ) -> Array:  # fmt: skip
+        raise InvalidArgumentError(
+            "Orthogonal cannot generate a slice on its own: every element depends on the whole matrix "
+            "through its QR decomposition; generate the whole parameter instead"
+        )
+
+    def target_std(self, shape: Shape, layout: str | None = None) -> float:
+        rows, cols = _matrix_shape(shape)
+        return abs(self.gain) / math.sqrt(max(rows, cols, 1))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "gain": self.gain}

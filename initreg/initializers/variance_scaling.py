@@ -1,0 +1,198 @@
+"""Fans, VarianceScaling and its six presets (Lecun, Glorot, He; normal and uniform).
+
+For a weight with fans (fan_in, fan_out), n is fan_in, fan_out, (fan_in + fan_out)/2 or
+sqrt(fan_in fan_out) by `mode`, and with s = scale / max(1, n):
+
+- truncated_normal:   N(0, sigma^2) cut at +-2 sigma, sigma = sqrt(s) / 0.87962566103423978, so that the
+                      std after truncation is sqrt(s)
+- untruncated_normal: N(0, s)
+- uniform:            U(-limit, limit), limit = sqrt(3 s)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from initreg.distributions import Distribution, NormalDist, TruncatedNormalDist, UniformDist
+from initreg.errors import InvalidArgumentError, choices
+from initreg.initializers.base import RandomInitializer, Shape
+from initreg.registry import register
+
+TRUNCATED_STD_FACTOR = 0.87962566103423978  # std of a standard normal truncated to [-2, 2]
+MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
+DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "uniform")
+LAYOUTS = ("keras", "torch")
+
+
+def layout_axes(layout: str, rank: int) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """(input_axes, output_axes) of a named layout, or None for the Keras default rules.
+
+    "torch" is PyTorch's [out, in, *kernel]: fan_in = in * receptive field, fan_out = out * receptive
+    field. Below rank 2 every layout uses the Keras rules.
+    """
+    if layout not in LAYOUTS:
+        raise InvalidArgumentError(f"unknown layout {layout!r}; valid: {choices(LAYOUTS)}")
+    if layout == "keras" or rank < 2:
+        return None
+    kernel = tuple(range(2, rank))
+    return (1, *kernel), (0, *kernel)
+
+
+def compute_fans(
+    shape: Sequence[int],
+    input_axes: Sequence[int] | None = None,
+    output_axes: Sequence[int] | None = None,
+    layout: str | None = None,
+) -> tuple[int, int]:
+    """(fan_in, fan_out) of a weight shape, as Keras computes them.
+
+    Rank 0: (1, 1). Rank 1: (n, n). Rank 2: (shape[0], shape[1]). Higher: the last two axes are
+    (in, out), times the receptive field prod(shape[:-2]). With both input_axes and output_axes given,
+    each fan is the product of those axes. `layout` ("keras" or "torch") names the axes instead.
+    """
+    shape = tuple(shape)
+    if layout is not None:
+        if input_axes is not None or output_axes is not None:
+            raise InvalidArgumentError(f"give either layout ({layout!r}) or input_axes/output_axes, not both")
+        axes = layout_axes(layout, len(shape))
+        if axes is not None:
+            input_axes, output_axes = axes
+    if input_axes is not None and output_axes is not None:
+        return math.prod(shape[a] for a in input_axes), math.prod(shape[a] for a in output_axes)
+    if len(shape) == 0:
+        return 1, 1
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    receptive_field = math.prod(shape[:-2])
+    return shape[-2] * receptive_field, shape[-1] * receptive_field
+
+
+@register("variance_scaling", aliases=["VarianceScaling"])
+class VarianceScaling(RandomInitializer):
+    """Keras's VarianceScaling, plus JAX's fan_geo_avg mode (see the module docstring for the math)."""
+
+    def __init__(
+        self,
+        scale: float = 1.0,
+        mode: str = "fan_in",
+        distribution: str = "truncated_normal",
+        seed: int | None = None,
+        input_axes: Sequence[int] | None = None,
+        output_axes: Sequence[int] | None = None,
+    ) -> None:
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0.0:
+            raise InvalidArgumentError(f"Argument `scale` must be positive float. Received: scale={scale!r}")
+        if mode not in MODES:
+            raise InvalidArgumentError(f"Invalid `mode` argument: {mode!r}; valid: {choices(MODES)}")
+        distribution = distribution.lower() if isinstance(distribution, str) else distribution
+        if distribution == "normal":
+            distribution = "truncated_normal"
+        if distribution not in DISTRIBUTIONS:
+            raise InvalidArgumentError(
+                f"Invalid `distribution` argument: {distribution!r}; valid: {choices(DISTRIBUTIONS)}"
+            )
+        self.scale = float(scale)
+        self.mode = mode
+        self.distribution = distribution
+        self.input_axes = None if input_axes is None else list(input_axes)
+        self.output_axes = None if output_axes is None else list(output_axes)
+        super().__init__(seed=seed)
+
+    def fans(self, shape: Shape, layout: str | None = None) -> tuple[int, int]:
+        """(fan_in, fan_out) for `shape`: the constructor's axes if both are set, else `layout`'s."""
+        if self.input_axes is not None and self.output_axes is not None:
+            return compute_fans(shape, self.input_axes, self.output_axes)
+        return compute_fans(shape, layout=layout)
+
+    def variance(self, shape: Shape, layout: str | None = None) -> float:
+        """The target variance s = scale / max(1, n), n the fan chosen by `mode`."""
+        fan_in, fan_out = self.fans(shape, layout)
+        fan = {
+            "fan_in": fan_in,
+            "fan_out": fan_out,
+            "fan_avg": (fan_in + fan_out) / 2.0,
+            "fan_geo_avg": math.sqrt(fan_in * fan_out),
+        }[self.mode]
+        return self.scale / max(1.0, fan)
+
+    def distribution_for(self, shape: Shape, layout: str | None = None) -> Distribution:
+        variance = self.variance(shape, layout)
+        if self.distribution == "truncated_normal":
+            return TruncatedNormalDist(0.0, math.sqrt(variance) / TRUNCATED_STD_FACTOR)
+        if self.distribution == "untruncated_normal":
+            return NormalDist(0.0, math.sqrt(variance))
+        limit = math.sqrt(3.0 * variance)
+        return UniformDist(-limit, limit)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "scale": self.scale,
+            "mode": self.mode,
+            "distribution": self.distribution,
+            "input_axes": self.input_axes,
+            "output_axes": self.output_axes,
+        }
+
+
+class _Preset(VarianceScaling):
+    """A VarianceScaling with fixed scale, mode and distribution; only seed and axes are config."""
+
+    SCALE = 1.0
+    MODE = "fan_in"
+    DISTRIBUTION = "truncated_normal"
+
+    def __init__(
+        self,
+        seed: int | None = None,
+        input_axes: Sequence[int] | None = None,
+        output_axes: Sequence[int] | None = None,
+    ) -> None:
+        super().__init__(self.SCALE, self.MODE, self.DISTRIBUTION, seed, input_axes, output_axes)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"seed": self._init_seed, "input_axes": self.input_axes, "output_axes": self.output_axes}
+
+
+@register("lecun_normal", aliases=["LecunNormal"])
+class LecunNormal(_Preset):
+    """Truncated normal with std sqrt(1 / fan_in) (Klambauer et al., 2017)."""
+
+
+@register("lecun_uniform", aliases=["LecunUniform"])
+class LecunUniform(_Preset):
+    """Uniform on +-sqrt(3 / fan_in)."""
+
+    DISTRIBUTION = "uniform"
+
+
+@register("glorot_normal", aliases=["GlorotNormal"])
+class GlorotNormal(_Preset):
+    """Truncated normal with std sqrt(2 / (fan_in + fan_out)) (Glorot and Bengio, 2010)."""
+
+    MODE = "fan_avg"
+
+
+@register("glorot_uniform", aliases=["GlorotUniform"])
+class GlorotUniform(_Preset):
+    """Uniform on +-sqrt(6 / (fan_in + fan_out)) (Glorot and Bengio, 2010)."""
+
+    MODE = "fan_avg"
+    DISTRIBUTION = "uniform"
+
+
+@register("he_normal", aliases=["HeNormal"])
+class HeNormal(_Preset):
+    """Truncated normal with std sqrt(2 / fan_in) (He et al., 2015)."""
+
+    SCALE = 2.0
+
+
+@register("he_uniform", aliases=["HeUniform"])
+class HeUniform(_Preset):
+    """Uniform on +-sqrt(6 / fan_in) (He et al., 2015)."""
+
+    SCALE = 2.0
+    DISTRIBUTION = "uniform"

@@ -1,0 +1,269 @@
+"""Name registries: built-ins registered in code, plugins discovered through entry points.
+
+Two instances live here: `initializers` (group ``initreg.initializers``) and `backends` (group
+``initreg.backends``). Entry points are read lazily, cached, and loaded only when their name is asked
+for or everything is listed; `refresh()` forgets what was read. A plugin that fails to import, has
+the wrong type or clashes with a built-in name is skipped with a PluginWarning naming its
+distribution; built-ins always win.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from initreg.errors import InvalidArgumentError, NameClashError, UnknownNameError
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
+
+    from initreg.backends.base import Backend
+    from initreg.initializers.base import Initializer
+
+T = TypeVar("T")
+BUILT_IN = "initreg"
+
+
+class PluginWarning(UserWarning):
+    """A plugin was skipped; the message names its distribution and the reason."""
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    """A registered object, its canonical name and aliases, and the distribution it came from."""
+
+    name: str
+    value: T
+    aliases: tuple[str, ...]
+    origin: str
+
+
+def _entry_points(group: str) -> Iterable[EntryPoint]:
+    from importlib.metadata import entry_points  # selectable by group since Python 3.10
+
+    return entry_points(group=group)
+
+
+def _distribution_name(entry_point: EntryPoint) -> str:
+    dist = getattr(entry_point, "dist", None)
+    return dist.name if dist is not None else "an unknown distribution"
+
+
+class Registry(Generic[T]):
+    """Names and aliases of one kind of object, with entry-point plugins and did-you-mean errors."""
+
+    def __init__(self, kind: str, group: str, validate: Callable[[Any], str | None]) -> None:
+        self.kind = kind
+        self.group = group
+        self._validate = validate
+        self._entries: dict[str, Entry[T]] = {}
+        self._lookup: dict[str, str] = {}  # every name and alias -> canonical name
+        self._pending: dict[str, list[EntryPoint]] | None = None  # plugin name -> entry points, unloaded
+
+    def register(
+        self, name: str, value: T, *, aliases: Iterable[str] = (), force: bool = False, origin: str = BUILT_IN
+    ) -> T:
+        """Adds `value` under `name` and `aliases`; a name already taken is an error unless `force`."""
+        names = (name, *aliases)
+        if not force:
+            taken = [n for n in names if n in self._lookup]
+            if taken:
+                owner = self._lookup[taken[0]]
+                raise NameClashError(
+                    f"{self.kind} name {taken[0]!r} is already registered (to {owner!r}); "
+                    "pass force=True to replace it"
+                )
+        for n in names:
+            self._forget(n)
+        self._entries[name] = Entry(name, value, tuple(aliases), origin)
+        for n in names:
+            self._lookup[n] = name
+        return value
+
+    def _forget(self, name: str) -> None:
+        canonical = self._lookup.pop(name, None)
+        if canonical is None:
+            return
+        entry = self._entries.pop(canonical)
+        remaining = tuple(a for a in (entry.name, *entry.aliases) if a != name)
+        for n in remaining:
+            del self._lookup[n]
+        if remaining:
+            self._entries[remaining[0]] = Entry(remaining[0], entry.value, remaining[1:], entry.origin)
+            for n in remaining:
+                self._lookup[n] = remaining[0]
+
+    def get(self, name: str) -> T:
+        """The object registered as `name` (a name or an alias), loading its plugin if need be."""
+        if name not in self._lookup:
+            self._load_plugin(name)
+        if name not in self._lookup:
+            raise UnknownNameError(self._unknown_message(name))
+        return self._entries[self._lookup[name]].value
+
+    def entry(self, name: str) -> Entry[T]:
+        """The Entry (canonical name, aliases, origin) for a name or alias."""
+        self.get(name)
+        return self._entries[self._lookup[name]]
+
+    def entries(self) -> list[Entry[T]]:
+        """Every entry, plugins included (this loads every plugin), sorted by name."""
+        for name in list(self._plugin_names()):
+            self._load_plugin(name)
+        return sorted(self._entries.values(), key=lambda e: e.name)
+
+    def names(self) -> dict[str, tuple[str, ...]]:
+        """Every canonical name with its aliases, plugins included."""
+        return {e.name: e.aliases for e in self.entries()}
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        try:
+            self.get(name)
+        except UnknownNameError:
+            return False
+        return True
+
+    def refresh(self) -> None:
+        """Forgets the entry points read so far, so that newly installed plugins are seen."""
+        for entry in [e for e in self._entries.values() if e.origin != BUILT_IN]:
+            for n in (entry.name, *entry.aliases):
+                self._lookup.pop(n, None)
+            del self._entries[entry.name]
+        self._pending = None
+
+    def _plugin_names(self) -> dict[str, list[EntryPoint]]:
+        if self._pending is None:
+            self._pending = {}
+            for entry_point in _entry_points(self.group):
+                self._pending.setdefault(entry_point.name, []).append(entry_point)
+        return self._pending
+
+    def _load_plugin(self, name: str) -> None:
+        candidates = self._plugin_names().pop(name, [])
+        if not candidates:
+            return
+        entry_point, *duplicates = candidates
+        for other in duplicates:
+            self._warn(other, f"{name!r} is also provided by {_distribution_name(entry_point)}, which is used")
+        if name in self._lookup:
+            self._warn(entry_point, f"{name!r} clashes with a built-in {self.kind}, which is kept")
+            return
+        try:
+            value = entry_point.load()
+        except Exception as error:  # a plugin's import may fail in any way; it must not break us
+            self._warn(entry_point, f"loading {entry_point.value!r} failed: {type(error).__name__}: {error}")
+            return
+        problem = self._validate(value)
+        if problem:
+            self._warn(entry_point, f"{entry_point.value!r} {problem}")
+            return
+        same = [e for e in self._entries.values() if e.value is value and e.origin != BUILT_IN]
+        if same:  # several entry points naming one object: the first name read is canonical
+            canonical = same[0]
+            self._entries[canonical.name] = Entry(
+                canonical.name, value, (*canonical.aliases, name), canonical.origin
+            )
+            self._lookup[name] = canonical.name
+        else:
+            self.register(name, value, origin=_distribution_name(entry_point))
+
+    def _warn(self, entry_point: EntryPoint, reason: str) -> None:
+        message = (
+            f"initreg: skipping {self.kind} plugin {entry_point.name!r} "
+            f"from distribution {_distribution_name(entry_point)}: {reason}"
+        )
+        warnings.warn(message, PluginWarning, stacklevel=4)
+
+    def _unknown_message(self, name: str) -> str:
+        known = set(self._lookup) | set(self._plugin_names())
+        close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
+        message = f"unknown {self.kind} {name!r}"
+        if close:
+            return message + "; did you mean " + " or ".join(repr(c) for c in close) + "?"
+        canonical = sorted({self._lookup[n] for n in self._lookup} | set(self._plugin_names()))
+        return message + f"; valid: {', '.join(canonical)}"
+
+
+def _check_initializer(value: Any) -> str | None:
+    from initreg.initializers.base import Initializer
+
+    if inspect.isclass(value) and issubclass(value, Initializer):
+        return None
+    return f"is {value!r}, not a subclass of initreg.Initializer"
+
+
+def _check_backend(value: Any) -> str | None:
+    from initreg.backends.base import Backend
+
+    return None if isinstance(value, Backend) else f"is {value!r}, not an initreg.backends.Backend instance"
+
+
+initializers: Registry[type[Initializer]] = Registry("initializer", "initreg.initializers", _check_initializer)
+backends: Registry[Backend] = Registry("backend", "initreg.backends", _check_backend)
+
+DEFAULT_BACKEND = "numpy"
+
+
+def register(
+    name: str, *, aliases: Iterable[str] = (), force: bool = False
+) -> Callable[[type[Initializer]], type[Initializer]]:
+    """Class decorator: ``@register("my_init", aliases=["MyInit"])`` adds an initializer."""
+
+    def decorate(cls: type[Initializer]) -> type[Initializer]:
+        problem = _check_initializer(cls)
+        if problem:
+            raise InvalidArgumentError(f"cannot register {name!r}: it {problem}")
+        return initializers.register(name, cls, aliases=aliases, force=force)
+
+    return decorate
+
+
+def names() -> dict[str, tuple[str, ...]]:
+    """Every initializer name with its aliases, plugins included."""
+    return initializers.names()
+
+
+def get(identifier: Any, **config: Any) -> Initializer | Callable[..., Any] | None:
+    """An initializer from a name, alias, serialized dict, instance, class or callable.
+
+    None gives None, as in Keras. Keyword arguments are config values: ``get("lecun_normal", seed=3)``.
+    """
+    from initreg.initializers.base import Initializer
+    from initreg.serialization import deserialize
+
+    if identifier is None:
+        return None
+    if isinstance(identifier, str):
+        return initializers.get(identifier).from_config(config)
+    if isinstance(identifier, dict):
+        return deserialize(identifier, **config)
+    if isinstance(identifier, Initializer):
+        return identifier.from_config({**identifier.get_config(), **config}) if config else identifier
+    if inspect.isclass(identifier) and issubclass(identifier, Initializer):
+        return identifier.from_config(config)
+    if callable(identifier) and not config:
+        return identifier
+    raise InvalidArgumentError(
+        f"could not interpret initializer identifier {identifier!r}; valid: a name such as 'lecun_normal', "
+        "a serialized dict, an Initializer instance or class, or a callable(shape, dtype=None)"
+    )
+
+
+def get_backend(backend: str | Backend | None = None) -> Backend:
+    """A ready backend by name (default 'numpy') or as given; raises if it cannot run here."""
+    from initreg.backends.base import Backend
+    from initreg.errors import BackendUnavailableError
+
+    if isinstance(backend, Backend):
+        return backend
+    found = backends.get(DEFAULT_BACKEND if backend is None else backend)
+    reason = found.unavailable_reason()
+    if reason:
+        raise BackendUnavailableError(f"backend {found.name!r} is unavailable: {reason}")
+    return found
