@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Union
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,7 @@ class TruncatedNormalDist:
         return self.mean + self.low * self.stddev, self.mean + self.high * self.stddev
 
 
-Distribution = Union[UniformDist, NormalDist, TruncatedNormalDist]
+Distribution = UniformDist | NormalDist | TruncatedNormalDist
 
 
 def _standard_normal_pdf(x: float) -> float:

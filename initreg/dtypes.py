@@ -18,13 +18,23 @@ def standardize_dtype(dtype: Any) -> str:
     """
     if dtype is None:
         return DEFAULT_DTYPE
-    name = dtype if isinstance(dtype, str) else getattr(dtype, "name", None) or str(dtype)
-    name = name.removeprefix("torch.").removeprefix("jnp.")
-    if name in FLOAT_DTYPES:
-        return name
+    if _dtype_name(dtype) in FLOAT_DTYPES:
+        return _dtype_name(dtype)
     raise InvalidArgumentError(
         f"dtype {dtype!r} is not a floating dtype initreg can produce; valid: {choices(FLOAT_DTYPES)}"
     )
+
+
+def _dtype_name(dtype: Any) -> str:
+    """'float32' for "float32", np.float32, np.dtype("float32"), jnp.float32 or torch.float32."""
+    if isinstance(dtype, str):
+        return dtype
+    import numpy as np
+
+    try:
+        return str(np.dtype(dtype).name)
+    except TypeError:
+        return str(dtype).removeprefix("torch.")
 
 
 def compute_dtype(dtype: str) -> str:

@@ -74,8 +74,7 @@ class Registry(Generic[T]):
             if taken:
                 owner = self._lookup[taken[0]]
                 raise NameClashError(
-                    f"{self.kind} name {taken[0]!r} is already registered (to {owner!r}); "
-                    "pass force=True to replace it"
+                    f"{self.kind} name {taken[0]!r} is already registered (to {owner!r}); pass force=True to replace it"
                 )
         for n in names:
             self._forget(n)
@@ -96,6 +95,13 @@ class Registry(Generic[T]):
             self._entries[remaining[0]] = Entry(remaining[0], entry.value, remaining[1:], entry.origin)
             for n in remaining:
                 self._lookup[n] = remaining[0]
+
+    def unregister(self, name: str) -> None:
+        """Removes the entry that `name` (a name or an alias) belongs to, with all its names."""
+        entry = self.entry(name)
+        for n in (entry.name, *entry.aliases):
+            del self._lookup[n]
+        del self._entries[entry.name]
 
     def get(self, name: str) -> T:
         """The object registered as `name` (a name or an alias), loading its plugin if need be."""
@@ -166,9 +172,7 @@ class Registry(Generic[T]):
         same = [e for e in self._entries.values() if e.value is value and e.origin != BUILT_IN]
         if same:  # several entry points naming one object: the first name read is canonical
             canonical = same[0]
-            self._entries[canonical.name] = Entry(
-                canonical.name, value, (*canonical.aliases, name), canonical.origin
-            )
+            self._entries[canonical.name] = Entry(canonical.name, value, (*canonical.aliases, name), canonical.origin)
             self._lookup[name] = canonical.name
         else:
             self.register(name, value, origin=_distribution_name(entry_point))
@@ -248,7 +252,8 @@ def get(identifier: Any, **config: Any) -> Initializer | Callable[..., Any] | No
     if inspect.isclass(identifier) and issubclass(identifier, Initializer):
         return identifier.from_config(config)
     if callable(identifier) and not config:
-        return identifier
+        function: Callable[..., Any] = identifier
+        return function
     raise InvalidArgumentError(
         f"could not interpret initializer identifier {identifier!r}; valid: a name such as 'lecun_normal', "
         "a serialized dict, an Initializer instance or class, or a callable(shape, dtype=None)"

@@ -152,7 +152,7 @@ def flat_indices(shape: tuple[int, ...], index: tuple[slice, ...], xp: Namespace
     """Row-major flat indices (uint64) of the elements that `index` selects from a tensor of `shape`."""
     strides = [math.prod(shape[axis + 1 :]) for axis in range(len(shape))]
     flat = xp.zeros((), dtype=xp.uint64)
-    for axis, (size, part) in enumerate(zip(shape, index)):
+    for axis, (size, part) in enumerate(zip(shape, index, strict=False)):
         start, stop, step = part.indices(size)
         positions = xp.arange(start, stop, step, dtype=xp.uint64) * strides[axis]
         broadcast_shape = (1,) * axis + (-1,) + (1,) * (len(shape) - axis - 1)

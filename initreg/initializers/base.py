@@ -119,7 +119,7 @@ class Initializer:
         return f"{type(self).__name__}({arguments})"
 
     def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.get_config() == other.get_config()  # type: ignore[attr-defined]
+        return isinstance(other, Initializer) and type(self) is type(other) and self.get_config() == other.get_config()
 
     __hash__ = None  # type: ignore[assignment]
 

@@ -43,7 +43,9 @@ class Constant(Initializer):
     def target_std(self, shape: Shape, layout: str | None = None) -> float:
         import numpy as np
 
-        return float(np.std(np.broadcast_to(np.asarray(self.value, dtype=np.float64), shape))) if math.prod(shape) else 0.0
+        return (
+            float(np.std(np.broadcast_to(np.asarray(self.value, dtype=np.float64), shape))) if math.prod(shape) else 0.0
+        )
 
     def get_config(self) -> dict[str, Any]:
         return {"value": self.value}
