@@ -23,6 +23,7 @@ from initreg.initializers import (
 )
 from initreg.registry import get, register
 from initreg.serialization import deserialize, serialize
+from initreg.slicing import init_slice
 
 __version__ = "0.1.0"
 
@@ -47,6 +48,7 @@ __all__ = [
     "compute_fans",
     "deserialize",
     "get",
+    "init_slice",
     "register",
     "registry",
     "serialize",
