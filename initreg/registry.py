@@ -10,6 +10,7 @@ distribution; built-ins always win.
 from __future__ import annotations
 
 import difflib
+import importlib
 import inspect
 import warnings
 from collections.abc import Callable, Iterable
@@ -63,6 +64,7 @@ class Registry(Generic[T]):
         self._entries: dict[str, Entry[T]] = {}
         self._lookup: dict[str, str] = {}  # every name and alias -> canonical name
         self._pending: dict[str, list[EntryPoint]] | None = None  # plugin name -> entry points, unloaded
+        self._loaded: set[str] = set()  # canonical names of the entries loaded from entry points
 
     def register(
         self, name: str, value: T, *, aliases: Iterable[str] = (), force: bool = False, origin: str = BUILT_IN
@@ -88,6 +90,8 @@ class Registry(Generic[T]):
         if canonical is None:
             return
         entry = self._entries.pop(canonical)
+        loaded = canonical in self._loaded
+        self._loaded.discard(canonical)
         remaining = tuple(a for a in (entry.name, *entry.aliases) if a != name)
         for n in remaining:
             del self._lookup[n]
@@ -95,6 +99,8 @@ class Registry(Generic[T]):
             self._entries[remaining[0]] = Entry(remaining[0], entry.value, remaining[1:], entry.origin)
             for n in remaining:
                 self._lookup[n] = remaining[0]
+            if loaded:
+                self._loaded.add(remaining[0])
 
     def unregister(self, name: str) -> None:
         """Removes the entry that `name` (a name or an alias) belongs to, with all its names."""
@@ -102,6 +108,7 @@ class Registry(Generic[T]):
         for n in (entry.name, *entry.aliases):
             del self._lookup[n]
         del self._entries[entry.name]
+        self._loaded.discard(entry.name)
 
     def get(self, name: str) -> T:
         """The object registered as `name` (a name or an alias), loading its plugin if need be."""
@@ -136,12 +143,18 @@ class Registry(Generic[T]):
         return True
 
     def refresh(self) -> None:
-        """Forgets the entry points read so far, so that newly installed plugins are seen."""
-        for entry in [e for e in self._entries.values() if e.origin != BUILT_IN]:
+        """Forgets the entry points read and loaded so far, so that newly installed plugins are seen.
+
+        Entries added with `register` stay; those loaded from entry points (initreg's own included)
+        are read again on the next lookup.
+        """
+        for name in self._loaded:
+            entry = self._entries.pop(name)
             for n in (entry.name, *entry.aliases):
                 self._lookup.pop(n, None)
-            del self._entries[entry.name]
+        self._loaded.clear()
         self._pending = None
+        importlib.invalidate_caches()  # path finders cache directory listings; a plugin may be new
 
     def _plugin_names(self) -> dict[str, list[EntryPoint]]:
         if self._pending is None:
@@ -154,11 +167,14 @@ class Registry(Generic[T]):
         candidates = self._plugin_names().pop(name, [])
         if not candidates:
             return
-        entry_point, *duplicates = candidates
+        # initreg's own entry points are built-ins: they come first and win
+        entry_point, *duplicates = sorted(candidates, key=lambda e: _distribution_name(e) != BUILT_IN)
+        clash = f"{name!r} clashes with a built-in {self.kind}, which is kept"
         for other in duplicates:
-            self._warn(other, f"{name!r} is also provided by {_distribution_name(entry_point)}, which is used")
+            used = _distribution_name(entry_point)
+            self._warn(other, clash if used == BUILT_IN else f"{name!r} is also provided by {used}, which is used")
         if name in self._lookup:
-            self._warn(entry_point, f"{name!r} clashes with a built-in {self.kind}, which is kept")
+            self._warn(entry_point, clash)
             return
         try:
             value = entry_point.load()
@@ -169,13 +185,14 @@ class Registry(Generic[T]):
         if problem:
             self._warn(entry_point, f"{entry_point.value!r} {problem}")
             return
-        same = [e for e in self._entries.values() if e.value is value and e.origin != BUILT_IN]
+        same = [self._entries[n] for n in self._loaded if self._entries[n].value is value]
         if same:  # several entry points naming one object: the first name read is canonical
             canonical = same[0]
             self._entries[canonical.name] = Entry(canonical.name, value, (*canonical.aliases, name), canonical.origin)
             self._lookup[name] = canonical.name
         else:
             self.register(name, value, origin=_distribution_name(entry_point))
+            self._loaded.add(name)
 
     def _warn(self, entry_point: EntryPoint, reason: str) -> None:
         message = (

@@ -1,0 +1,346 @@
+"""Entry-point plugins, with fake distributions: a *.dist-info folder on sys.path in a temporary folder.
+
+Covers lazy, cached discovery and refresh(), each broken-plugin case (a PluginWarning naming the
+distribution and the reason, everything else still working), built-ins winning clashes, duplicates
+across distributions, and `initreg list` (which must not import an optional array library).
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from initreg import LecunNormal, registry
+from initreg.backends.base import Backend
+from initreg.errors import UnknownNameError
+from initreg.listing import print_listing
+from initreg.registry import PluginWarning
+
+FAKE_PREFIX = "initreg_fake_"
+INITIALIZERS = "initreg.initializers"
+BACKENDS = "initreg.backends"
+
+GOOD_INITIALIZER = """
+from initreg.initializers import RandomNormal
+
+class Wide(RandomNormal):
+    '''N(0, 1), registered by a plugin.'''
+
+    def __init__(self, seed=None):
+        super().__init__(mean=0.0, stddev=1.0, seed=seed)
+
+    def get_config(self):
+        return {"seed": self._init_seed}
+"""
+
+BACKEND_MODULE = "from initreg.backends.base import Backend\nbackend = Backend({name!r}, 'numpy')\n"
+
+AddDistribution = Callable[..., Path]
+
+
+def write_distribution(
+    root: Path, name: str, entry_points: dict[str, dict[str, str]], modules: dict[str, str] | None = None
+) -> None:
+    """A minimal installed distribution: NAME-1.0.dist-info (METADATA, entry_points.txt) plus modules."""
+    info = root / f"{name.replace('-', '_')}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    sections = [
+        f"[{group}]\n" + "".join(f"{point} = {target}\n" for point, target in points.items())
+        for group, points in entry_points.items()
+    ]
+    (info / "entry_points.txt").write_text("\n".join(sections))
+    for module, source in (modules or {}).items():
+        (root / f"{module}.py").write_text(textwrap.dedent(source))
+
+
+def _refresh_all() -> None:
+    registry.initializers.refresh()
+    registry.backends.refresh()
+
+
+@pytest.fixture
+def add_distribution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AddDistribution]:
+    """add_distribution(name, entry_points, modules): installs a fake distribution in its own sys.path folder.
+
+    Folders added later come first on sys.path. Registries are refreshed before and after the test.
+    """
+    folders = iter(range(1000))
+
+    def add(name: str, entry_points: dict[str, dict[str, str]], modules: dict[str, str] | None = None) -> Path:
+        root = tmp_path / f"site{next(folders)}"
+        root.mkdir()
+        write_distribution(root, name, entry_points, modules)
+        monkeypatch.syspath_prepend(str(root))
+        return root
+
+    _refresh_all()
+    yield add
+    monkeypatch.undo()
+    for module in [m for m in sys.modules if m.startswith(FAKE_PREFIX)]:
+        del sys.modules[module]
+    _refresh_all()
+
+
+def _messages(record: pytest.WarningsRecorder) -> list[str]:
+    return [str(w.message) for w in record if issubclass(w.category, PluginWarning)]
+
+
+def test_plugin_initializer_is_found_by_name_with_its_distribution(add_distribution: AddDistribution) -> None:
+    add_distribution(
+        "initreg-fake-good",
+        {INITIALIZERS: {"wide_normal": "initreg_fake_good:Wide"}},
+        {"initreg_fake_good": GOOD_INITIALIZER},
+    )
+    registry.initializers.refresh()
+    cls = registry.initializers.get("wide_normal")
+    assert cls.__name__ == "Wide"
+    assert registry.initializers.entry("wide_normal").origin == "initreg-fake-good"
+    values = registry.get("wide_normal", seed=4)((1000,))
+    assert 0.9 < float(values.std()) < 1.1
+
+
+def test_entry_points_are_read_lazily_once_and_again_after_refresh(
+    add_distribution: AddDistribution, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_distribution(
+        "initreg-fake-good",
+        {INITIALIZERS: {"wide_normal": "initreg_fake_good:Wide"}},
+        {"initreg_fake_good": GOOD_INITIALIZER},
+    )
+    reads: list[str] = []
+    original = registry._entry_points
+
+    def counting(group: str):  # type: ignore[no-untyped-def]
+        reads.append(group)
+        return original(group)
+
+    monkeypatch.setattr(registry, "_entry_points", counting)
+    registry.initializers.refresh()
+    assert reads == []  # refresh reads nothing
+    registry.initializers.get("lecun_normal")
+    assert reads == []  # a built-in name needs no entry point
+    with pytest.raises(UnknownNameError):
+        registry.initializers.get("no_such_initializer")
+    with pytest.raises(UnknownNameError):
+        registry.initializers.get("no_such_initializer_either")
+    assert reads == [INITIALIZERS]  # read once, then cached
+    registry.initializers.get("wide_normal")
+    registry.initializers.names()
+    assert reads == [INITIALIZERS]
+    registry.initializers.refresh()
+    registry.initializers.get("wide_normal")
+    assert reads == [INITIALIZERS, INITIALIZERS]
+
+
+def test_a_plugin_is_imported_only_when_its_name_is_asked_for_or_all_are_listed(
+    add_distribution: AddDistribution,
+) -> None:
+    add_distribution(
+        "initreg-fake-two",
+        {INITIALIZERS: {"wide_a": "initreg_fake_a:Wide", "wide_b": "initreg_fake_b:Wide"}},
+        {"initreg_fake_a": GOOD_INITIALIZER, "initreg_fake_b": GOOD_INITIALIZER},
+    )
+    registry.initializers.refresh()
+    registry.get("lecun_normal")
+    with pytest.raises(UnknownNameError):
+        registry.initializers.get("wide_c")
+    assert "initreg_fake_a" not in sys.modules and "initreg_fake_b" not in sys.modules
+    registry.initializers.get("wide_a")
+    assert "initreg_fake_a" in sys.modules and "initreg_fake_b" not in sys.modules
+    assert {"wide_a", "wide_b"} <= set(registry.initializers.names())
+    assert "initreg_fake_b" in sys.modules
+
+
+def test_refresh_picks_up_a_newly_installed_plugin(add_distribution: AddDistribution) -> None:
+    registry.initializers.names()  # entry points read and cached
+    add_distribution(
+        "initreg-fake-late",
+        {INITIALIZERS: {"late_normal": "initreg_fake_late:Wide"}},
+        {"initreg_fake_late": GOOD_INITIALIZER},
+    )
+    with pytest.raises(UnknownNameError, match="late_normal"):
+        registry.initializers.get("late_normal")
+    registry.initializers.refresh()
+    assert registry.initializers.get("late_normal").__name__ == "Wide"
+
+
+def test_refresh_reloads_initregs_own_entry_points_without_warnings() -> None:
+    numpy_backend = registry.backends.get("numpy")
+    registry.backends.refresh()
+    with warnings_as_errors():
+        names = registry.backends.names()
+    assert "numpy" in names and "cupy" in names
+    assert registry.backends.get("numpy") is numpy_backend
+    assert registry.backends.entry("numpy").origin == "initreg"
+
+
+class warnings_as_errors:  # noqa: N801 - used as a context manager
+    """Turns every warning into an error inside the block."""
+
+    def __enter__(self) -> None:
+        import warnings
+
+        self._catcher = warnings.catch_warnings()
+        self._catcher.__enter__()
+        warnings.simplefilter("error")
+
+    def __exit__(self, *exc: object) -> None:
+        self._catcher.__exit__(*exc)
+
+
+def test_broken_plugins_warn_with_distribution_and_reason_and_the_rest_keeps_working(
+    add_distribution: AddDistribution,
+) -> None:
+    add_distribution(
+        "initreg-fake-broken",
+        {
+            INITIALIZERS: {
+                "missing_module": "initreg_fake_not_there:Thing",
+                "raises_on_load": "initreg_fake_raises:Thing",
+                "not_an_initializer": "initreg_fake_wrong:function",
+                "wide_normal": "initreg_fake_good:Wide",
+            },
+            BACKENDS: {"not_a_backend": "initreg_fake_wrong:NotBackend"},
+        },
+        {
+            "initreg_fake_raises": "raise RuntimeError('plugin exploded on import')\n",
+            "initreg_fake_wrong": "def function(shape, dtype=None):\n    return None\n\nclass NotBackend:\n    pass\n",
+            "initreg_fake_good": GOOD_INITIALIZER,
+        },
+    )
+    _refresh_all()
+    with pytest.warns(PluginWarning) as record:
+        names = registry.initializers.names()
+        backend_names = registry.backends.names()
+    messages = _messages(record)
+    assert all("initreg-fake-broken" in m for m in messages)
+    assert any(
+        "'missing_module'" in m and "ModuleNotFoundError" in m and "initreg_fake_not_there" in m for m in messages
+    )
+    assert any("'raises_on_load'" in m and "RuntimeError: plugin exploded on import" in m for m in messages)
+    assert any("'not_an_initializer'" in m and "not a subclass of initreg.Initializer" in m for m in messages)
+    assert any("'not_a_backend'" in m and "not an initreg.backends.Backend instance" in m for m in messages)
+    assert len(messages) == 4
+    assert "wide_normal" in names and "lecun_normal" in names
+    assert not {"missing_module", "raises_on_load", "not_an_initializer"} & set(names)
+    assert "not_a_backend" not in backend_names and "numpy" in backend_names
+    assert registry.get("lecun_normal", seed=1)((2, 3)).shape == (2, 3)
+    with pytest.raises(UnknownNameError, match="raises_on_load"):
+        registry.initializers.get("raises_on_load")  # skipped for good, with no second warning
+
+
+def test_asking_for_a_broken_plugin_by_name_warns_then_raises_unknown(add_distribution: AddDistribution) -> None:
+    add_distribution(
+        "initreg-fake-broken",
+        {INITIALIZERS: {"raises_on_load": "initreg_fake_raises:Thing"}},
+        {"initreg_fake_raises": "raise RuntimeError('plugin exploded on import')\n"},
+    )
+    registry.initializers.refresh()
+    with pytest.warns(PluginWarning, match="initreg-fake-broken.*RuntimeError"), pytest.raises(UnknownNameError):
+        registry.initializers.get("raises_on_load")
+
+
+def test_built_in_names_and_aliases_win_clashes(add_distribution: AddDistribution) -> None:
+    add_distribution(
+        "initreg-fake-clash",
+        {
+            INITIALIZERS: {"lecun_normal": "initreg_fake_good:Wide", "normal": "initreg_fake_good:Wide"},
+            BACKENDS: {"numpy": "initreg_fake_backend:backend"},
+        },
+        {
+            "initreg_fake_good": GOOD_INITIALIZER,
+            "initreg_fake_backend": BACKEND_MODULE.format(name="numpy"),
+        },
+    )
+    _refresh_all()
+    assert registry.initializers.get("lecun_normal") is LecunNormal  # asked by name: the built-in, no warning
+    with pytest.warns(PluginWarning) as record:
+        registry.initializers.names()
+        registry.backends.names()
+    messages = _messages(record)
+    assert len(messages) == 3
+    assert all("initreg-fake-clash" in m and "clashes with a built-in" in m for m in messages)
+    assert "initreg_fake_good" not in sys.modules  # a clashing plugin is not even imported
+    assert registry.initializers.get("normal").__name__ == "RandomNormal"
+    assert registry.initializers.entry("lecun_normal").origin == "initreg"
+    assert registry.backends.get("numpy") is registry.get_backend(None)
+    assert registry.backends.entry("numpy").origin == "initreg"
+
+
+def test_a_name_from_two_distributions_keeps_the_first_on_sys_path(add_distribution: AddDistribution) -> None:
+    add_distribution(
+        "initreg-fake-second",
+        {INITIALIZERS: {"shared_name": "initreg_fake_second:Wide"}},
+        {"initreg_fake_second": GOOD_INITIALIZER},
+    )
+    add_distribution(
+        "initreg-fake-first",
+        {INITIALIZERS: {"shared_name": "initreg_fake_first:Wide"}},
+        {"initreg_fake_first": GOOD_INITIALIZER},
+    )  # added last, so first on sys.path
+    registry.initializers.refresh()
+    with pytest.warns(PluginWarning) as record:
+        cls = registry.initializers.get("shared_name")
+    assert cls.__module__ == "initreg_fake_first"
+    assert registry.initializers.entry("shared_name").origin == "initreg-fake-first"
+    (message,) = _messages(record)
+    assert "from distribution initreg-fake-second" in message and "also provided by initreg-fake-first" in message
+
+
+def test_a_plugin_backend_is_listed_and_usable(add_distribution: AddDistribution) -> None:
+    add_distribution(
+        "initreg-fake-backend",
+        {BACKENDS: {"numpy_again": "initreg_fake_backend:backend"}},
+        {"initreg_fake_backend": BACKEND_MODULE.format(name="numpy_again")},
+    )
+    registry.backends.refresh()
+    found = registry.get_backend("numpy_again")
+    assert isinstance(found, Backend)
+    made = registry.get("lecun_normal", seed=7)((4, 5), backend="numpy_again")
+    assert (made == registry.get("lecun_normal", seed=7)((4, 5))).all()
+    listing = io.StringIO()
+    print_listing(listing)
+    (row,) = [line for line in listing.getvalue().splitlines() if line.split()[:1] == ["numpy_again"]]
+    assert row.split()[1:] == ["initreg-fake-backend", "available"]
+
+
+def test_listing_shows_aliases_origins_and_availability(add_distribution: AddDistribution) -> None:
+    add_distribution(
+        "initreg-fake-good",
+        {INITIALIZERS: {"wide_normal": "initreg_fake_good:Wide"}},
+        {"initreg_fake_good": GOOD_INITIALIZER},
+    )
+    registry.initializers.refresh()
+    out = io.StringIO()
+    print_listing(out)
+    lines = out.getvalue().splitlines()
+    rows = {line.split()[0]: line.split(maxsplit=2)[1:] for line in lines if line.startswith("  ")}
+    assert rows["random_normal"] == ["initreg", "RandomNormal, normal"]
+    assert rows["wide_normal"] == ["initreg-fake-good"]
+    assert rows["numpy"] == ["initreg", "available"]
+    cupy_reason = registry.backends.get("cupy").unavailable_reason()
+    assert rows["cupy"] == ["initreg", "available" if cupy_reason is None else f"unavailable: {cupy_reason}"]
+    assert lines.index("Initializers:") < lines.index("Backends:")
+
+
+def test_listing_does_not_import_an_optional_array_library(
+    add_distribution: AddDistribution, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A fake cupy package that records being imported: listing the cupy backend must not import it."""
+    marker = tmp_path / "cupy-was-imported"
+    root = add_distribution("initreg-fake-nothing", {})
+    (root / "cupy").mkdir()
+    (root / "cupy" / "__init__.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    monkeypatch.delitem(sys.modules, "cupy", raising=False)  # shadow a real cupy for this test
+    _refresh_all()
+    out = io.StringIO()
+    print_listing(out)
+    assert any(line.split()[:2] == ["cupy", "initreg"] for line in out.getvalue().splitlines())
+    assert not marker.exists()
+    assert "cupy" not in sys.modules
