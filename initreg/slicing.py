@@ -43,7 +43,7 @@ def init_slice(
     a slice, an int or Ellipsis, or a tuple of them; missing trailing axes are taken whole and an int
     drops its axis. `layout` ("keras" or "torch") names the axes fans are computed from.
     """
-    init = _initializer(initializer)
+    init = as_initializer(initializer)
     shape = standardize_shape(shape)
     slices, dropped = normalize_index(index, shape)
     dtype = standardize_dtype(dtype)
@@ -133,7 +133,7 @@ def _forward_slices(slices: Index, shape: Shape) -> tuple[Index, tuple[int, ...]
     return tuple(forward), tuple(flipped)
 
 
-def _initializer(identifier: Any) -> Initializer:
+def as_initializer(identifier: Any) -> Initializer:
     """An Initializer from anything `initreg.get` takes; plain callables cannot make slices."""
     initializer = get(identifier)
     if not isinstance(initializer, Initializer):

@@ -1,0 +1,5 @@
+"""Adapters to other frameworks: jax (Flax initializers, sharded arrays), keras (re-initializing a
+model), torch (initializing an nn.Module by glob rules) and dask (trees of chunked arrays).
+
+Each module imports its framework when the module itself is imported; `import initreg` imports none.
+"""
