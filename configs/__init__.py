@@ -1,0 +1,1 @@
+"""initreg's Hydra config dir (installed as the package data of initreg.configs)."""

@@ -1,0 +1,340 @@
+"""The `initreg` command: a Hydra app that initializes a model's parameter tree and writes it to a file.
+
+    initreg init=lecun_normal seed=3          # configs/config.yaml, composed with overrides
+    initreg -m init=lecun_normal,he_normal seed=1,2
+    initreg list                              # initreg.listing.print_listing()
+
+Plugins cannot ship yaml in configs/, so every name and alias in the initializer and backend
+registries becomes a Hydra config-group option at start-up: ``init/<name>`` holds ``{name: <name>}``
+plus the constructor's defaults (so ``init.scale=2`` overrides one), ``backend/<name>`` holds
+``{name: <name>}``. They go into Hydra's ConfigStore, a config source Hydra searches next to
+configs/; a yaml file of the same name in configs/<group>/ wins. So a newly installed plugin is
+selectable at once, and Hydra's own validation, help and tab completion see every name.
+
+Bad input ends the command with exit code 2 and one line on stderr; HYDRA_FULL_ERROR=1 shows the
+traceback instead.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import json
+import math
+import os
+import signal
+import sys
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from importlib.resources import files
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, cast
+
+import hydra
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException, MissingConfigException
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
+from initreg.errors import InitregError, InvalidArgumentError
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from initreg.initializers.base import Initializer
+    from initreg.tree import PlanEntry
+
+CONFIG_PACKAGE = "initreg.configs"
+EXIT_BAD_INPUT = 2
+MISSING = "???"  # OmegaConf's marker for a value that must be given
+PRIMITIVES = (type(None), bool, int, float, str)
+
+_show_tracebacks = False  # set by main() from HYDRA_FULL_ERROR
+
+
+# --- errors: one line on stderr ----------------------------------------------------------------
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"initreg: error: {message}", file=sys.stderr)
+    raise SystemExit(EXIT_BAD_INPUT)
+
+
+def _unknown_option_message(error: MissingConfigException) -> str:
+    group, _, name = (error.missing_cfg_file or "").rpartition("/")
+    options = sorted(error.options or [])
+    if not group:
+        return " ".join(str(error).split())
+    message = f"unknown {group} {name!r};"
+    close = difflib.get_close_matches(name, options, n=3, cutoff=0.6)
+    if close:
+        message += " did you mean " + " or ".join(repr(c) for c in close) + "?"
+    if group == "init":  # aliases make the full list long; canonical names and presets suffice
+        from initreg import registry
+
+        aliases = {a for entry in registry.initializers.entries() for a in entry.aliases}
+        options = [o for o in options if o not in aliases]
+        return message + f" valid: {', '.join(options)} (and their aliases; see `initreg list`)"
+    return message + f" valid: {', '.join(options)}"
+
+
+def _one_line(error: BaseException) -> str:
+    if isinstance(error, MissingConfigException):
+        return _unknown_option_message(error)
+    if isinstance(error, MissingMandatoryValue):
+        return f"{error.full_key} needs a value: add {error.full_key}=..."
+    if isinstance(error, OmegaConfBaseException):  # its first line; the rest repeats keys and types
+        return str(error).strip().splitlines()[0]
+    if isinstance(error, OSError) and error.filename is not None:
+        return f"{error.filename}: {error.strerror or error}"
+    return " ".join(str(error).split())  # Hydra's messages span lines
+
+
+@contextmanager
+def _reported_errors() -> Iterator[None]:
+    """Turns bad input (ours, Hydra's, OmegaConf's, the file system's) into one line and exit 2."""
+    try:
+        yield
+    except (InitregError, HydraException, OmegaConfBaseException, OSError) as error:
+        if _show_tracebacks:
+            raise
+        _fail(_one_line(error))
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+    print(f"initreg: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
+def _terminate(signum: int, frame: Any) -> NoReturn:
+    """SIGTERM unwinds like Ctrl-C, so that a half-written temporary file is removed."""
+    raise SystemExit(128 + signum)
+
+
+# --- registry names as config-group options ----------------------------------------------------
+
+
+def _shipped_options(group: str) -> set[str]:
+    folder = files(CONFIG_PACKAGE) / group
+    return {item.name.removesuffix(".yaml") for item in folder.iterdir() if item.name.endswith(".yaml")}
+
+
+def _constructor_defaults(cls: type) -> dict[str, Any]:
+    """The constructor's arguments with their defaults (MISSING if none), for `init.<argument>=` overrides.
+
+    `seed` is left out: the tree's seed keys every parameter. Defaults that are not plain values are
+    left out too (set them with `+init.<argument>=`).
+    """
+    defaults: dict[str, Any] = {}
+    for name, parameter in inspect.signature(cls).parameters.items():
+        if name == "seed" or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            continue
+        default = parameter.default
+        if default is parameter.empty:
+            defaults[name] = MISSING
+        elif isinstance(default, PRIMITIVES):
+            defaults[name] = default
+        elif isinstance(default, (list, tuple)) and all(isinstance(item, PRIMITIVES) for item in default):
+            defaults[name] = list(default)
+    return defaults
+
+
+def store_registry_options() -> None:
+    """Adds every registered initializer and backend name, plugins' included, as an init/backend option."""
+    from initreg import registry
+
+    store = ConfigStore.instance()
+    shipped = _shipped_options("init")
+    for entry in registry.initializers.entries():
+        defaults = _constructor_defaults(entry.value)
+        for name in (entry.name, *entry.aliases):
+            if name not in shipped:
+                store.store(group="init", name=name, node={"name": name, **defaults})
+    shipped = _shipped_options("backend")
+    for backend in registry.backends.entries():
+        for name in (backend.name, *backend.aliases):
+            if name not in shipped:
+                store.store(group="backend", name=name, node={"name": name})
+
+
+# --- models ------------------------------------------------------------------------------------
+
+
+def model_spec(model: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The parameter spec a model config describes, and notes on what it skipped.
+
+    A model gives `params` (a tree of shapes) and optionally `repeat` ({prefix: {count, params}}: the
+    block repeated as prefix.0 ... prefix.{count-1}), or `path`: a .safetensors or .npz file whose
+    floating tensors' names and shapes are read from its header.
+    """
+    if model.get("path") is not None:
+        return _file_spec(str(model["path"]))
+    params = model.get("params") or {}
+    if not isinstance(params, Mapping):
+        raise InvalidArgumentError(f"model.params must be a mapping of names to shapes; got {params!r}")
+    spec = dict(params)
+    for prefix, block in (model.get("repeat") or {}).items():
+        count = block.get("count") if isinstance(block, Mapping) else None
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0 or "params" not in block:
+            raise InvalidArgumentError(
+                f"model.repeat.{prefix} must be {{count: a non-negative integer, params: {{...}}}}; got {block!r}"
+            )
+        if prefix in spec:
+            raise InvalidArgumentError(f"model.repeat.{prefix} clashes with model.params.{prefix}")
+        spec[prefix] = [block["params"]] * count
+    if not spec:
+        raise InvalidArgumentError("the model has no parameters; give model.params or model.path")
+    return spec, []
+
+
+def _file_spec(path: str) -> tuple[dict[str, Any], list[str]]:
+    from initreg import io
+    from initreg.dtypes import FLOAT_DTYPES
+
+    tensors = io.read_header(path)
+    spec = {tensor.name: tensor.shape for tensor in tensors if tensor.dtype in FLOAT_DTYPES}
+    skipped = [f"{tensor.name} ({tensor.dtype})" for tensor in tensors if tensor.dtype not in FLOAT_DTYPES]
+    if not spec:
+        raise InvalidArgumentError(f"{path!r} holds no floating tensor; found: {', '.join(skipped) or '(none)'}")
+    notes = [f"skipped {len(skipped)} non-floating tensor(s) of {path}: {', '.join(skipped)}"] if skipped else []
+    return spec, notes
+
+
+# --- output ------------------------------------------------------------------------------------
+
+
+def _output_path(output: str) -> Path:
+    """`output`, with -job<N> before the suffix in a multirun so that no two jobs write one file."""
+    from initreg import io
+
+    path = Path(output)
+    io.file_format(path)
+    hydra_config = HydraConfig.get()
+    if hydra_config.mode == RunMode.MULTIRUN:
+        path = path.with_name(f"{path.stem}-job{hydra_config.job.num}{path.suffix}")
+    return path
+
+
+def _metadata(settings: Mapping[str, Any]) -> dict[str, str]:
+    """What made the file, for its safetensors header; "format" is what transformers requires."""
+    from initreg import __version__
+
+    choices_made = HydraConfig.get().runtime.choices
+    made_by = {
+        "version": __version__,
+        "seed": settings["seed"],
+        "dtype": settings["dtype"],
+        "model": choices_made.get("model"),
+        "backend": choices_made.get("backend"),
+        "rules": settings["rules"],
+    }
+    return {"format": "pt", "initreg": json.dumps(made_by, sort_keys=True, default=str)}
+
+
+# --- the table ---------------------------------------------------------------------------------
+
+
+def _describe(initializer: Initializer, names: Mapping[type, str]) -> str:
+    """The initializer's registered name and its set (non-None) config values, seed aside."""
+    config = {k: v for k, v in initializer.get_config().items() if v is not None and k != "seed"}
+    name = names.get(type(initializer), type(initializer).__name__)
+    return name + "(" + ", ".join(f"{k}={v!r}" for k, v in config.items()) + ")"
+
+
+def _number(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.4g}"
+
+
+def _table(entries: Sequence[PlanEntry], measured: Mapping[str, float] | None) -> Table:
+    """One row per parameter; fans for a plan, the measured std once drawn."""
+    from rich.table import Table
+
+    from initreg import registry
+
+    names = {entry.value: entry.name for entry in registry.initializers.entries()}
+    table = Table(title="plan (dry run)" if measured is None else None)
+    for column in ("path", "shape", "dtype", "rule", "initializer"):
+        table.add_column(column, no_wrap=column == "path")
+    extra = ("fan_in", "fan_out", "target std") if measured is None else ("target std", "measured std")
+    for column in extra:
+        table.add_column(column, justify="right")
+    for entry in entries:
+        row = [entry.path, str(list(entry.shape)), entry.dtype, entry.rule, _describe(entry.initializer, names)]
+        if measured is None:
+            row += [str(entry.fan_in), str(entry.fan_out), _number(entry.target_std)]
+        else:
+            row += [_number(entry.target_std), _number(measured[entry.path])]
+        table.add_row(*row)
+    return table
+
+
+def _print(*renderables: Any) -> None:
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=200)
+    console.print(*renderables)
+
+
+# --- the app -----------------------------------------------------------------------------------
+
+
+def _measured_std(array: Any) -> float:
+    import numpy as np
+
+    return float(np.std(np.asarray(array, dtype=np.float64))) if array.size else math.nan
+
+
+def initialize(cfg: DictConfig) -> None:
+    """The Hydra task: plan the model's tree by the rules, draw it, write it, print the table."""
+    from initreg import io, tree
+    from initreg.registry import get_backend
+
+    with _reported_errors():
+        settings = cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True))
+        spec, notes = model_spec(settings["model"])
+        for note in notes:
+            print(f"initreg: note: {note}", file=sys.stderr)
+        entries = tree.plan(
+            spec, settings["rules"], dtype=settings["dtype"], layout=settings["model"].get("layout"),
+            allow_unmatched_params=settings["allow_unmatched_params"],
+            allow_unused_rules=settings["allow_unused_rules"],
+        )  # fmt: skip
+        total = sum(entry.size for entry in entries)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            print(f"job {HydraConfig.get().job.num}: {' '.join(HydraConfig.get().overrides.task)}")
+        if settings["dry_run"]:
+            _print(_table(entries, None), f"{total:,} parameters in {len(entries)} tensors; nothing written")
+            return
+        path = _output_path(str(settings["output"]))
+        backend = get_backend(settings["backend"]["name"])
+        arrays = {entry.path: backend.to_numpy(tree.generate(entry, settings["seed"], backend)) for entry in entries}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        io.save(arrays, path, metadata=_metadata(settings))
+        measured = {name: _measured_std(array) for name, array in arrays.items()}
+        _print(_table(entries, measured), f"wrote {path}: {total:,} parameters in {len(entries)} tensors")
+
+
+def main() -> None:
+    """The console script: `initreg list`, or the Hydra app."""
+    global _show_tracebacks
+    if sys.argv[1:2] == ["list"]:
+        from initreg.listing import print_listing
+
+        print_listing()
+        return
+    _show_tracebacks = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing, so errors reach us
+    warnings.showwarning = _show_warning
+    signal.signal(signal.SIGTERM, _terminate)
+    app = hydra.main(config_path=f"pkg://{CONFIG_PACKAGE}", config_name="config", version_base="1.3")(initialize)
+    with _reported_errors():
+        store_registry_options()
+        app()
+
+
+if __name__ == "__main__":
+    main()

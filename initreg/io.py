@@ -1,0 +1,262 @@
+"""Writing parameter files (.safetensors, .npz) atomically, and reading their shapes back.
+
+safetensors layout: an 8-byte little-endian header length n, n bytes of JSON
+``{name: {"dtype": "F32", "shape": [...], "data_offsets": [begin, end]}, "__metadata__": {...}}``
+padded with spaces to a multiple of 8, then each tensor's raw little-endian row-major bytes, in header
+order, offsets counted from the end of the header. The header depends only on names, shapes and
+dtypes, so it can be written before any data is made, and equal inputs give byte-identical files.
+
+.npz files are zip archives of .npy files, written uncompressed with a fixed timestamp so that they
+are byte-identical too. NumPy has no bfloat16, so bfloat16 needs .safetensors.
+
+Every file is written to a temporary name in the target's folder, flushed to disk and renamed over
+the target: a reader sees the old file or the whole new one, never a partial file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+import struct
+import zipfile
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from initreg.errors import InitregError, InvalidArgumentError, choices
+
+# NumPy dtype name -> (safetensors dtype, bytes per element)
+SAFETENSORS_DTYPES: dict[str, tuple[str, int]] = {
+    "bool": ("BOOL", 1),
+    "uint8": ("U8", 1),
+    "int8": ("I8", 1),
+    "uint16": ("U16", 2),
+    "int16": ("I16", 2),
+    "float16": ("F16", 2),
+    "bfloat16": ("BF16", 2),
+    "uint32": ("U32", 4),
+    "int32": ("I32", 4),
+    "float32": ("F32", 4),
+    "uint64": ("U64", 8),
+    "int64": ("I64", 8),
+    "float64": ("F64", 8),
+}
+FROM_SAFETENSORS = {code: name for name, (code, _) in SAFETENSORS_DTYPES.items()}
+FORMATS = {".safetensors": "safetensors", ".npz": "npz"}
+MAX_HEADER_BYTES = 100_000_000  # the limit the safetensors package enforces
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest zip timestamp, written for reproducible archives
+HEADER_ALIGNMENT = 8
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """A tensor's name, shape and dtype (a NumPy dtype name, or a safetensors code NumPy lacks)."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of its data in a safetensors file."""
+        return math.prod(self.shape) * SAFETENSORS_DTYPES[self.dtype][1]
+
+
+def file_format(path: str | os.PathLike[str], format: str | None = None) -> str:
+    """'safetensors' or 'npz': `format` if given, else the path's suffix."""
+    if format is None:
+        format = FORMATS.get(Path(path).suffix)
+        if format is None:
+            raise InvalidArgumentError(
+                f"cannot tell the format of {os.fspath(path)!r} from its suffix; valid suffixes: {choices(FORMATS)}"
+            )
+    if format not in FORMATS.values():
+        raise InvalidArgumentError(f"unknown file format {format!r}; valid: {choices(FORMATS.values())}")
+    return format
+
+
+@contextmanager
+def atomic_file(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
+    """A binary file that replaces `path` only once the block completes, fsynced; else it vanishes.
+
+    The temporary file is created next to the target (same file system, so the rename is atomic)
+    with the usual permissions (0o666 less the umask).
+    """
+    target = Path(path)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            yield file
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    _fsync_folder(target.parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Makes a rename in `folder` durable (POSIX; elsewhere folders cannot be opened)."""
+    if os.name != "posix":
+        return
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def safetensors_header(tensors: Iterable[TensorInfo], metadata: Mapping[str, str] | None = None) -> bytes:
+    """The length prefix and JSON header for `tensors`, stored contiguously in the given order."""
+    header: dict[str, Any] = {}
+    if metadata:
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+            raise InvalidArgumentError(f"safetensors metadata must map strings to strings; got {metadata!r}")
+        header["__metadata__"] = dict(metadata)
+    offset = 0
+    for tensor in tensors:
+        if not tensor.name or tensor.name == "__metadata__" or tensor.name in header:
+            raise InvalidArgumentError(f"tensor name {tensor.name!r} is empty, reserved or repeated")
+        if tensor.dtype not in SAFETENSORS_DTYPES:
+            raise InvalidArgumentError(
+                f"tensor {tensor.name!r} has dtype {tensor.dtype!r}, which safetensors cannot hold; "
+                f"valid: {choices(SAFETENSORS_DTYPES)}"
+            )
+        end = offset + tensor.nbytes
+        header[tensor.name] = {
+            "dtype": SAFETENSORS_DTYPES[tensor.dtype][0],
+            "shape": list(tensor.shape),
+            "data_offsets": [offset, end],
+        }
+        offset = end
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-(len(text) + 8) % HEADER_ALIGNMENT)
+    return struct.pack("<Q", len(text)) + text
+
+
+def _little_endian(array: Any) -> Any:
+    """A C-contiguous, little-endian NumPy array with `array`'s values."""
+    import numpy as np
+
+    array = np.ascontiguousarray(array)
+    if array.dtype.byteorder == ">":
+        array = array.astype(array.dtype.newbyteorder("<"))
+    return array
+
+
+def _write_safetensors(file: IO[bytes], arrays: Mapping[str, Any], metadata: Mapping[str, str] | None) -> None:
+    import numpy as np
+
+    infos = [TensorInfo(name, tuple(array.shape), array.dtype.name) for name, array in arrays.items()]
+    file.write(safetensors_header(infos, metadata))
+    for array in arrays.values():
+        file.write(memoryview(array.reshape(-1).view(np.uint8)))
+
+
+def _write_npz(file: IO[bytes], arrays: Mapping[str, Any]) -> None:
+    import numpy as np
+
+    with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name, array in arrays.items():
+            if array.dtype.kind not in "biuf":
+                raise InvalidArgumentError(
+                    f"array {name!r} has dtype {array.dtype.name!r}, which .npz cannot hold faithfully; "
+                    "write .safetensors instead"
+                )
+            entry = zipfile.ZipInfo(f"{name}.npy", date_time=ZIP_EPOCH)
+            with archive.open(entry, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, array, allow_pickle=False)
+
+
+def save(
+    arrays: Mapping[str, Any],
+    path: str | os.PathLike[str],
+    format: str | None = None,
+    *,
+    metadata: Mapping[str, str] | None = None,
+) -> Path:
+    """Writes named arrays to `path` atomically and returns it.
+
+    format: "safetensors" or "npz"; by default taken from the suffix. `metadata` (strings) goes
+    into the safetensors header and is not written to .npz. Arrays are anything `numpy.asarray` takes.
+    """
+    import numpy as np
+
+    chosen = file_format(path, format)
+    prepared = {}
+    for name, array in arrays.items():
+        if not isinstance(name, str) or not name:
+            raise InvalidArgumentError(f"array names must be non-empty strings; got {name!r}")
+        prepared[name] = _little_endian(np.asarray(array))
+    with atomic_file(path) as file:
+        if chosen == "npz":
+            _write_npz(file, prepared)
+        else:
+            _write_safetensors(file, prepared, metadata)
+    return Path(path)
+
+
+def _read_safetensors_header(file: IO[bytes], where: str) -> list[TensorInfo]:
+    prefix = file.read(8)
+    length = struct.unpack("<Q", prefix)[0] if len(prefix) == 8 else -1
+    if not 0 < length <= MAX_HEADER_BYTES:
+        raise InvalidArgumentError(f"{where} is not a safetensors file (bad header length)")
+    try:
+        header = json.loads(file.read(length))
+    except ValueError as error:
+        raise InvalidArgumentError(f"{where} is not a safetensors file (bad JSON header: {error})") from error
+    if not isinstance(header, dict):
+        raise InvalidArgumentError(f"{where} is not a safetensors file (its header is not a JSON object)")
+    tensors = []
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            shape = tuple(int(d) for d in entry["shape"])
+            tensors.append(TensorInfo(name, shape, FROM_SAFETENSORS.get(entry["dtype"], entry["dtype"])))
+        except (KeyError, TypeError, ValueError) as error:
+            raise InvalidArgumentError(f"{where}: malformed header entry {name!r}: {entry!r}") from error
+    return tensors
+
+
+def _read_npz_header(path: Path, where: str) -> list[TensorInfo]:
+    import numpy as np
+
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    tensors = []
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for member in archive.namelist():
+                if not member.endswith(".npy"):
+                    continue
+                with archive.open(member) as file:
+                    version = np.lib.format.read_magic(file)
+                    if version not in readers:
+                        raise InvalidArgumentError(f"{where}: {member!r} has .npy format {version}; valid: 1.0, 2.0")
+                    shape, _, dtype = readers[version](file)
+                tensors.append(TensorInfo(member.removesuffix(".npy"), tuple(shape), dtype.name))
+    except InitregError:
+        raise
+    except (zipfile.BadZipFile, ValueError) as error:
+        raise InvalidArgumentError(f"{where} is not an .npz file ({error})") from error
+    return tensors
+
+
+def read_header(path: str | os.PathLike[str]) -> list[TensorInfo]:
+    """The names, shapes and dtypes stored in a .safetensors or .npz file, without reading the data."""
+    source = Path(path)
+    where = repr(os.fspath(path))
+    chosen = file_format(source)
+    try:
+        if chosen == "npz":
+            return _read_npz_header(source, where)
+        with source.open("rb") as file:
+            return _read_safetensors_header(file, where)
+    except OSError as error:
+        raise InvalidArgumentError(f"cannot read {where}: {error.strerror or error}") from error

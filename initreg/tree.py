@@ -1,0 +1,406 @@
+"""Parameter trees: dotted paths, glob rules, the plan, and `init_tree`.
+
+A spec is a mapping whose leaves are shapes (sequences of ints) or arrays (anything with `.shape`
+and `.dtype`, of which only those two are read); nested mappings and lists of subtrees add path
+components, so ``{"dense": {"kernel": (784, 256)}}`` and ``{"dense.kernel": (784, 256)}`` both name
+the parameter ``dense.kernel``.
+
+Rules map names to ``{match, init, dtype?, layout?}``. `match` is a shell-style glob over the whole
+dotted path, case-sensitive, in which ``*`` also crosses dots. For each parameter the last matching
+rule wins, like .gitignore. A rule matching nothing and a parameter matching no rule are errors
+unless relaxed (`allow_unused_rules`, `allow_unmatched_params`; unmatched parameters are then left
+out).
+
+Parameter p is drawn from the stream ``derive_key(seed, p)``: its values depend on (seed, p) only,
+not on the other parameters, their order, or the initializer's own seed.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from fnmatch import fnmatchcase
+from typing import Any
+
+from initreg.dtypes import standardize_dtype
+from initreg.errors import InitregError, InvalidArgumentError, choices
+from initreg.initializers.base import Array, Initializer, Shape, standardize_shape
+from initreg.initializers.variance_scaling import LAYOUTS, VarianceScaling, compute_fans
+from initreg.rng import derive_key
+
+Leaf = Any  # a Shape, or an array-like with .shape and .dtype
+RULE_KEYS = ("match", "init", "dtype", "layout")
+SHOWN = 5  # names listed in an error message before "and N more"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Parameters whose dotted path matches the glob `match` get `init`, in `dtype`/`layout` if set."""
+
+    name: str
+    match: str
+    init: Initializer
+    dtype: str | None = None
+    layout: str | None = None
+
+    def matches(self, path: str) -> bool:
+        """Whether the glob matches the whole path (case-sensitive; ``*`` crosses dots)."""
+        return fnmatchcase(path, self.match)
+
+
+@dataclass(frozen=True)
+class PlanEntry:
+    """What one parameter gets: its winning rule, initializer, dtype, layout, fans and target std.
+
+    `target_std` is NaN for an initializer that cannot tell it.
+    """
+
+    path: str
+    shape: Shape
+    dtype: str
+    rule: str
+    initializer: Initializer
+    layout: str | None
+    fan_in: int
+    fan_out: int
+    target_std: float
+
+    @property
+    def size(self) -> int:
+        """The number of elements."""
+        return math.prod(self.shape)
+
+
+@contextmanager
+def _about(subject: str) -> Iterator[None]:
+    """Prefixes the message of an InitregError raised inside with `subject` (keeping its type)."""
+    try:
+        yield
+    except InitregError as error:
+        error.args = (f"{subject}: {error}",)
+        raise
+
+
+def _listing(names: Sequence[str]) -> str:
+    shown = choices(names[:SHOWN])
+    return shown + (f" and {len(names) - SHOWN} more" if len(names) > SHOWN else "")
+
+
+# --- trees -------------------------------------------------------------------------------------
+
+
+def _is_array(value: Any) -> bool:
+    return hasattr(value, "shape") and hasattr(value, "dtype")
+
+
+def _is_shape(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and all(
+        isinstance(d, numbers.Integral) and not isinstance(d, bool) for d in value
+    )
+
+
+def _children(node: Any) -> list[tuple[Any, str]] | None:
+    """(key, name) pairs of a subtree node, or None for a leaf."""
+    if isinstance(node, Mapping):
+        named = []
+        for key in node:
+            if isinstance(key, bool) or not isinstance(key, (str, int)) or key == "":
+                raise InvalidArgumentError(f"tree keys must be non-empty strings or ints; got {key!r}")
+            named.append((key, str(key)))
+        return named
+    if isinstance(node, (list, tuple)) and not _is_shape(node):
+        return [(index, str(index)) for index in range(len(node))]
+    return None
+
+
+def _walk(node: Any, prefix: str) -> Iterator[tuple[str, Leaf]]:
+    children = _children(node)
+    if children is None:
+        yield prefix, node
+        return
+    for key, name in children:
+        yield from _walk(node[key], f"{prefix}.{name}" if prefix else name)
+
+
+def flatten(spec: Mapping[str, Any]) -> dict[str, Shape | Array]:
+    """The leaves of a spec by dotted path, in tree order: shapes as tuples, arrays as given."""
+    if not isinstance(spec, Mapping):
+        raise InvalidArgumentError(f"a parameter spec must be a mapping of paths to shapes or arrays; got {spec!r}")
+    flat: dict[str, Shape | Array] = {}
+    for path, leaf in _walk(spec, ""):
+        if path in flat:
+            raise InvalidArgumentError(f"parameter path {path!r} appears twice in the spec")
+        if _is_array(leaf):
+            flat[path] = leaf
+        elif _is_shape(leaf):
+            flat[path] = standardize_shape(leaf)
+        else:
+            raise InvalidArgumentError(f"parameter {path!r} is {leaf!r}; valid: a shape (list of ints) or an array")
+    return flat
+
+
+def unflatten(flat: Mapping[str, Any], like: Any = None) -> Any:
+    """Rebuilds a tree from dotted paths.
+
+    With `like`, the result has like's structure (its keys, lists and tuples) with each leaf replaced
+    by ``flat[path]``; leaves missing from `flat` are left out. Without it, paths are split at dots
+    into nested dicts.
+    """
+    if like is not None:
+        return _rebuild(like, "", flat)
+    tree: dict[str, Any] = {}
+    for path, value in flat.items():
+        *parents, name = path.split(".")
+        node = tree
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise InvalidArgumentError(f"path {path!r} runs through the leaf {part!r}")
+        if name in node:
+            raise InvalidArgumentError(f"path {path!r} is both a leaf and a subtree")
+        node[name] = value
+    return tree
+
+
+def _rebuild(node: Any, prefix: str, flat: Mapping[str, Any]) -> Any:
+    children = _children(node)
+    if children is None:
+        return flat[prefix]
+    built = []
+    for key, name in children:
+        path = f"{prefix}.{name}" if prefix else name
+        if _children(node[key]) is not None or path in flat:
+            built.append((key, _rebuild(node[key], path, flat)))
+    if isinstance(node, Mapping):
+        return dict(built)
+    return type(node)(value for _, value in built)
+
+
+# --- rules -------------------------------------------------------------------------------------
+
+
+def _initializer(value: Any) -> Initializer:
+    """An Initializer from a name, {name, **config}, a Keras dict, or an instance."""
+    from initreg.registry import get
+
+    if isinstance(value, Mapping):
+        config = dict(value)
+        if "class_name" in config:
+            found = get(config)
+        elif isinstance(config.get("name"), str):
+            name = config.pop("name")
+            try:
+                found = get(name, **config)
+            except TypeError as error:  # a plugin's constructor rejecting its arguments
+                raise InvalidArgumentError(f"initializer {name!r} rejected {config!r}: {error}") from error
+        else:
+            raise InvalidArgumentError(
+                f"init {value!r} needs a 'name' (e.g. {{name: variance_scaling, scale: 2}}) or a Keras 'class_name'"
+            )
+    elif isinstance(value, (str, Initializer)):
+        found = get(value)
+    else:
+        raise InvalidArgumentError(
+            f"init {value!r} is not an initializer; valid: a name, {{name: ..., **config}}, a Keras dict "
+            "or an Initializer"
+        )
+    if not isinstance(found, Initializer):
+        raise InvalidArgumentError(f"init {value!r} is a plain callable; a tree needs an initreg Initializer")
+    return found
+
+
+def _layout(value: Any) -> str | None:
+    if value is not None and value not in LAYOUTS:
+        raise InvalidArgumentError(f"unknown layout {value!r}; valid: {choices(LAYOUTS)}")
+    return None if value is None else str(value)
+
+
+def _rule(name: str, value: Mapping[str, Any]) -> Rule:
+    unknown = [key for key in value if key not in RULE_KEYS]
+    if unknown:
+        raise InvalidArgumentError(f"unknown key {unknown[0]!r}; valid: {choices(RULE_KEYS)}")
+    match = value.get("match")
+    if not isinstance(match, str) or not match:
+        raise InvalidArgumentError(f"'match' must be a glob such as '*.kernel'; got {match!r}")
+    if value.get("init") is None:
+        raise InvalidArgumentError("'init' is missing; give a name such as 'lecun_normal' or {name: ..., **config}")
+    dtype = value.get("dtype")
+    return Rule(
+        name=name,
+        match=match,
+        init=_initializer(value["init"]),
+        dtype=None if dtype is None else standardize_dtype(dtype),
+        layout=_layout(value.get("layout")),
+    )
+
+
+def parse_rules(rules: Mapping[str, Mapping[str, Any] | Rule | None]) -> list[Rule]:
+    """Rules in order from ``{name: {match, init, dtype?, layout?}}``; a rule set to None is dropped.
+
+    `init` is a registered name, ``{name: ..., **config}``, a Keras dict or an Initializer.
+    """
+    if not isinstance(rules, Mapping):
+        raise InvalidArgumentError(f"rules must be a mapping of rule names to {{match, init}}; got {rules!r}")
+    parsed = []
+    for name, value in rules.items():
+        if value is None:
+            continue
+        with _about(f"rule {name!r}"):
+            if isinstance(value, Rule):
+                parsed.append(replace(value, name=str(name)))
+            elif isinstance(value, Mapping):
+                parsed.append(_rule(str(name), value))
+            else:
+                raise InvalidArgumentError(f"expected {{match, init, dtype?, layout?}}; got {value!r}")
+    return parsed
+
+
+# --- the plan ----------------------------------------------------------------------------------
+
+
+def _fans(initializer: Initializer, shape: Shape, layout: str | None) -> tuple[int, int]:
+    if isinstance(initializer, VarianceScaling):
+        return initializer.fans(shape, layout)
+    return compute_fans(shape, layout=layout)
+
+
+def _target_std(initializer: Initializer, shape: Shape, layout: str | None) -> float:
+    try:
+        return initializer.target_std(shape, layout)
+    except NotImplementedError:
+        return math.nan
+
+
+def _check_coverage(
+    paths: Sequence[str], rules: Sequence[Rule], winners: Mapping[str, Rule], *,
+    allow_unmatched_params: bool, allow_unused_rules: bool,
+) -> None:  # fmt: skip
+    """Raises for parameters without a rule and rules without a parameter, unless allowed."""
+    unmatched = [path for path in paths if path not in winners]
+    if unmatched and not allow_unmatched_params:
+        known = ", ".join(f"{rule.name!r} ({rule.match!r})" for rule in rules) or "(none)"
+        raise InvalidArgumentError(
+            f"{len(unmatched)} parameter(s) match no rule: {_listing(unmatched)}; rules: {known}; "
+            "add a rule or pass allow_unmatched_params=True"
+        )
+    used = {id(rule) for rule in winners.values()}
+    unused = [rule for rule in rules if id(rule) not in used]
+    if unused and not allow_unused_rules:
+        named = ", ".join(f"{rule.name!r} ({rule.match!r})" for rule in unused)
+        raise InvalidArgumentError(
+            f"rule(s) {named} match no parameter; parameters: {_listing(list(paths)) or '(none)'}; "
+            "fix the pattern or pass allow_unused_rules=True"
+        )
+
+
+def _shape_and_dtype(leaf: Any, default_dtype: str) -> tuple[Shape, str]:
+    """An array leaf's shape and dtype, or a shape leaf with the tree's dtype."""
+    if _is_array(leaf):
+        return standardize_shape(tuple(leaf.shape)), standardize_dtype(leaf.dtype)
+    return leaf, default_dtype
+
+
+def _as_rules(rules: Mapping[str, Any] | Sequence[Rule]) -> list[Rule]:
+    if isinstance(rules, Mapping):
+        return parse_rules(rules)
+    if isinstance(rules, Sequence) and all(isinstance(rule, Rule) for rule in rules):
+        return list(rules)
+    raise InvalidArgumentError(f"rules must be a mapping of rule names to {{match, init}}; got {rules!r}")
+
+
+def plan(
+    spec: Mapping[str, Any],
+    rules: Mapping[str, Any] | Sequence[Rule],
+    *,
+    dtype: Any = "float32",
+    layout: str | None = None,
+    allow_unmatched_params: bool = False,
+    allow_unused_rules: bool = False,
+) -> list[PlanEntry]:
+    """What every parameter of `spec` will get, in tree order; draws nothing.
+
+    dtype: a rule's dtype, else an array leaf's own dtype, else `dtype`. layout ("keras", the
+    default, or "torch"): a rule's, else `layout`; it sets how fans are read from the shape.
+    """
+    dtype = standardize_dtype(dtype)
+    layout = _layout(layout)
+    parsed = _as_rules(rules)
+    flat = flatten(spec)
+    winners: dict[str, Rule] = {}
+    for path in flat:
+        for rule in reversed(parsed):
+            if rule.matches(path):
+                winners[path] = rule
+                break
+    _check_coverage(
+        list(flat), parsed, winners,
+        allow_unmatched_params=allow_unmatched_params, allow_unused_rules=allow_unused_rules,
+    )  # fmt: skip
+    entries = []
+    for path, leaf in flat.items():
+        if path not in winners:
+            continue
+        rule = winners[path]
+        with _about(f"parameter {path!r} (rule {rule.name!r})"):
+            shape, own_dtype = _shape_and_dtype(leaf, dtype)
+            chosen_layout = rule.layout or layout
+            fan_in, fan_out = _fans(rule.init, shape, chosen_layout)
+            entries.append(
+                PlanEntry(
+                    path=path,
+                    shape=shape,
+                    dtype=rule.dtype or own_dtype,
+                    rule=rule.name,
+                    initializer=rule.init,
+                    layout=chosen_layout,
+                    fan_in=fan_in,
+                    fan_out=fan_out,
+                    target_std=_target_std(rule.init, shape, chosen_layout),
+                )
+            )
+    return entries
+
+
+# --- drawing -----------------------------------------------------------------------------------
+
+
+def generate(entry: PlanEntry, seed: int, backend: Any = None) -> Array:
+    """One parameter, drawn from the stream keyed by (seed, entry.path) on `backend` (a name or Backend)."""
+    from initreg.registry import get_backend
+
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise InvalidArgumentError(f"seed must be an integer; got {seed!r}")
+    with _about(f"parameter {entry.path!r} (rule {entry.rule!r})"):
+        return entry.initializer.generate(
+            entry.shape, entry.dtype, key=derive_key(int(seed), entry.path), backend=get_backend(backend),
+            layout=entry.layout,
+        )  # fmt: skip
+
+
+def init_tree(
+    spec: Mapping[str, Any],
+    rules: Mapping[str, Any] | Sequence[Rule],
+    seed: int = 0,
+    dtype: Any = "float32",
+    backend: Any = None,
+    *,
+    layout: str | None = None,
+    allow_unmatched_params: bool = False,
+    allow_unused_rules: bool = False,
+) -> Any:
+    """A tree of `spec`'s structure holding a freshly drawn array for every parameter (see `plan`).
+
+    Parameter p gets ``rule.init.generate(shape, dtype, key=derive_key(seed, p), ...)``: the same
+    (seed, p) always gives the same values, whatever else is in the tree.
+    """
+    from initreg.registry import get_backend
+
+    entries = plan(
+        spec, rules, dtype=dtype, layout=layout,
+        allow_unmatched_params=allow_unmatched_params, allow_unused_rules=allow_unused_rules,
+    )  # fmt: skip
+    chosen = get_backend(backend)
+    return unflatten({entry.path: generate(entry, seed, chosen) for entry in entries}, like=spec)
