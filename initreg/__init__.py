@@ -24,6 +24,7 @@ from initreg.initializers import (
 from initreg.registry import get, register
 from initreg.serialization import deserialize, serialize
 from initreg.slicing import init_slice
+from initreg.tree import init_tree, plan
 
 __version__ = "0.1.0"
 
@@ -49,6 +50,8 @@ __all__ = [
     "deserialize",
     "get",
     "init_slice",
+    "init_tree",
+    "plan",
     "register",
     "registry",
     "serialize",
