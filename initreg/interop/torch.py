@@ -1,0 +1,102 @@
+"""PyTorch: initialize an nn.Module's parameters in place by glob rules over ``named_parameters()``.
+
+``initialize(module, rules, seed=0)`` matches each parameter's dotted name ("encoder.layers.0.linear1.weight")
+against the rules exactly as ``initreg.init_tree`` does (last matching rule wins; see initreg.tree),
+draws it from the stream ``derive_key(seed, name)`` and copies it into the parameter, so the values
+equal ``init_tree({name: shape, ...}, rules, seed, layout="torch")``. Fans follow torch's
+[out, in, *kernel] layout by default.
+
+A module built on the meta device (``with torch.device("meta"): model = Model()``, the path for models
+too large to initialize twice) is materialized first with ``module.to_empty(device=device)`` and then
+filled, so every parameter must get a rule; shared (tied) parameters stay shared. Buffers are not
+parameters: a meta module with buffers (BatchNorm's running statistics, say) is refused, since
+to_empty would leave them uninitialized.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from initreg.errors import InvalidArgumentError
+from initreg.tree import PlanEntry, Rule, generate, plan
+
+
+def initialize(
+    module: torch.nn.Module,
+    rules: Mapping[str, Any] | Sequence[Rule],
+    seed: int = 0,
+    *,
+    layout: str = "torch",
+    device: str | torch.device = "cpu",
+    backend: Any = None,
+    allow_unmatched_params: bool = False,
+    allow_unused_rules: bool = False,
+) -> list[PlanEntry]:
+    """Fills `module`'s parameters in place from initreg's stream and returns the plan it followed.
+
+    A parameter's dtype is its own unless its rule sets one (the values are then drawn in the rule's
+    dtype and stored in the parameter's). Parameters matching no rule keep their values when
+    `allow_unmatched_params`; on a meta module that is an error, as they would stay uninitialized.
+    """
+    if not isinstance(module, torch.nn.Module):
+        raise InvalidArgumentError(f"expected a torch.nn.Module; got {type(module).__name__}")
+    entries = plan(
+        dict(module.named_parameters()), rules, layout=layout,
+        allow_unmatched_params=allow_unmatched_params, allow_unused_rules=allow_unused_rules,
+    )  # fmt: skip
+    if _on_meta(module):
+        _check_materializable(module, entries)
+        _materialize(module, device)
+    parameters = dict(module.named_parameters())
+    with torch.no_grad():
+        for entry in entries:
+            parameters[entry.path].copy_(_to_torch(generate(entry, seed, backend)))
+    return entries
+
+
+def _on_meta(module: torch.nn.Module) -> bool:
+    return any(tensor.is_meta for tensor in (*module.parameters(), *module.buffers()))
+
+
+def _check_materializable(module: torch.nn.Module, entries: Sequence[PlanEntry]) -> None:
+    """Raises unless every tensor of a meta module will be filled after to_empty."""
+    buffers = [name for name, _ in module.named_buffers()]
+    if buffers:
+        raise InvalidArgumentError(
+            f"the module is on the meta device and has buffers {buffers}, which to_empty would leave "
+            "uninitialized; materialize and set them first (e.g. to_empty, then reset_running_stats())"
+        )
+    covered = {entry.path for entry in entries}
+    uncovered = [name for name, _ in module.named_parameters() if name not in covered]
+    if uncovered:
+        raise InvalidArgumentError(
+            f"the module is on the meta device and parameters {uncovered} match no rule: "
+            "they would be left uninitialized; add rules for them"
+        )
+
+
+def _materialize(module: torch.nn.Module, device: str | torch.device) -> None:
+    """``module.to_empty(device)``, then ties again the parameters it untied (shared weights)."""
+    canonical: dict[int, str] = {}
+    aliases: dict[str, str] = {}
+    for name, parameter in module.named_parameters(remove_duplicate=False):
+        aliases[name] = canonical.setdefault(id(parameter), name)
+    module.to_empty(device=device)
+    for alias, name in aliases.items():
+        if alias != name:
+            owner, _, attribute = alias.rpartition(".")
+            setattr(module.get_submodule(owner), attribute, module.get_parameter(name))
+
+
+def _to_torch(values: Any) -> torch.Tensor:
+    """A CPU tensor of `values` (a backend array); bfloat16 passes through its 16-bit pattern."""
+    if isinstance(values, torch.Tensor):
+        return values
+    array = np.ascontiguousarray(np.asarray(values))
+    if array.dtype.name == "bfloat16":
+        return torch.from_numpy(array.view(np.uint16)).view(torch.bfloat16)
+    return torch.from_numpy(array)

@@ -1,0 +1,132 @@
+"""PyTorch: initialize() fills a real torch model in place by glob rules, on CPU and from the meta device."""
+
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from initreg import init_tree  # noqa: E402
+from initreg.errors import InitregError  # noqa: E402
+from initreg.interop.torch import initialize  # noqa: E402
+
+RULES = {
+    "weights": {"match": "*weight", "init": "glorot_uniform"},
+    "biases": {"match": "*bias", "init": "zeros"},
+    "norms": {"match": "*norm*.weight", "init": "ones"},
+    "embedding": {"match": "embed.weight", "init": {"name": "random_normal", "stddev": 0.02}},
+}
+
+
+class TinyTransformer(torch.nn.Module):
+    """An embedding, torch's own TransformerEncoder, and an output head tied to the embedding."""
+
+    def __init__(self, vocab: int = 100, width: int = 32) -> None:
+        super().__init__()
+        self.embed = torch.nn.Embedding(vocab, width)
+        layer = torch.nn.TransformerEncoderLayer(width, nhead=4, dim_feedforward=64, batch_first=True, dropout=0.0)
+        self.encoder = torch.nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False)
+        self.head = torch.nn.Linear(width, vocab, bias=False)
+        self.head.weight = self.embed.weight
+
+    def forward(self, tokens):
+        return self.head(self.encoder(self.embed(tokens)))
+
+
+def _values(module):
+    return {name: p.detach().float().numpy().copy() for name, p in module.named_parameters()}
+
+
+def test_a_transformer_gets_the_values_init_tree_gives_its_parameter_shapes():
+    model = TinyTransformer()
+    identity = {name: p for name, p in model.named_parameters()}
+    entries = initialize(model, RULES, seed=4)
+    shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}
+    expected = init_tree(shapes, RULES, seed=4, layout="torch")
+    assert [entry.path for entry in entries] == list(shapes)
+    assert "encoder.layers.1.self_attn.in_proj_weight" in shapes
+    for name, values in _values(model).items():
+        np.testing.assert_array_equal(values, expected[name], err_msg=name)
+        assert identity[name] is model.get_parameter(name)
+        assert model.get_parameter(name).requires_grad
+    assert model.head.weight is model.embed.weight
+    assert {entry.rule for entry in entries} == set(RULES)
+
+
+def test_a_meta_model_is_materialized_and_equals_the_cpu_one():
+    reference = TinyTransformer()
+    initialize(reference, RULES, seed=1)
+    with torch.device("meta"):
+        model = TinyTransformer()
+    assert model.embed.weight.is_meta
+    initialize(model, RULES, seed=1)
+    assert all(p.device.type == "cpu" for p in model.parameters())
+    assert model.head.weight is model.embed.weight
+    expected = _values(reference)
+    for name, values in _values(model).items():
+        np.testing.assert_array_equal(values, expected[name], err_msg=name)
+    tokens = torch.arange(12).reshape(2, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(model(tokens), reference(tokens))
+
+
+def test_fans_follow_torch_layout_like_kaiming_uniform():
+    layer = torch.nn.Linear(512, 64)
+    initialize(layer, {"w": {"match": "weight", "init": "he_uniform"}, "b": {"match": "bias", "init": "zeros"}})
+    ours = layer.weight.detach().numpy()
+    limit = math.sqrt(6.0 / 512)  # fan_in is in_features, the second axis of torch's [out, in]
+    assert 0.99 * limit < np.abs(ours).max() <= limit
+    reference = torch.empty(64, 512)
+    torch.nn.init.kaiming_uniform_(reference, nonlinearity="relu")
+    assert ours.std() == pytest.approx(reference.std().item(), rel=0.03)
+    initialize(layer, {"w": {"match": "weight", "init": "he_uniform"}}, layout="keras", allow_unmatched_params=True)
+    assert np.abs(layer.weight.detach().numpy()).max() <= math.sqrt(6.0 / 64)
+    assert np.abs(layer.weight.detach().numpy()).max() > limit
+
+
+def test_conv_weights_use_the_receptive_field_in_torch_layout():
+    conv = torch.nn.Conv2d(16, 32, kernel_size=3, bias=False)
+    initialize(conv, {"all": {"match": "*", "init": "lecun_uniform"}})
+    limit = math.sqrt(3.0 / (16 * 9))
+    assert 0.99 * limit < conv.weight.abs().max().item() <= limit
+
+
+def test_bfloat16_modules_get_initreg_bfloat16_values():
+    model = TinyTransformer().to(torch.bfloat16)
+    initialize(model, RULES, seed=2)
+    shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}
+    expected = init_tree(shapes, RULES, seed=2, dtype="bfloat16", layout="torch")
+    for name, values in _values(model).items():
+        assert model.get_parameter(name).dtype == torch.bfloat16
+        np.testing.assert_array_equal(values, expected[name].astype(np.float32), err_msg=name)
+
+
+def test_unmatched_parameters_are_an_error_or_kept_when_relaxed():
+    model = TinyTransformer()
+    before = model.encoder.layers[0].linear1.bias.detach().clone()
+    rules = {"weights": {"match": "*weight", "init": "glorot_uniform"}}
+    with pytest.raises(InitregError, match=r"match no rule.*encoder\.layers\.0\.self_attn\.in_proj_bias"):
+        initialize(model, rules)
+    initialize(model, rules, allow_unmatched_params=True)
+    torch.testing.assert_close(model.encoder.layers[0].linear1.bias, before)
+
+
+def test_a_meta_model_refuses_to_leave_parameters_or_buffers_uninitialized():
+    with torch.device("meta"):
+        model = TinyTransformer()
+        normed = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.BatchNorm1d(3))
+    with pytest.raises(InitregError, match=r"meta device.*'encoder\.layers\.0\.linear1\.bias'"):
+        initialize(model, {"weights": {"match": "*weight", "init": "he_normal"}}, allow_unmatched_params=True)
+    with pytest.raises(InitregError, match=r"buffers.*'1\.running_mean'"):
+        initialize(normed, {"all": {"match": "*", "init": "zeros"}})
+    assert model.embed.weight.is_meta
+
+
+def test_bad_arguments_are_refused_by_name():
+    with pytest.raises(InitregError, match="Module"):
+        initialize(torch.zeros(3), RULES)
+    with pytest.raises(InitregError, match="lecun_normall"):
+        initialize(torch.nn.Linear(2, 2), {"all": {"match": "*", "init": "lecun_normall"}})
+    with pytest.raises(InitregError, match="layout"):
+        initialize(torch.nn.Linear(2, 2), {"all": {"match": "*", "init": "zeros"}}, layout="jax")
