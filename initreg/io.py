@@ -144,7 +144,7 @@ def _little_endian(array: Any) -> Any:
     """A C-contiguous, little-endian NumPy array with `array`'s values."""
     import numpy as np
 
-    array = np.ascontiguousarray(array)
+    array = np.asarray(array, order="C")  # unlike ascontiguousarray, keeps 0-d arrays 0-d
     if array.dtype.byteorder == ">":
         array = array.astype(array.dtype.newbyteorder("<"))
     return array

@@ -278,7 +278,10 @@ def _check_coverage(
     paths: Sequence[str], rules: Sequence[Rule], winners: Mapping[str, Rule], *,
     allow_unmatched_params: bool, allow_unused_rules: bool,
 ) -> None:  # fmt: skip
-    """Raises for parameters without a rule and rules without a parameter, unless allowed."""
+    """Raises for parameters without a rule and rules whose pattern matches no path, unless allowed.
+
+    A rule that matches parameters but is overridden by later rules for all of them is not unused.
+    """
     unmatched = [path for path in paths if path not in winners]
     if unmatched and not allow_unmatched_params:
         known = ", ".join(f"{rule.name!r} ({rule.match!r})" for rule in rules) or "(none)"
@@ -286,8 +289,7 @@ def _check_coverage(
             f"{len(unmatched)} parameter(s) match no rule: {_listing(unmatched)}; rules: {known}; "
             "add a rule or pass allow_unmatched_params=True"
         )
-    used = {id(rule) for rule in winners.values()}
-    unused = [rule for rule in rules if id(rule) not in used]
+    unused = [rule for rule in rules if not any(rule.matches(path) for path in paths)]
     if unused and not allow_unused_rules:
         named = ", ".join(f"{rule.name!r} ({rule.match!r})" for rule in unused)
         raise InvalidArgumentError(

@@ -1,0 +1,223 @@
+"""Writing .safetensors and .npz: loaded back by the safetensors package, torch and NumPy; byte-identical
+for the same input; atomic (a failed or killed write leaves no partial file); headers read without data.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, cast
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+import initreg
+from initreg import io
+from initreg.errors import InvalidArgumentError
+
+ARRAYS = {
+    "dense.kernel": np.arange(12, dtype=np.float32).reshape(3, 4) / 7,
+    "dense.bias": np.array([1.5, -2.25, 3.0], dtype=ml_dtypes.bfloat16),
+    "half": np.linspace(-1, 1, 5, dtype=np.float16),
+    "double": np.array([[np.pi]], dtype=np.float64),
+    "empty": np.zeros((0, 3), np.float32),
+    "scalar": np.array(2.5, np.float32),
+    "ids": np.arange(4, dtype=np.int64),
+}
+SPEC = {"embed": (50, 8), "block": [{"kernel": (8, 8), "bias": (8,)}] * 2}
+RULES = {"weights": {"match": "*", "init": "glorot_uniform"}, "biases": {"match": "*.bias", "init": "zeros"}}
+
+
+def as_bits(array: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(array).view(np.uint8)
+
+
+def header_of(raw: bytes) -> dict[str, Any]:
+    """The JSON header of safetensors bytes, parsed as the format defines it."""
+    (length,) = struct.unpack("<Q", raw[:8])
+    return cast(dict[str, Any], json.loads(raw[8 : 8 + length]))
+
+
+def test_safetensors_loads_back_with_the_safetensors_package(tmp_path: Path) -> None:
+    from safetensors import safe_open
+    from safetensors.numpy import load_file
+
+    path = io.save(ARRAYS, tmp_path / "params.safetensors", metadata={"seed": "3"})
+    loaded = load_file(path)
+    assert set(loaded) == set(ARRAYS)
+    for name, array in ARRAYS.items():
+        assert loaded[name].shape == array.shape
+        np.testing.assert_array_equal(as_bits(loaded[name]), as_bits(array))
+    with safe_open(path, "np") as file:
+        assert file.metadata() == {"seed": "3"}
+
+
+def test_safetensors_loads_into_torch_with_bfloat16_as_bf16(tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    path = io.save(ARRAYS, tmp_path / "params.safetensors")
+    loaded = load_file(path)
+    expected_dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    expected_dtypes |= {"float64": torch.float64, "int64": torch.int64}
+    for name, array in ARRAYS.items():
+        assert loaded[name].dtype == expected_dtypes[array.dtype.name]
+        np.testing.assert_array_equal(loaded[name].to(torch.float64).numpy(), array.astype(np.float64))
+    assert header_of(path.read_bytes())["dense.bias"]["dtype"] == "BF16"
+
+
+def test_the_header_is_aligned_and_the_data_contiguous(tmp_path: Path) -> None:
+    raw = io.save(ARRAYS, tmp_path / "params.safetensors").read_bytes()
+    (length,) = struct.unpack("<Q", raw[:8])
+    assert (8 + length) % 8 == 0
+    header = header_of(raw)
+    spans = sorted(entry["data_offsets"] for name, entry in header.items() if name != "__metadata__")
+    assert spans[0][0] == 0 and spans[-1][1] == len(raw) - 8 - length
+    assert all(previous[1] == following[0] for previous, following in itertools.pairwise(spans))
+
+
+def test_big_endian_arrays_are_written_little_endian(tmp_path: Path) -> None:
+    from safetensors.numpy import load_file
+
+    big = np.arange(6, dtype=">f4").reshape(2, 3)
+    loaded = load_file(io.save({"big": big}, tmp_path / "big.safetensors"))
+    np.testing.assert_array_equal(loaded["big"], big)
+
+
+def test_the_same_seed_gives_byte_identical_files(tmp_path: Path) -> None:
+    first = io.save(initreg.tree.flatten(initreg.init_tree(SPEC, RULES, seed=9)), tmp_path / "a.safetensors")
+    second = io.save(initreg.tree.flatten(initreg.init_tree(SPEC, RULES, seed=9)), tmp_path / "b.safetensors")
+    other = io.save(initreg.tree.flatten(initreg.init_tree(SPEC, RULES, seed=10)), tmp_path / "c.safetensors")
+    assert first.read_bytes() == second.read_bytes()
+    assert first.read_bytes() != other.read_bytes()
+
+
+def test_npz_loads_back_and_is_byte_identical_at_any_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    arrays = {name: array for name, array in ARRAYS.items() if array.dtype != ml_dtypes.bfloat16}
+    first = io.save(arrays, tmp_path / "a.npz").read_bytes()
+    monkeypatch.setattr(time, "time", lambda: 2_000_000_000.0)  # a zip stamped with the clock would differ
+    second = io.save(arrays, tmp_path / "b.npz").read_bytes()
+    assert first == second
+    with np.load(tmp_path / "b.npz") as loaded:
+        assert set(loaded.files) == set(arrays)
+        for name, array in arrays.items():
+            np.testing.assert_array_equal(loaded[name], array)
+            assert loaded[name].dtype == array.dtype
+
+
+def test_npz_refuses_bfloat16_and_writes_nothing(tmp_path: Path) -> None:
+    with pytest.raises(InvalidArgumentError, match=r"'dense.bias'.*bfloat16.*safetensors"):
+        io.save(ARRAYS, tmp_path / "params.npz")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "params.safetensors"
+    target.write_bytes(b"old contents")
+    bad = {"good": np.ones(3, np.float32), "bad": np.array(["text"])}
+    with pytest.raises(InvalidArgumentError, match="'bad'"):
+        io.save(bad, target)
+    assert target.read_bytes() == b"old contents"
+    assert [p.name for p in tmp_path.iterdir()] == ["params.safetensors"]
+    with pytest.raises(KeyboardInterrupt), io.atomic_file(tmp_path / "new.bin") as file:
+        file.write(b"partial")
+        raise KeyboardInterrupt
+    assert [p.name for p in tmp_path.iterdir()] == ["params.safetensors"]
+
+
+KILLED_WRITER = """
+import sys
+from initreg import io
+with io.atomic_file(sys.argv[1]) as file:
+    file.write(b"x" * 1_000_000)
+    file.flush()
+    print("writing", flush=True)
+    sys.stdin.read()  # blocks until killed
+"""
+
+
+def test_a_killed_writer_leaves_no_file_at_the_target(tmp_path: Path) -> None:
+    target = tmp_path / "params.safetensors"
+    process = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(target)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None and process.stdout.readline() == "writing\n"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not target.exists()
+    leftovers = list(tmp_path.iterdir())
+    assert len(leftovers) == 1 and leftovers[0].name.startswith(".params.safetensors.")
+
+
+def test_files_get_the_usual_permissions(tmp_path: Path) -> None:
+    umask = os.umask(0o022)
+    try:
+        path = io.save({"w": np.ones(2, np.float32)}, tmp_path / "w.safetensors")
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_read_header_gives_shapes_and_dtypes_without_the_data(tmp_path: Path) -> None:
+    expected = [io.TensorInfo(name, array.shape, array.dtype.name) for name, array in ARRAYS.items()]
+    path = io.save(ARRAYS, tmp_path / "params.safetensors")
+    raw = path.read_bytes()
+    (length,) = struct.unpack("<Q", raw[:8])
+    path.write_bytes(raw[: 8 + length])  # the data is gone: only the header can be read
+    assert io.read_header(path) == expected
+    without_bf16 = [info for info in expected if info.dtype != "bfloat16"]
+    npz = io.save({name: a for name, a in ARRAYS.items() if a.dtype != ml_dtypes.bfloat16}, tmp_path / "p.npz")
+    assert io.read_header(npz) == without_bf16
+
+
+def test_read_header_reads_files_written_by_others(tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    save_file(
+        {"w": torch.zeros(2, 3, dtype=torch.bfloat16), "n": torch.zeros(4, dtype=torch.int32)},
+        tmp_path / "t.safetensors",
+    )
+    np.savez(tmp_path / "n.npz", w=np.zeros((2, 3), np.float32))
+    assert set(io.read_header(tmp_path / "t.safetensors")) == {
+        io.TensorInfo("w", (2, 3), "bfloat16"),
+        io.TensorInfo("n", (4,), "int32"),
+    }
+    assert io.read_header(tmp_path / "n.npz") == [io.TensorInfo("w", (2, 3), "float32")]
+
+
+@pytest.mark.parametrize(
+    ("name", "contents", "named"),
+    [
+        ("missing.safetensors", None, "No such file"),
+        ("text.safetensors", b"hello, this is not a header", "not a safetensors file"),
+        ("text.npz", b"not a zip", "not an .npz file"),
+        ("weights.pt", b"", "'.safetensors', '.npz'"),
+    ],
+)
+def test_read_header_errors_name_the_file(tmp_path: Path, name: str, contents: bytes | None, named: str) -> None:
+    if contents is not None:
+        (tmp_path / name).write_bytes(contents)
+    with pytest.raises(InvalidArgumentError) as error:
+        io.read_header(tmp_path / name)
+    assert name in str(error.value) and named in str(error.value)
+
+
+def test_the_format_comes_from_the_suffix_or_the_argument(tmp_path: Path) -> None:
+    assert io.file_format("a.safetensors") == "safetensors"
+    assert io.file_format("a.npz") == "npz"
+    assert io.file_format("a.bin", "npz") == "npz"
+    with pytest.raises(InvalidArgumentError, match="'a.bin'"):
+        io.file_format("a.bin")
+    with pytest.raises(InvalidArgumentError, match="'pickle'"):
+        io.file_format("a.npz", "pickle")
+    with np.load(io.save({"w": np.ones(2)}, tmp_path / "w.bin", format="npz")) as loaded:
+        np.testing.assert_array_equal(loaded["w"], np.ones(2))
