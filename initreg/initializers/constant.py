@@ -21,6 +21,13 @@ def _tensor_value(value: Any) -> Any:
     return value
 
 
+def _broadcasts(source: Shape, target: Shape) -> bool:
+    """Whether an array of shape `source` broadcasts to exactly `target`."""
+    if len(source) > len(target):
+        return False
+    return all(s in (1, t) for s, t in zip(source[::-1], target[::-1], strict=False))
+
+
 @register("constant", aliases=["Constant"])
 class Constant(Initializer):
     """Every element equals `value`; an array value is broadcast to the shape."""
@@ -32,13 +39,11 @@ class Constant(Initializer):
     def generate(self, shape: Shape, dtype: str, *, key: Key, backend: Backend, layout: str | None = None) -> Array:
         xp = backend.xp
         value = xp.asarray(self.value, dtype=backend.compute_dtype(dtype))
-        try:
-            filled = xp.broadcast_to(value, shape)
-        except ValueError as error:
+        if not _broadcasts(tuple(value.shape), shape):  # checked here: libraries raise different errors
             raise InvalidArgumentError(
-                f"Constant value of shape {tuple(value.shape)} does not broadcast to shape {shape}: {error}"
-            ) from error
-        return backend.cast(xp.asarray(filled, copy=True), dtype)
+                f"Constant value of shape {tuple(value.shape)} does not broadcast to shape {shape}"
+            )
+        return backend.cast(xp.asarray(xp.broadcast_to(value, shape), copy=True), dtype)
 
     def target_std(self, shape: Shape, layout: str | None = None) -> float:
         import numpy as np
