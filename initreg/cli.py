@@ -285,7 +285,7 @@ def _print(*renderables: Any) -> None:
 def _measured_std(array: Any) -> float:
     import numpy as np
 
-    return float(np.std(np.asarray(array, dtype=np.float64))) if array.size else math.nan
+    return float(np.std(array, dtype=np.float64)) if array.size else math.nan
 
 
 def initialize(cfg: DictConfig) -> None:
