@@ -1,0 +1,167 @@
+"""Dask: parameter trees as dask arrays whose chunks are independent tasks, written without gathering.
+
+``init_tree(spec, rules, seed)`` takes what ``initreg.init_tree`` takes and returns the same
+structure holding dask arrays. Chunk `index` of parameter p is ``init_slice(init, shape, index, seed,
+p)``: each chunk is its own task that depends on nothing but (seed, p, index), so any worker of any
+machine can compute it, and ``.compute()`` equals ``initreg.init_tree(...)``. Orthogonal parameters
+are made whole, as one chunk (see initreg.slicing).
+
+``to_zarr`` and ``to_safetensors`` write such a tree with the workers writing their own chunks into
+the target (a path every worker can reach), so no process ever holds more than its chunks. Both write
+to a temporary name next to the target and rename it at the end; the safetensors file is
+byte-identical to ``initreg.io.save`` of the in-memory tree.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+from dask.array.core import normalize_chunks
+
+from initreg.dtypes import numpy_dtype
+from initreg.errors import InvalidArgumentError
+from initreg.io import TensorInfo, safetensors_header
+from initreg.serialization import serialize
+from initreg.slicing import init_slice, slices_independently
+from initreg.tree import PlanEntry, Rule, flatten, plan, unflatten
+
+
+class ParameterSource:
+    """An array-like that dask's ``from_array`` slices chunk by chunk: ``source[index]`` is init_slice."""
+
+    def __init__(self, entry: PlanEntry, seed: int) -> None:
+        self.entry, self.seed = entry, seed
+        self.shape, self.ndim, self.dtype = entry.shape, len(entry.shape), numpy_dtype(entry.dtype)
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        entry = self.entry
+        values = init_slice(
+            entry.initializer, entry.shape, index, self.seed, entry.path, entry.dtype, layout=entry.layout
+        )
+        return np.asarray(values)
+
+
+def parameter_array(entry: PlanEntry, seed: int, chunks: Any = "auto") -> da.Array:
+    """One planned parameter as a dask array of independent chunks (one chunk if it cannot be sliced).
+
+    `chunks` is anything dask takes for one array: "auto", a byte size such as "64MiB", an int per
+    axis, a tuple, a dict by axis.
+    """
+    source = ParameterSource(entry, seed)
+    if not slices_independently(entry.initializer):
+        chunks = entry.shape
+    try:
+        normalized = normalize_chunks(chunks, entry.shape, dtype=source.dtype)
+    except (ValueError, TypeError) as error:
+        raise InvalidArgumentError(
+            f"chunks {chunks!r} do not fit parameter {entry.path!r} {entry.shape}: {error}"
+        ) from error
+    token = dask.base.tokenize(seed, entry.path, entry.shape, entry.dtype, entry.layout, serialize(entry.initializer))
+    meta = np.empty((0,) * source.ndim, dtype=source.dtype)
+    name = f"initreg-{entry.path}-{token}"
+    return da.from_array(source, chunks=normalized, name=name, lock=False, asarray=False, fancy=False, meta=meta)
+
+
+def init_tree(
+    spec: Mapping[str, Any],
+    rules: Mapping[str, Any] | Sequence[Rule],
+    seed: int = 0,
+    dtype: Any = "float32",
+    *,
+    chunks: Any = "auto",
+    layout: str | None = None,
+    allow_unmatched_params: bool = False,
+    allow_unused_rules: bool = False,
+) -> Any:
+    """``initreg.init_tree`` with dask arrays as leaves: nothing is drawn until they are computed."""
+    entries = plan(
+        spec, rules, dtype=dtype, layout=layout,
+        allow_unmatched_params=allow_unmatched_params, allow_unused_rules=allow_unused_rules,
+    )  # fmt: skip
+    return unflatten({entry.path: parameter_array(entry, seed, chunks) for entry in entries}, like=spec)
+
+
+def _dask_leaves(tree: Mapping[str, Any]) -> dict[str, da.Array]:
+    flat = flatten(tree)
+    wrong = [path for path, leaf in flat.items() if not isinstance(leaf, da.Array)]
+    if wrong:
+        raise InvalidArgumentError(f"expected a tree of dask arrays (from init_tree); {wrong[0]!r} is not one")
+    return dict(flat)
+
+
+def _temporary_next_to(target: Path) -> Path:
+    if target.exists():
+        raise InvalidArgumentError(f"{str(target)!r} exists already; remove it or choose another path")
+    return target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
+def to_zarr(tree: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Writes a tree of dask arrays to a zarr group at `path`, one array per dotted parameter path.
+
+    Zarr chunks are the dask chunks, which must be regular (all equal but the last). bfloat16 has no
+    zarr dtype: write it with to_safetensors.
+    """
+    leaves = _dask_leaves(tree)
+    for name, array in leaves.items():
+        if array.dtype.name == "bfloat16":
+            raise InvalidArgumentError(f"parameter {name!r} is bfloat16, which zarr cannot hold; use to_safetensors")
+    target = Path(path)
+    temporary = _temporary_next_to(target)
+    try:
+        stores = [da.to_zarr(array, str(temporary), component=name, compute=False) for name, array in leaves.items()]
+        dask.compute(*stores)
+        os.replace(temporary, target)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    return target
+
+
+class MappedTensor:
+    """A dask store target: ``target[index] = chunk`` writes the chunk into the file through a memmap."""
+
+    def __init__(self, path: Path, offset: int, shape: tuple[int, ...], dtype: np.dtype[Any]) -> None:
+        self.path, self.offset, self.shape, self.dtype = path, offset, shape, dtype
+
+    def __setitem__(self, index: Any, values: np.ndarray) -> None:
+        mapped = np.memmap(self.path, dtype=self.dtype, mode="r+", offset=self.offset, shape=self.shape)
+        mapped[index] = values
+        mapped.flush()
+        del mapped
+
+
+def to_safetensors(
+    tree: Mapping[str, Any], path: str | os.PathLike[str], *, metadata: Mapping[str, str] | None = None
+) -> Path:
+    """Writes a tree of dask arrays to one .safetensors file, each chunk written in place by its worker."""
+    leaves = _dask_leaves(tree)
+    infos = [TensorInfo(name, tuple(int(d) for d in array.shape), array.dtype.name) for name, array in leaves.items()]
+    header = safetensors_header(infos, metadata)
+    target = Path(path)
+    temporary = _temporary_next_to(target)
+    try:
+        with open(temporary, "wb") as file:
+            file.write(header)
+            file.truncate(len(header) + sum(info.nbytes for info in infos))
+        sources, targets, offset = [], [], len(header)
+        for info, array in zip(infos, leaves.values(), strict=True):
+            if info.nbytes:
+                sources.append(array)
+                targets.append(MappedTensor(temporary, offset, info.shape, array.dtype))
+            offset += info.nbytes
+        da.store(sources, targets, lock=False)
+        with open(temporary, "rb+") as file:
+            os.fsync(file.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return target

@@ -1,0 +1,123 @@
+"""Dask: chunked trees on a LocalCluster of worker processes equal the in-memory tree, written in place."""
+
+import os
+
+import numpy as np
+import pytest
+
+dask = pytest.importorskip("dask")
+da = pytest.importorskip("dask.array")
+distributed = pytest.importorskip("distributed")
+zarr = pytest.importorskip("zarr")
+
+import initreg  # noqa: E402
+from initreg.errors import InitregError  # noqa: E402
+from initreg.interop.dask import init_tree, to_safetensors, to_zarr  # noqa: E402
+from initreg.io import save  # noqa: E402
+from initreg.tree import flatten  # noqa: E402
+
+SPEC = {
+    "embed": (1000, 64),
+    "blocks": [{"w": (64, 256), "b": (256,)}, {"w": (64, 256), "b": (256,)}],
+    "mix": (64, 64),
+    "conv": (8, 4, 3, 3),
+}
+RULES = {
+    "all": {"match": "*", "init": "glorot_uniform"},
+    "biases": {"match": "*.b", "init": {"name": "random_normal", "stddev": 0.1}},
+    "embed": {"match": "embed", "init": "truncated_normal"},
+    "mix": {"match": "mix", "init": "orthogonal"},
+    "conv": {"match": "conv", "init": "he_normal", "layout": "torch"},
+}
+
+
+@pytest.fixture(scope="module")
+def client():
+    """Two single-threaded worker processes: chunks are computed and written outside this process."""
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, memory_limit="1GiB"
+        ) as cluster,
+        distributed.Client(cluster) as connected,
+    ):
+        connected.wait_for_workers(2)
+        yield connected
+
+
+@pytest.fixture(scope="module")
+def expected():
+    return flatten(initreg.init_tree(SPEC, RULES, seed=3))
+
+
+def test_chunks_are_independent_tasks_computed_on_the_workers_equal_to_the_in_memory_tree(client, expected):
+    tree = init_tree(SPEC, RULES, seed=3, chunks=100)
+    assert tree["embed"].numblocks == (10, 1)
+    assert tree["mix"].numblocks == (1, 1)  # Orthogonal is made whole
+    with distributed.get_task_stream(client) as stream:
+        computed = flatten(client.compute(tree, sync=True))
+    assert {task["worker"] for task in stream.data} == set(client.scheduler_info()["workers"])
+    assert computed.keys() == expected.keys()
+    for path, values in computed.items():
+        np.testing.assert_array_equal(values, expected[path], err_msg=path)
+    block = tree["embed"].blocks[7, 0]
+    np.testing.assert_array_equal(block.compute(), expected["embed"][700:800])
+
+
+def test_zarr_is_written_by_the_workers_and_reads_back_as_the_in_memory_tree(client, expected, tmp_path):
+    tree = init_tree(SPEC, RULES, seed=3, chunks="16KiB")
+    with distributed.get_task_stream(client) as stream:
+        written = to_zarr(tree, tmp_path / "params.zarr")
+    assert {task["worker"] for task in stream.data} == set(client.scheduler_info()["workers"])
+    assert sorted(os.listdir(tmp_path)) == ["params.zarr"]
+    group = zarr.open_group(str(written), mode="r")
+    assert sorted(group.array_keys()) == sorted(expected)
+    for path, values in expected.items():
+        np.testing.assert_array_equal(group[path][...], values, err_msg=path)
+    assert group["embed"].chunks == tree["embed"].chunksize
+
+
+def test_safetensors_written_chunk_by_chunk_is_byte_identical_to_the_in_memory_file(client, expected, tmp_path):
+    tree = init_tree(SPEC, RULES, seed=3, chunks=50)
+    to_safetensors(tree, tmp_path / "chunked.safetensors", metadata={"seed": "3"})
+    save(expected, tmp_path / "whole.safetensors", metadata={"seed": "3"})
+    assert (tmp_path / "chunked.safetensors").read_bytes() == (tmp_path / "whole.safetensors").read_bytes()
+    assert sorted(os.listdir(tmp_path)) == ["chunked.safetensors", "whole.safetensors"]
+
+
+def test_bfloat16_goes_to_safetensors_and_zarr_refuses_it_by_name(client, tmp_path):
+    from safetensors.numpy import load_file
+
+    tree = init_tree(SPEC, RULES, seed=0, dtype="bfloat16", chunks=64)
+    to_safetensors(tree, tmp_path / "bf16.safetensors")
+    loaded = load_file(tmp_path / "bf16.safetensors")
+    reference = flatten(initreg.init_tree(SPEC, RULES, seed=0, dtype="bfloat16"))
+    for path, values in reference.items():
+        assert loaded[path].dtype == values.dtype
+        np.testing.assert_array_equal(loaded[path].astype(np.float32), values.astype(np.float32), err_msg=path)
+    with pytest.raises(InitregError, match="'embed' is bfloat16"):
+        to_zarr(tree, tmp_path / "bf16.zarr")
+
+
+def _fail():
+    raise RuntimeError("chunk failed")
+
+
+def test_a_failed_write_leaves_nothing_behind_and_an_existing_target_is_refused(tmp_path):
+    broken = {"good": da.ones((4, 4), chunks=2), "bad": da.from_delayed(dask.delayed(_fail)(), (3,), np.float32)}
+    for write, name in ((to_safetensors, "out.safetensors"), (to_zarr, "out.zarr")):
+        with pytest.raises(RuntimeError, match="chunk failed"):
+            write(broken, tmp_path / name)
+    assert os.listdir(tmp_path) == []
+    (tmp_path / "taken.safetensors").write_bytes(b"keep")
+    with pytest.raises(InitregError, match="taken.safetensors"):
+        to_safetensors({"good": da.ones(3)}, tmp_path / "taken.safetensors")
+    assert (tmp_path / "taken.safetensors").read_bytes() == b"keep"
+
+
+def test_bad_input_is_refused_by_name(tmp_path):
+    with pytest.raises(InitregError, match=r"'blocks\.0\.b'"):
+        init_tree(SPEC, RULES, chunks=(100, 10))
+    with pytest.raises(InitregError, match="'x' is not one"):
+        to_safetensors({"x": np.zeros(3)}, tmp_path / "x.safetensors")
+    with pytest.raises(InitregError, match="match no rule"):
+        init_tree({"extra": (2, 2), "w": (2, 2)}, {"kernels": {"match": "w", "init": "zeros"}})
