@@ -40,6 +40,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from initreg.errors import InitregError, InvalidArgumentError
+from initreg.registry import BUILT_IN
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -150,13 +151,27 @@ def store_registry_options() -> None:
     for entry in registry.initializers.entries():
         defaults = _constructor_defaults(entry.value)
         for name in (entry.name, *entry.aliases):
-            if name not in shipped:
-                store.store(group="init", name=name, node={"name": name, **defaults})
+            _store_unless_shipped(store, "init", name, {"name": name, **defaults}, shipped, entry.origin)
     shipped = _shipped_options("backend")
     for backend in registry.backends.entries():
         for name in (backend.name, *backend.aliases):
-            if name not in shipped:
-                store.store(group="backend", name=name, node={"name": name})
+            _store_unless_shipped(store, "backend", name, {"name": name}, shipped, backend.origin)
+
+
+def _store_unless_shipped(
+    store: ConfigStore, group: str, name: str, node: dict[str, Any], shipped: set[str], origin: str
+) -> None:
+    """Stores group/name, unless configs/ ships it; a shipped yaml hiding a plugin's name is warned about."""
+    if name in shipped:
+        if origin == BUILT_IN:  # initreg's own configs for its own names
+            return
+        warnings.warn(
+            f"{group}={name} selects configs/{group}/{name}.yaml, which hides the {group} {name!r} "
+            f"registered by {origin}",
+            stacklevel=2,
+        )
+        return
+    store.store(group=group, name=name, node=node)
 
 
 # --- models ------------------------------------------------------------------------------------

@@ -172,8 +172,9 @@ def test_a_torch_checkpoint_is_reinitialized_in_its_own_layout(tmp_path: Path) -
     model = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.BatchNorm1d(128), torch.nn.Linear(128, 10))
     save_file(model.state_dict(), tmp_path / "checkpoint.safetensors")
     done = initreg_command(
-        tmp_path, "model=file", "model.path=checkpoint.safetensors", "model.layout=torch", "init=torch_default",
-        "allow_unused_rules=true", "output=fresh.safetensors",
+        tmp_path, "model=file", "model.path=checkpoint.safetensors", "model.layout=torch",
+        "init=variance_scaling", "init.scale=0.3333333333333333", "init.distribution=uniform",
+        "output=fresh.safetensors",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stderr.count("\n") == 1 and "1.num_batches_tracked (int64)" in done.stderr
@@ -221,13 +222,17 @@ def test_a_plugin_initializer_is_selectable_by_name_with_its_parameters(tmp_path
     info = site / "initreg_box_plugin-1.0.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: initreg-box-plugin\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[initreg.initializers]\nbox = initreg_box_plugin:Box\n")
+    # the second name is taken by a shipped preset: a warning says the plugin's is hidden
+    points = "box = initreg_box_plugin:Box\ngpt2_normal = initreg_box_plugin:Box\n"
+    (info / "entry_points.txt").write_text("[initreg.initializers]\n" + points)
     (site / "initreg_box_plugin.py").write_text(textwrap.dedent(PLUGIN))
     done = initreg_command(tmp_path, "init=box", "init.width=0.25", "output=box.safetensors", extra_path=site)
     assert done.returncode == 0, done.stderr
     kernel = load_file(tmp_path / "box.safetensors")["dense_0.kernel"]
     assert -0.25 <= kernel.min() < -0.24 and 0.24 < kernel.max() < 0.25
     assert table_rows(done.stdout)["dense_0.kernel"][4] == "box(width=0.25)"
+    assert done.stderr.count("\n") == 1
+    assert "hides the init 'gpt2_normal' registered by initreg-box-plugin" in done.stderr
 
 
 def test_list_prints_the_registry() -> None:
