@@ -44,6 +44,16 @@ def client():
         yield connected
 
 
+@pytest.fixture(params=["threads", "cluster"])
+def scheduler(request):
+    """Runs a test on local threads, then on the cluster."""
+    if request.param == "cluster":
+        yield request.getfixturevalue("client")
+        return
+    with dask.config.set(scheduler="threads"):
+        yield None
+
+
 @pytest.fixture(scope="module")
 def expected():
     return flatten(initreg.init_tree(SPEC, RULES, seed=3))
@@ -76,14 +86,6 @@ def test_zarr_is_written_by_the_workers_and_reads_back_as_the_in_memory_tree(cli
     assert group["embed"].chunks == tree["embed"].chunksize
 
 
-def test_safetensors_written_chunk_by_chunk_is_byte_identical_to_the_in_memory_file(client, expected, tmp_path):
-    tree = init_tree(SPEC, RULES, seed=3, chunks=50)
-    to_safetensors(tree, tmp_path / "chunked.safetensors", metadata={"seed": "3"})
-    save(expected, tmp_path / "whole.safetensors", metadata={"seed": "3"})
-    assert (tmp_path / "chunked.safetensors").read_bytes() == (tmp_path / "whole.safetensors").read_bytes()
-    assert sorted(os.listdir(tmp_path)) == ["chunked.safetensors", "whole.safetensors"]
-
-
 def test_bfloat16_goes_to_safetensors_and_zarr_refuses_it_by_name(client, tmp_path):
     from safetensors.numpy import load_file
 
@@ -102,8 +104,19 @@ def _fail():
     raise RuntimeError("chunk failed")
 
 
-def test_a_failed_write_leaves_nothing_behind_and_an_existing_target_is_refused(tmp_path):
-    broken = {"good": da.ones((4, 4), chunks=2), "bad": da.from_delayed(dask.delayed(_fail)(), (3,), np.float32)}
+def test_safetensors_written_chunk_by_chunk_is_byte_identical_to_the_in_memory_file(scheduler, expected, tmp_path):
+    tree = init_tree(SPEC, RULES, seed=3, chunks=50)
+    to_safetensors(tree, tmp_path / "chunked.safetensors", metadata={"seed": "3"})
+    save(expected, tmp_path / "whole.safetensors", metadata={"seed": "3"})
+    assert (tmp_path / "chunked.safetensors").read_bytes() == (tmp_path / "whole.safetensors").read_bytes()
+    assert sorted(os.listdir(tmp_path)) == ["chunked.safetensors", "whole.safetensors"]
+
+
+def test_a_failed_write_leaves_nothing_behind_and_an_existing_target_is_refused(scheduler, tmp_path):
+    broken = {
+        "good": da.ones((200, 200), chunks=25),
+        "bad": da.from_delayed(dask.delayed(_fail)(), (3,), np.float32),
+    }
     for write, name in ((to_safetensors, "out.safetensors"), (to_zarr, "out.zarr")):
         with pytest.raises(RuntimeError, match="chunk failed"):
             write(broken, tmp_path / name)

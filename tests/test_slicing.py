@@ -1,6 +1,8 @@
 """init_slice: any slice of a parameter equals that slice of the whole, and bad indices are named."""
 
 import itertools
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -155,3 +157,13 @@ def test_bad_arguments_raise_an_error_naming_them():
         init_slice("glorot_uniform", (2, 2), (), seed=0, path="w", dtype="int8")
     with pytest.raises(InitregError, match="-2"):
         init_slice("glorot_uniform", (2, -2), (), seed=0, path="w")
+
+
+def test_import_initreg_offers_init_slice_and_loads_no_interop_module_or_framework():
+    code = (
+        "import sys, initreg; initreg.init_slice('zeros', (2,), (), 0, 'p'); "
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('initreg.interop') "
+        "or m.split('.')[0] in ('jax', 'flax', 'keras', 'torch', 'dask', 'distributed', 'zarr'))))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert loaded == []

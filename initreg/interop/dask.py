@@ -7,9 +7,10 @@ machine can compute it, and ``.compute()`` equals ``initreg.init_tree(...)``. Or
 are made whole, as one chunk (see initreg.slicing).
 
 ``to_zarr`` and ``to_safetensors`` write such a tree with the workers writing their own chunks into
-the target (a path every worker can reach), so no process ever holds more than its chunks. Both write
-to a temporary name next to the target and rename it at the end; the safetensors file is
-byte-identical to ``initreg.io.save`` of the in-memory tree.
+the target (a path every worker can reach), so no process ever holds more than its chunks. They run on
+the active distributed Client, else on local threads. Both write to a temporary name next to the
+target and rename it at the end (after a failure the temporary is removed once no task is running);
+the safetensors file is byte-identical to ``initreg.io.save`` of the in-memory tree.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import sys
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +92,30 @@ def init_tree(
     return unflatten({entry.path: parameter_array(entry, seed, chunks) for entry in entries}, like=spec)
 
 
+def compute_all(collections: Sequence[Any]) -> None:
+    """Computes `collections` (for their writes): on the distributed Client dask would use, if any,
+    else on a local thread pool. If a task fails, this raises only once no task is running any more,
+    so that cleaning up after it is final.
+    """
+    client = _active_client()
+    if client is None:
+        with ThreadPoolExecutor(os.cpu_count()) as pool:  # leaving the block waits for running tasks
+            dask.compute(*collections, scheduler="threads", pool=pool)
+        return
+    from distributed import wait
+
+    futures = client.compute(list(collections))
+    wait(futures)
+    client.gather(futures)
+
+
+def _active_client() -> Any:
+    """The distributed Client that dask would compute on now, or None (a local scheduler)."""
+    owner = getattr(dask.base.get_scheduler(), "__self__", None)
+    distributed = sys.modules.get("distributed")
+    return owner if distributed is not None and isinstance(owner, distributed.Client) else None
+
+
 def _dask_leaves(tree: Mapping[str, Any]) -> dict[str, da.Array]:
     flat = flatten(tree)
     wrong = [path for path, leaf in flat.items() if not isinstance(leaf, da.Array)]
@@ -117,7 +144,7 @@ def to_zarr(tree: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
     temporary = _temporary_next_to(target)
     try:
         stores = [da.to_zarr(array, str(temporary), component=name, compute=False) for name, array in leaves.items()]
-        dask.compute(*stores)
+        compute_all(stores)
         os.replace(temporary, target)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
@@ -157,7 +184,7 @@ def to_safetensors(
                 sources.append(array)
                 targets.append(MappedTensor(temporary, offset, info.shape, array.dtype))
             offset += info.nbytes
-        da.store(sources, targets, lock=False)
+        compute_all([da.store(sources, targets, lock=False, compute=False)])
         with open(temporary, "rb+") as file:
             os.fsync(file.fileno())
         os.replace(temporary, target)
