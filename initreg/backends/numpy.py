@@ -1,11 +1,33 @@
-"""The NumPy backend, the default: the reference stream on the CPU, bfloat16 through ml_dtypes."""
+"""The NumPy backend, the default: the random stream on the CPU, bfloat16 through ml_dtypes.
+
+Draws run the fused, multithreaded kernels of ``initreg.backends.fused_cpu`` when numba can be
+imported (it is imported on the first draw, never by ``import initreg``), and the reference of
+``initreg.rng`` otherwise. The choice depends only on numba being importable, never on a tensor's size,
+so a tensor and each of its slices always come from the same code.
+"""
 
 from __future__ import annotations
 
+from functools import cache
+from types import ModuleType
 from typing import Any
 
+from initreg import rng
 from initreg.backends.base import Backend
+from initreg.distributions import Distribution
 from initreg.dtypes import numpy_dtype
+
+Array = Any
+
+
+@cache
+def fused_kernels() -> ModuleType | None:
+    """``initreg.backends.fused_cpu``, or None when numba cannot be imported."""
+    try:
+        from initreg.backends import fused_cpu
+    except ImportError:
+        return None
+    return fused_cpu
 
 
 class NumpyBackend(Backend):
@@ -13,6 +35,30 @@ class NumpyBackend(Backend):
 
     def dtype(self, name: str) -> Any:
         return numpy_dtype(name)
+
+    def cast(self, array: Array, dtype: str) -> Array:
+        """`array` as `dtype`; the array itself when it already is (draws return fresh arrays)."""
+        return array.astype(self.dtype(dtype), copy=False)
+
+    def draw(self, dist: Distribution, key: rng.Key, shape: tuple[int, ...], dtype: str) -> Array:
+        fused = fused_kernels()
+        if fused is None:
+            return super().draw(dist, key, shape, dtype)
+        return self.cast(fused.draw(dist, key, shape, dtype), dtype)
+
+    def draw_slice(
+        self, dist: Distribution, key: rng.Key, shape: tuple[int, ...], index: tuple[slice, ...], dtype: str
+    ) -> Array:
+        fused = fused_kernels()
+        if fused is None or len(index) != len(shape):  # the fused path takes exactly one slice per axis
+            return super().draw_slice(dist, key, shape, index, dtype)
+        return self.cast(fused.draw_slice(dist, key, shape, index, dtype), dtype)
+
+    def words(self, key: rng.Key, start: int, count: int) -> Array:
+        fused = fused_kernels()
+        if fused is None:
+            return super().words(key, start, count)
+        return fused.words(key, start, count)
 
 
 backend = NumpyBackend("numpy", "numpy")

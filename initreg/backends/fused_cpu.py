@@ -1,0 +1,349 @@
+"""A fused, multithreaded CPU path for the random stream, compiled with numba.
+
+The kernels compute what ``initreg.rng`` computes (Philox4x32-10 words, x = 2u - 1, the transform
+and its clips), operation for operation in the same precision and order, tile by tile (TILE
+elements, in parallel over numba's threads), writing float32/float64 in place: no temporary is
+larger than a tile. Every element depends only on its own index, so results do not depend on the
+thread count. Words are bit-identical to ``rng.words_range``. Floats differ from the reference only
+through log: NumPy's log cannot be called from a kernel, and libm's would keep LLVM from vectorizing,
+so log is written out here (within 1 ulp); through erfinv that moves results by a few ulp at most.
+fastmath stays off, so LLVM neither fuses multiply-adds nor reorders sums.
+
+The kernels are cached on disk (``cache=True``): the first run compiles them (seconds), later
+processes load them. numba sees edits to this file, not to constants imported from
+``initreg.special``; ``NUMBA_CACHE_DIR`` or deleting ``__pycache__/fused_cpu*.nb[ci]`` forces a rebuild.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numba
+import numpy as np
+
+from initreg import rng
+from initreg.distributions import Distribution, NormalDist, TruncatedNormalDist, UniformDist
+from initreg.dtypes import compute_dtype, inner_bounds
+from initreg.special import DOUBLE_CENTRAL, DOUBLE_MIDDLE, DOUBLE_TAIL, SINGLE_CENTRAL, SINGLE_TAIL
+
+Scalar = Any  # a number inside a kernel: numba types it (uint32/64, int64, float32/64) where it is used
+
+TILE = 1 << 14  # elements per parallel work item: small enough to stay in L2, large enough to amortize
+
+UNIFORM, NORMAL, TRUNCATED = 0, 1, 2
+
+_MASK32 = np.uint64(rng.MASK32)
+_SHIFT32 = np.uint64(32)
+_M0, _M1 = np.uint64(rng.PHILOX_M0), np.uint64(rng.PHILOX_M1)
+_W0, _W1 = np.uint64(rng.PHILOX_W0), np.uint64(rng.PHILOX_W1)
+_ROUNDS = rng.PHILOX_ROUNDS
+
+# Global arrays are compile-time constants to numba, which lets LLVM unroll Horner's loop and vectorize.
+_SINGLE_CENTRAL = np.array(SINGLE_CENTRAL, dtype=np.float32)
+_SINGLE_TAIL = np.array(SINGLE_TAIL, dtype=np.float32)
+_DOUBLE_CENTRAL = np.array(DOUBLE_CENTRAL)
+_DOUBLE_MIDDLE = np.array(DOUBLE_MIDDLE)
+_DOUBLE_TAIL = np.array(DOUBLE_TAIL)
+
+# log(1 + f) = 2 atanh(s) = f - s (f - R), s = f / (2 + f), R = sum_{n >= 1} 2 s^2n / (2n + 1); with
+# 1 + f in [sqrt(1/2), sqrt(2)), s^2 < 0.0295 and the terms up to n leave a relative error below
+# 0.0295^(n + 1) / (2n + 3): 2e-9 for n = 4 (float32), 2e-17 for n = 9 (float64).
+_ATANH_SERIES_32 = (2.0 / np.arange(9.0, 2.0, -2.0)).astype(np.float32)  # 2/9, 2/7, 2/5, 2/3
+_ATANH_SERIES_64 = 2.0 / np.arange(19.0, 2.0, -2.0)
+# ln 2 = high + low with `high` short enough that exponent * high is exact (Cephes' and fdlibm's splits).
+_LN2_32 = np.float32(0.693359375), np.float32(-2.12194440e-4)
+_LN2_64 = 6.93147180369123816490e-01, 1.90821492927058770002e-10
+_SQRT2_32 = np.float32(math.sqrt(2.0))
+
+# Helpers are inlined into the kernels so that LLVM can vectorize the inner loops; error_model="numpy"
+# drops Python's division check, whose exception branch would stop vectorization.
+_inline = numba.njit(cache=True, error_model="numpy", inline="always")
+_kernel = numba.njit(cache=True, error_model="numpy", parallel=True, fastmath=False)
+
+
+@_inline
+def _philox(block: Scalar, key0: Scalar, key1: Scalar) -> tuple[Scalar, ...]:
+    """rng.philox4x32 of the main-stream counter (block mod 2^32, block div 2^32, MAIN_STREAM, 0)."""
+    c0, c1 = np.uint64(block) & _MASK32, np.uint64(block) >> _SHIFT32
+    c2, c3 = np.uint64(rng.MAIN_STREAM), np.uint64(0)
+    k0, k1 = key0, key1
+    for _ in range(_ROUNDS):
+        p0, p1 = c0 * _M0, c2 * _M1
+        c0, c1, c2, c3 = (p1 >> _SHIFT32) ^ c1 ^ k0, p1 & _MASK32, (p0 >> _SHIFT32) ^ c3 ^ k1, p0 & _MASK32
+        k0, k1 = (k0 + _W0) & _MASK32, (k1 + _W1) & _MASK32
+    return c0, c1, c2, c3
+
+
+@_inline
+def _philox_words(words: np.ndarray, first_block: Scalar, key0: Scalar, key1: Scalar) -> None:
+    """words[4j + l] = lane l of block first_block + j, for the whole (length 4n) array."""
+    for j in range(words.shape[0] // 4):
+        c0, c1, c2, c3 = _philox(first_block + j, key0, key1)
+        words[4 * j], words[4 * j + 1], words[4 * j + 2], words[4 * j + 3] = c0, c1, c2, c3
+
+
+@_inline
+def _unit32(word: Scalar) -> Scalar:
+    """rng.symmetric_unit, float32: (2k + 1 - 2^24) 2^-24 with k = word >> 8."""
+    k = np.int64(word) >> 8
+    return np.float32(2 * k + (1 - (1 << 24))) * np.float32(2.0**-24)
+
+
+@_inline
+def _unit64(high: Scalar, low: Scalar) -> Scalar:
+    """rng.symmetric_unit, float64: (2k + 1 - 2^53) 2^-53 with k = high << 21 | low >> 11."""
+    k = (np.int64(high) << 21) | (np.int64(low) >> 11)
+    return np.float64(2 * k + (1 - (1 << 53))) * 2.0**-53
+
+
+@_inline
+def _horner(coefficients: np.ndarray, t: Scalar) -> Scalar:
+    """special.horner: c[0] t^(n-1) + ... + c[n-1], as ((c[0] t + c[1]) t + ...)."""
+    p = coefficients[0]
+    for i in range(1, coefficients.shape[0]):
+        p = coefficients[i] + p * t
+    return p
+
+
+@_inline
+def _log32(q: Scalar) -> Scalar:
+    """log of a positive normal float32, in float32 arithmetic (within 1 ulp of correctly rounded).
+
+    q = (1 + f) 2^e with 1 + f in [sqrt(1/2), sqrt(2)) read from q's bits, f exact;
+    log q = e ln2 + f - s (f - R) with s and R as above.
+    """
+    bits = np.float32(q).view(np.int32)
+    exponent = np.float32((bits >> 23) - 127)
+    m = np.float32(1.0) + np.float32(bits & 0x7FFFFF) * np.float32(2.0**-23)
+    if m > _SQRT2_32:
+        m *= np.float32(0.5)
+        exponent += np.float32(1.0)
+    f = m - np.float32(1.0)
+    s = f / (np.float32(2.0) + f)
+    z = s * s
+    log1p = f - s * (f - z * _horner(_ATANH_SERIES_32, z))
+    return exponent * _LN2_32[0] + (exponent * _LN2_32[1] + log1p)
+
+
+@_inline
+def _log64(q: Scalar) -> Scalar:
+    """log of a positive normal float64, as _log32 in float64 (within 1 ulp)."""
+    bits = np.float64(q).view(np.int64)
+    exponent = np.float64((bits >> 52) - 1023)
+    m = 1.0 + (bits & 0xFFFFFFFFFFFFF) * 2.0**-52
+    if m > math.sqrt(2.0):
+        m *= 0.5
+        exponent += 1.0
+    f = m - 1.0
+    s = f / (2.0 + f)
+    z = s * s
+    log1p = f - s * (f - z * _horner(_ATANH_SERIES_64, z))
+    return exponent * _LN2_64[0] + (exponent * _LN2_64[1] + log1p)
+
+
+@_inline
+def _erfinv32(x: Scalar) -> Scalar:
+    """special.erfinv in float32 (Giles' single-precision branches)."""
+    w = -_log32((np.float32(1.0) - x) * (np.float32(1.0) + x))
+    if w < np.float32(5.0):
+        p = _horner(_SINGLE_CENTRAL, w - np.float32(2.5))
+    else:
+        p = _horner(_SINGLE_TAIL, np.sqrt(w) - np.float32(3.0))
+    return p * x
+
+
+@_inline
+def _erfinv64(x: Scalar) -> Scalar:
+    """special.erfinv in float64 (Giles' double-precision branches)."""
+    w = -_log64((1.0 - x) * (1.0 + x))
+    if w < 6.25:
+        p = _horner(_DOUBLE_CENTRAL, w - 3.125)
+    elif w < 16.0:
+        p = _horner(_DOUBLE_MIDDLE, np.sqrt(w) - 3.25)
+    else:
+        p = _horner(_DOUBLE_TAIL, np.sqrt(w) - 5.0)
+    return p * x
+
+
+@_inline
+def _clip(value: Scalar, low: Scalar, high: Scalar) -> Scalar:
+    """np.clip of one value: min(max(value, low), high)."""
+    return min(max(value, low), high)
+
+
+@_inline
+def _contiguous_words(count: int, first: int, key: np.ndarray) -> tuple[np.ndarray, int]:
+    """Words first .. first + count - 1 of the stream, as words[offset : offset + count]."""
+    offset = first & 3
+    words = np.empty((offset + count + 3) & ~3, np.uint32)
+    _philox_words(words, first >> 2, key[0], key[1])
+    return words, offset
+
+
+@_inline
+def _word_at(word: Scalar, key: np.ndarray) -> Scalar:
+    """One word of the stream (its whole block is computed)."""
+    return np.uint32(_philox(word >> 2, key[0], key[1])[word & 3])
+
+
+@_inline
+def _units32(tile: np.ndarray, element: int, step: int, key: np.ndarray) -> None:
+    """tile[i] = float32 x of element j = element + i step, from word j."""
+    if step == 1:
+        words, offset = _contiguous_words(tile.shape[0], element, key)
+        for i in range(tile.shape[0]):
+            tile[i] = _unit32(words[offset + i])
+    else:
+        for i in range(tile.shape[0]):
+            tile[i] = _unit32(_word_at(element + i * step, key))
+
+
+@_inline
+def _units64(tile: np.ndarray, element: int, step: int, key: np.ndarray) -> None:
+    """tile[i] = float64 x of element j = element + i step, from words 2j and 2j + 1."""
+    if step == 1:
+        words, offset = _contiguous_words(2 * tile.shape[0], 2 * element, key)
+        for i in range(tile.shape[0]):
+            tile[i] = _unit64(words[offset + 2 * i], words[offset + 2 * i + 1])
+    else:
+        for i in range(tile.shape[0]):
+            word = 2 * (element + i * step)
+            tile[i] = _unit64(_word_at(word, key), _word_at(word + 1, key))
+
+
+@_inline
+def _to_erfinv_argument(kind: int, params: np.ndarray, tile: np.ndarray) -> None:
+    """rng.transform before erfinv, in place: x stays x (normal), or becomes e_mid + e_half x (truncated)."""
+    if kind == TRUNCATED:
+        e_mid, e_half = params[0], params[1]
+        for i in range(tile.shape[0]):
+            tile[i] = e_mid + e_half * tile[i]
+
+
+@_inline
+def _finish(kind: int, params: np.ndarray, tile: np.ndarray) -> None:
+    """rng.transform from x (uniform) or from erfinv's value e (normal, truncated), in place.
+
+    uniform: clip(mid + half x, low, high), params = (mid, half, low, high);
+    normal: mean + (stddev sqrt2) e, params = (mean, stddev sqrt2);
+    truncated: clip(mean + stddev clip(sqrt2 e, a, b), low, high),
+    params = (e_mid, e_half, sqrt2, a, b, mean, stddev, low, high).
+    """
+    if kind == UNIFORM:
+        mid, half, low, high = params[0], params[1], params[2], params[3]
+        for i in range(tile.shape[0]):
+            tile[i] = _clip(mid + half * tile[i], low, high)
+    elif kind == NORMAL:
+        mean, scale = params[0], params[1]
+        for i in range(tile.shape[0]):
+            tile[i] = mean + scale * tile[i]
+    else:
+        sqrt2, a, b = params[2], params[3], params[4]
+        mean, stddev, low, high = params[5], params[6], params[7], params[8]
+        for i in range(tile.shape[0]):
+            tile[i] = _clip(mean + stddev * _clip(sqrt2 * tile[i], a, b), low, high)
+
+
+@_kernel
+def _fill32(
+    out: np.ndarray, starts: np.ndarray, length: int, step: int, key: np.ndarray, kind: int, params: np.ndarray
+) -> None:
+    """out[r length + p] = float32 sample of element starts[r] + p step, tile by tile in parallel."""
+    tiles = (length + TILE - 1) // TILE
+    for item in numba.prange(starts.shape[0] * tiles):
+        run, first = item // tiles, (item % tiles) * TILE
+        tile = out[run * length + first : run * length + min(first + TILE, length)]
+        _units32(tile, starts[run] + first * step, step, key)
+        if kind != UNIFORM:
+            _to_erfinv_argument(kind, params, tile)
+            for i in range(tile.shape[0]):
+                tile[i] = _erfinv32(tile[i])
+        _finish(kind, params, tile)
+
+
+@_kernel
+def _fill64(
+    out: np.ndarray, starts: np.ndarray, length: int, step: int, key: np.ndarray, kind: int, params: np.ndarray
+) -> None:
+    """out[r length + p] = float64 sample of element starts[r] + p step, tile by tile in parallel."""
+    tiles = (length + TILE - 1) // TILE
+    for item in numba.prange(starts.shape[0] * tiles):
+        run, first = item // tiles, (item % tiles) * TILE
+        tile = out[run * length + first : run * length + min(first + TILE, length)]
+        _units64(tile, starts[run] + first * step, step, key)
+        if kind != UNIFORM:
+            _to_erfinv_argument(kind, params, tile)
+            for i in range(tile.shape[0]):
+                tile[i] = _erfinv64(tile[i])
+        _finish(kind, params, tile)
+
+
+@_kernel
+def _fill_words(out: np.ndarray, start: int, key: np.ndarray) -> None:
+    """out[i] = word start + i of the stream."""
+    for item in numba.prange((out.shape[0] + TILE - 1) // TILE):
+        first = item * TILE
+        tile = out[first : min(first + TILE, out.shape[0])]
+        words, offset = _contiguous_words(tile.shape[0], start + first, key)
+        tile[:] = words[offset : offset + tile.shape[0]]
+
+
+def parameters(dist: Distribution, dtype: str) -> tuple[int, np.ndarray]:
+    """The kernel's distribution code and its constants, in the compute precision of `dtype`.
+
+    The constants are those of rng.transform, computed in Python floats and rounded once to the
+    precision, as NumPy rounds a Python scalar combined with an array of that precision.
+    """
+    if isinstance(dist, UniformDist):
+        low, high = inner_bounds(dist.low, dist.high, dtype, high_open=True)
+        kind, values = UNIFORM, [0.5 * (dist.low + dist.high), 0.5 * (dist.high - dist.low), low, high]
+    elif isinstance(dist, NormalDist):
+        kind, values = NORMAL, [dist.mean, dist.stddev * math.sqrt(2.0)]
+    elif isinstance(dist, TruncatedNormalDist):
+        erf_a, erf_b = math.erf(dist.low / math.sqrt(2.0)), math.erf(dist.high / math.sqrt(2.0))
+        low, high = inner_bounds(*dist.bounds, dtype)
+        kind = TRUNCATED
+        values = [0.5 * (erf_a + erf_b), 0.5 * (erf_b - erf_a), math.sqrt(2.0), dist.low, dist.high]
+        values += [dist.mean, dist.stddev, low, high]
+    else:
+        raise TypeError(f"not a distribution: {dist!r}")
+    return kind, np.array(values, dtype=compute_dtype(dtype))
+
+
+def _fill(dist: Distribution, key: rng.Key, starts: np.ndarray, length: int, step: int, dtype: str) -> np.ndarray:
+    """Samples of elements starts[r] + p step for p < length, as a flat array in the compute precision."""
+    kind, params = parameters(dist, dtype)
+    precision = compute_dtype(dtype)
+    out = np.empty(starts.shape[0] * length, dtype=precision)
+    kernel = _fill64 if precision == "float64" else _fill32
+    kernel(out, starts, length, step, np.array(key, dtype=np.uint64), kind, params)
+    return out
+
+
+def words(key: rng.Key, start: int, count: int) -> np.ndarray:
+    """rng.words_range with NumPy: words start .. start + count - 1 of the main stream, as uint32."""
+    out = np.empty(count, dtype=np.uint32)
+    _fill_words(out, start, np.array(key, dtype=np.uint64))
+    return out
+
+
+def draw(dist: Distribution, key: rng.Key, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    """rng.draw with NumPy: the whole tensor, in the compute precision of `dtype`."""
+    return _fill(dist, key, np.zeros(1, dtype=np.int64), math.prod(shape), 1, dtype).reshape(shape)
+
+
+def draw_slice(
+    dist: Distribution, key: rng.Key, shape: tuple[int, ...], index: tuple[slice, ...], dtype: str
+) -> np.ndarray:
+    """rng.draw_slice with NumPy: tensor[index] (one slice per axis), drawn row by row of the last axis."""
+    if not shape:
+        return draw(dist, key, shape, dtype)
+    ranges = [range(*part.indices(size)) for size, part in zip(shape, index, strict=True)]
+    sliced_shape = tuple(len(r) for r in ranges)
+    if 0 in sliced_shape:
+        return np.empty(sliced_shape, dtype=compute_dtype(dtype))
+    last = ranges[-1]
+    row_starts = (*index[:-1], slice(last.start, last.start + 1))
+    starts = rng.flat_indices(shape, row_starts, np).reshape(-1).astype(np.int64)
+    return _fill(dist, key, starts, len(last), last.step, dtype).reshape(sliced_shape)
