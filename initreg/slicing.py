@@ -47,9 +47,7 @@ def init_slice(
     shape = standardize_shape(shape)
     slices, dropped = normalize_index(index, shape)
     dtype = standardize_dtype(dtype)
-    seed_value = standardize_seed(seed)
-    if seed_value is None:
-        raise InvalidArgumentError("seed must be an integer; got None")
+    seed_value = stream_seed(seed)
     if not isinstance(path, str):
         raise InvalidArgumentError(f"path must be a string such as 'dense.kernel'; got {path!r}")
     chosen = get_backend(backend)
@@ -65,6 +63,14 @@ def init_slice(
         kept = tuple(size for axis, size in enumerate(values.shape) if axis not in dropped)
         values = chosen.xp.reshape(values, kept)
     return values
+
+
+def stream_seed(seed: Any) -> int:
+    """`seed` as the int that keys the stream; None, bools, floats and strings raise naming it."""
+    value = standardize_seed(seed)
+    if value is None:
+        raise InvalidArgumentError("seed must be an integer; got None")
+    return value
 
 
 def slices_independently(initializer: Initializer) -> bool:

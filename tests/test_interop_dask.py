@@ -36,7 +36,7 @@ def client():
     """Two single-threaded worker processes: chunks are computed and written outside this process."""
     with (
         distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, memory_limit="1GiB"
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", memory_limit="1GiB"
         ) as cluster,
         distributed.Client(cluster) as connected,
     ):
@@ -134,3 +134,5 @@ def test_bad_input_is_refused_by_name(tmp_path):
         to_safetensors({"x": np.zeros(3)}, tmp_path / "x.safetensors")
     with pytest.raises(InitregError, match="match no rule"):
         init_tree({"extra": (2, 2), "w": (2, 2)}, {"kernels": {"match": "w", "init": "zeros"}})
+    with pytest.raises(InitregError, match="2.5"):
+        init_tree(SPEC, RULES, seed=2.5)

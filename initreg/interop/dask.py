@@ -32,8 +32,7 @@ from dask.array.core import normalize_chunks
 from initreg.dtypes import numpy_dtype
 from initreg.errors import InvalidArgumentError
 from initreg.io import TensorInfo, safetensors_header
-from initreg.serialization import serialize
-from initreg.slicing import init_slice, slices_independently
+from initreg.slicing import init_slice, slices_independently, stream_seed
 from initreg.tree import PlanEntry, Rule, flatten, plan, unflatten
 
 
@@ -67,7 +66,11 @@ def parameter_array(entry: PlanEntry, seed: int, chunks: Any = "auto") -> da.Arr
         raise InvalidArgumentError(
             f"chunks {chunks!r} do not fit parameter {entry.path!r} {entry.shape}: {error}"
         ) from error
-    token = dask.base.tokenize(seed, entry.path, entry.shape, entry.dtype, entry.layout, serialize(entry.initializer))
+    init = entry.initializer
+    token = dask.base.tokenize(
+        seed, entry.path, entry.shape, entry.dtype, entry.layout, type(init).__module__, type(init).__qualname__,
+        init.get_config(),
+    )  # fmt: skip
     meta = np.empty((0,) * source.ndim, dtype=source.dtype)
     name = f"initreg-{entry.path}-{token}"
     return da.from_array(source, chunks=normalized, name=name, lock=False, asarray=False, fancy=False, meta=meta)
@@ -85,6 +88,7 @@ def init_tree(
     allow_unused_rules: bool = False,
 ) -> Any:
     """``initreg.init_tree`` with dask arrays as leaves: nothing is drawn until they are computed."""
+    seed = stream_seed(seed)
     entries = plan(
         spec, rules, dtype=dtype, layout=layout,
         allow_unmatched_params=allow_unmatched_params, allow_unused_rules=allow_unused_rules,
