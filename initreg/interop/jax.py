@@ -9,7 +9,7 @@ made on the host with the NumPy backend, through ``jax.pure_callback``, so the a
 under ``jax.jit`` and ``jax.vmap``.
 
 ``init_sharded`` makes one parameter as a sharded ``jax.Array`` with ``jax.make_array_from_callback``:
-each device's shard is ``init_slice`` of its index, so no process holds more than its own shards and
+each device's shard is ``init_slice`` of its index, so each process makes only its own devices' shards, and
 the assembled array equals the unsharded one. Orthogonal can only be made whole (replicated).
 """
 
