@@ -54,7 +54,10 @@ _ATANH_SERIES_64 = 2.0 / np.arange(19.0, 2.0, -2.0)
 # ln 2 = high + low with `high` short enough that exponent * high is exact (Cephes' and fdlibm's splits).
 _LN2_32 = np.float32(0.693359375), np.float32(-2.12194440e-4)
 _LN2_64 = 6.93147180369123816490e-01, 1.90821492927058770002e-10
-_SQRT2_32 = np.float32(math.sqrt(2.0))
+# Bit patterns of 1 and of sqrt(1/2) rounded down: adding their difference to q's bits moves the
+# exponent field up by one exactly when q's mantissa is >= sqrt(2), which leaves 1 + f in [sqrt(1/2), sqrt(2)).
+_ONE_BITS_32, _SQRT_HALF_BITS_32 = 0x3F800000, 0x3F3504F3
+_ONE_BITS_64, _SQRT_HALF_BITS_64 = 0x3FF0000000000000, 0x3FE6A09E667F3BCD
 
 # Helpers are inlined into the kernels so that LLVM can vectorize the inner loops; error_model="numpy"
 # drops Python's division check, whose exception branch would stop vectorization.
@@ -85,9 +88,9 @@ def _philox_words(words: np.ndarray, first_block: Scalar, key0: Scalar, key1: Sc
 
 @_inline
 def _unit32(word: Scalar) -> Scalar:
-    """rng.symmetric_unit, float32: (2k + 1 - 2^24) 2^-24 with k = word >> 8."""
-    k = np.int64(word) >> 8
-    return np.float32(2 * k + (1 - (1 << 24))) * np.float32(2.0**-24)
+    """rng.symmetric_unit, float32: (2k + 1 - 2^24) 2^-24 with k = word >> 8, in int32 as there."""
+    k = np.int32(np.uint32(word) >> np.uint32(8))
+    return np.float32(np.int32(2 * k + (1 - (1 << 24)))) * np.float32(2.0**-24)
 
 
 @_inline
@@ -110,16 +113,12 @@ def _horner(coefficients: np.ndarray, t: Scalar) -> Scalar:
 def _log32(q: Scalar) -> Scalar:
     """log of a positive normal float32, in float32 arithmetic (within 1 ulp of correctly rounded).
 
-    q = (1 + f) 2^e with 1 + f in [sqrt(1/2), sqrt(2)) read from q's bits, f exact;
+    q = (1 + f) 2^e with 1 + f in [sqrt(1/2), sqrt(2)), taken from q's bits (f is exact);
     log q = e ln2 + f - s (f - R) with s and R as above.
     """
-    bits = np.float32(q).view(np.int32)
+    bits = np.float32(q).view(np.int32) + np.int32(_ONE_BITS_32 - _SQRT_HALF_BITS_32)
     exponent = np.float32((bits >> 23) - 127)
-    m = np.float32(1.0) + np.float32(bits & 0x7FFFFF) * np.float32(2.0**-23)
-    if m > _SQRT2_32:
-        m *= np.float32(0.5)
-        exponent += np.float32(1.0)
-    f = m - np.float32(1.0)
+    f = np.int32((bits & 0x7FFFFF) + _SQRT_HALF_BITS_32).view(np.float32) - np.float32(1.0)
     s = f / (np.float32(2.0) + f)
     z = s * s
     log1p = f - s * (f - z * _horner(_ATANH_SERIES_32, z))
@@ -129,13 +128,9 @@ def _log32(q: Scalar) -> Scalar:
 @_inline
 def _log64(q: Scalar) -> Scalar:
     """log of a positive normal float64, as _log32 in float64 (within 1 ulp)."""
-    bits = np.float64(q).view(np.int64)
+    bits = np.float64(q).view(np.int64) + np.int64(_ONE_BITS_64 - _SQRT_HALF_BITS_64)
     exponent = np.float64((bits >> 52) - 1023)
-    m = 1.0 + (bits & 0xFFFFFFFFFFFFF) * 2.0**-52
-    if m > math.sqrt(2.0):
-        m *= 0.5
-        exponent += 1.0
-    f = m - 1.0
+    f = np.int64((bits & 0xFFFFFFFFFFFFF) + _SQRT_HALF_BITS_64).view(np.float64) - 1.0
     s = f / (2.0 + f)
     z = s * s
     log1p = f - s * (f - z * _horner(_ATANH_SERIES_64, z))
@@ -173,8 +168,11 @@ def _erfinv_p64(w: Scalar) -> Scalar:
 
 
 @_inline
-def _erfinv32(tile: np.ndarray) -> None:
-    """tile[i] = special.erfinv(tile[i]) = p(w) x, float32, in place.
+def _erfinv32(tile: np.ndarray, e_mid: Scalar, e_half: Scalar) -> None:
+    """tile[i] = special.erfinv(e) = p(w) e with e = e_mid + e_half tile[i], float32, in place.
+
+    rng.transform takes erfinv of x for the normal (e_mid = 0, e_half = 1 give e = x exactly) and of
+    the midpoint plus x times the half-width of [erf(a/sqrt2), erf(b/sqrt2)] for the truncated normal.
 
     A vectorized loop evaluates every branch of p for every element, so a tile in which no w reaches
     the tail branch (w >= 5: beyond 2.93 standard deviations; every tile of the usual normal truncated
@@ -183,6 +181,7 @@ def _erfinv32(tile: np.ndarray) -> None:
     w = np.empty(tile.shape[0], np.float32)
     tails = 0
     for i in range(tile.shape[0]):
+        tile[i] = e_mid + e_half * tile[i]
         w[i] = _erfinv_w32(tile[i])
         tails += w[i] >= np.float32(5.0)
     if tails == 0:
@@ -194,12 +193,12 @@ def _erfinv32(tile: np.ndarray) -> None:
 
 
 @_inline
-def _erfinv64(tile: np.ndarray) -> None:
-    """tile[i] = special.erfinv(tile[i]) = p(w) x, float64, in place; as _erfinv32 (central: w < 6.25,
-    within 3.30 standard deviations)."""
+def _erfinv64(tile: np.ndarray, e_mid: Scalar, e_half: Scalar) -> None:
+    """_erfinv32 in float64 (the central branch serves w < 6.25: within 3.30 standard deviations)."""
     w = np.empty(tile.shape[0], np.float64)
     tails = 0
     for i in range(tile.shape[0]):
+        tile[i] = e_mid + e_half * tile[i]
         w[i] = _erfinv_w64(tile[i])
         tails += w[i] >= 6.25
     if tails == 0:
@@ -257,17 +256,8 @@ def _units64(tile: np.ndarray, element: int, step: int, key: np.ndarray) -> None
 
 
 @_inline
-def _to_erfinv_argument(kind: int, params: np.ndarray, tile: np.ndarray) -> None:
-    """rng.transform before erfinv, in place: x stays x (normal), or becomes e_mid + e_half x (truncated)."""
-    if kind == TRUNCATED:
-        e_mid, e_half = params[0], params[1]
-        for i in range(tile.shape[0]):
-            tile[i] = e_mid + e_half * tile[i]
-
-
-@_inline
 def _finish(kind: int, params: np.ndarray, tile: np.ndarray) -> None:
-    """rng.transform from x (uniform) or from erfinv's value e (normal, truncated), in place.
+    """rng.transform from x (uniform) or from erfinv's value (normal, truncated), in place.
 
     uniform: clip(mid + half x, low, high), params = (mid, half, low, high);
     normal: mean + (stddev sqrt2) e, params = (mean, stddev sqrt2);
@@ -299,9 +289,10 @@ def _fill32(
         run, first = item // tiles, (item % tiles) * TILE
         tile = out[run * length + first : run * length + min(first + TILE, length)]
         _units32(tile, starts[run] + first * step, step, key)
-        if kind != UNIFORM:
-            _to_erfinv_argument(kind, params, tile)
-            _erfinv32(tile)
+        if kind == NORMAL:
+            _erfinv32(tile, np.float32(0.0), np.float32(1.0))
+        elif kind == TRUNCATED:
+            _erfinv32(tile, params[0], params[1])
         _finish(kind, params, tile)
 
 
@@ -315,9 +306,10 @@ def _fill64(
         run, first = item // tiles, (item % tiles) * TILE
         tile = out[run * length + first : run * length + min(first + TILE, length)]
         _units64(tile, starts[run] + first * step, step, key)
-        if kind != UNIFORM:
-            _to_erfinv_argument(kind, params, tile)
-            _erfinv64(tile)
+        if kind == NORMAL:
+            _erfinv64(tile, 0.0, 1.0)
+        elif kind == TRUNCATED:
+            _erfinv64(tile, params[0], params[1])
         _finish(kind, params, tile)
 
 
