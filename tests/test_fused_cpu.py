@@ -11,6 +11,7 @@ import hashlib
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import ml_dtypes
 import numpy as np
@@ -116,6 +117,17 @@ def test_one_dimensional_and_scalar_tensors(dtype):
     assert fused_cpu.draw(dist, KEY, (0, 3), dtype).shape == (0, 3)
 
 
+def _in_a_new_process(function: str, **environment: str) -> str:
+    """What this module's `function`() prints in a new Python process with `environment` added."""
+    code = f"import sys; sys.path.insert(0, sys.argv[1]); import test_fused_cpu as t; print(t.{function}())"
+    result = subprocess.run(
+        [sys.executable, "-c", code, os.path.dirname(__file__)],
+        capture_output=True, text=True, env={**os.environ, **environment},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout.strip()
+
+
 def _digest() -> str:
     """A hash of a few draws that span many tiles, with odd sizes and strided slices."""
     hashed = hashlib.sha256()
@@ -136,13 +148,21 @@ def test_results_do_not_depend_on_the_thread_count():
     finally:
         numba.set_num_threads(default_threads)
     assert _digest() == single
-    code = "import sys; sys.path.insert(0, sys.argv[1]); import test_fused_cpu as t; print(t._digest())"
-    environment = {**os.environ, "NUMBA_NUM_THREADS": "3"}
-    directory = os.path.dirname(__file__)
-    result = subprocess.run(
-        [sys.executable, "-c", code, directory], capture_output=True, text=True, check=True, env=environment
-    )
-    assert result.stdout.strip() == single
+    assert _in_a_new_process("_digest", NUMBA_NUM_THREADS="3") == single
+
+
+def _serial_and_concurrent_draws_agree() -> bool:
+    dist, shapes = NormalDist(0.0, 1.0), [(257, 300 + n) for n in range(8)]
+    serial = [fused_cpu.draw(dist, KEY, shape, "float32") for shape in shapes]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        concurrent = list(pool.map(lambda shape: fused_cpu.draw(dist, KEY, shape, "float32"), shapes))
+    return all(np.array_equal(a, b) for a, b in zip(serial, concurrent, strict=True))
+
+
+@pytest.mark.parametrize("layer", ["default", "workqueue"])
+def test_draws_from_several_python_threads_at_once_equal_serial_draws(layer):
+    """numba's workqueue layer aborts on concurrent launches unless the module serializes them."""
+    assert _in_a_new_process("_serial_and_concurrent_draws_agree", NUMBA_THREADING_LAYER=layer) == "True"
 
 
 def test_the_numpy_backend_draws_through_the_fused_kernels():

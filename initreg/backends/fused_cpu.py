@@ -17,6 +17,7 @@ processes load them. numba sees edits to this file, not to constants imported fr
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any
 
 import numba
@@ -32,6 +33,10 @@ Scalar = Any  # a number inside a kernel: numba types it (uint32/64, int64, floa
 TILE = 1 << 14  # elements per parallel work item: small enough to stay in L2, large enough to amortize
 
 UNIFORM, NORMAL, TRUNCATED = 0, 1, 2
+
+# One launch at a time: numba's workqueue threading layer (used where neither TBB nor OpenMP is
+# available) aborts the process on concurrent launches, and each launch already uses every thread.
+_LAUNCH = threading.Lock()
 
 _MASK32 = np.uint64(rng.MASK32)
 _SHIFT32 = np.uint64(32)
@@ -351,14 +356,16 @@ def _fill(dist: Distribution, key: rng.Key, starts: np.ndarray, length: int, ste
     precision = compute_dtype(dtype)
     out = np.empty(starts.shape[0] * length, dtype=precision)
     kernel = _fill64 if precision == "float64" else _fill32
-    kernel(out, starts, length, step, np.array(key, dtype=np.uint64), kind, params)
+    with _LAUNCH:
+        kernel(out, starts, length, step, np.array(key, dtype=np.uint64), kind, params)
     return out
 
 
 def words(key: rng.Key, start: int, count: int) -> np.ndarray:
     """rng.words_range with NumPy: words start .. start + count - 1 of the main stream, as uint32."""
     out = np.empty(count, dtype=np.uint32)
-    _fill_words(out, start, np.array(key, dtype=np.uint64))
+    with _LAUNCH:
+        _fill_words(out, start, np.array(key, dtype=np.uint64))
     return out
 
 
