@@ -4,9 +4,9 @@
 
 Every row makes one float32 tensor of n elements, shaped (sqrt n, sqrt n) where n is a square, else
 (n,): lecun_normal (a normal truncated at two standard deviations) wherever the library has it, with
-its allocation included. A row's rate is n / the best of `repeats` timed calls, after one untimed
-call that compiles what needs compiling; all rows come from the same run, so their ratios can be
-compared. A library that is not installed is shown as such.
+its allocation included. A row's rate is n / its best of `repeats` timed calls, after an untimed
+call that compiles what needs compiling; rows take turns (see `measure`) and all come from the same
+run, so their ratios can be compared. A library that is not installed is shown as such.
 
 Sections: draw throughput per size; startup (a small tree in a new process, with an empty and with a
 warm kernel cache). The GPT-2-XL-shaped tree written to disk belongs here as a third section, with
@@ -115,21 +115,37 @@ PEERS: list[tuple[str, Callable[[tuple[int, ...]], Draw]]] = [
 ]
 
 
-def measure(name: str, make: Callable[[tuple[int, ...]], Draw], shape: tuple[int, ...], repeats: int) -> Result:
-    """Melem/s of the best of `repeats` calls after one untimed call; 'not installed' on ImportError."""
+def prepare(make: Callable[[tuple[int, ...]], Draw], shape: tuple[int, ...]) -> Draw | str:
+    """The draw, after one untimed call (which compiles what needs compiling), or why there is none."""
     try:
         draw = make(shape)
         draw()
-        best = math.inf
-        for _ in range(repeats):
-            start = time.perf_counter()
-            draw()
-            best = min(best, time.perf_counter() - start)
     except ImportError as error:
-        return Result(name, None, f"not installed ({error})")
+        return f"not installed ({error})"
     except Exception as error:  # a peer failing (memory, version) is reported, not fatal
-        return Result(name, None, f"failed: {type(error).__name__}: {error}")
-    return Result(name, math.prod(shape) / best / 1e6)
+        return f"failed: {type(error).__name__}: {error}"
+    return draw
+
+
+def measure(shape: tuple[int, ...], peers: list[tuple[str, Draw | str]], rounds: int) -> list[Result]:
+    """Melem/s of each peer's best timed call.
+
+    Each round visits every peer once, so load from outside that comes and goes reaches all of them
+    alike; a visit times the second of two calls, so thread pools of the peer before (OpenMP, Eigen)
+    that still spin have gone quiet.
+    """
+    best = {name: math.inf for name, draw in peers if not isinstance(draw, str)}
+    for _ in range(rounds):
+        for name, draw in peers:
+            if not isinstance(draw, str):
+                draw()
+                start = time.perf_counter()
+                draw()
+                best[name] = min(best[name], time.perf_counter() - start)
+    return [
+        Result(name, None, draw) if isinstance(draw, str) else Result(name, math.prod(shape) / best[name] / 1e6)
+        for name, draw in peers
+    ]
 
 
 def parse_count(text: str) -> int:
@@ -152,12 +168,12 @@ def throughput_section(sizes: list[int], repeats: int, reference_up_to: int) -> 
     print("|---|---|---:|---:|")
     for count in sizes:
         shape = shape_of(count)
-        results = []
-        for name, make in PEERS:
-            if make is initreg_reference and count > reference_up_to:
-                results.append(Result(name, None, f"skipped (above --reference-up-to {label(reference_up_to)})"))
-                continue
-            results.append(measure(name, make, shape, repeats if count < (1 << 26) else max(2, repeats // 2)))
+        skipped = f"skipped (above --reference-up-to {label(reference_up_to)})"
+        peers = [
+            (name, skipped if make is initreg_reference and count > reference_up_to else prepare(make, shape))
+            for name, make in PEERS
+        ]
+        results = measure(shape, peers, repeats if count < (1 << 26) else max(2, repeats // 2))
         ours = results[0].rate
         for result in results:
             if result.rate is None:
@@ -245,7 +261,7 @@ def threading() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1M,16M,64M", help="element counts, comma-separated (K, M, G suffixes)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed calls per row (halved for 64M and above)")
+    parser.add_argument("--repeats", type=int, default=4, help="timed calls per row (halved for 64M and above)")
     parser.add_argument("--reference-up-to", default="16M", help="largest size the slow reference is timed at")
     parser.add_argument("--no-startup", action="store_true", help="skip the new-process startup section")
     arguments = parser.parse_args()
