@@ -1,6 +1,6 @@
 """Draw throughput of initreg against JAX, PyTorch, Keras 3, NumPy and a plain fill, on the CPU.
 
-    .venv/bin/python bench/bench_draw.py [--sizes 1M,16M,64M] [--repeats 5] [--reference-up-to 16M]
+    .venv/bin/python bench/bench_draw.py [--sizes 1M,16M,64M] [--repeats 4] [--reference-up-to 16M]
 
 Every row makes one float32 tensor of n elements, shaped (sqrt n, sqrt n) where n is a square, else
 (n,): lecun_normal (a normal truncated at two standard deviations) wherever the library has it, with
@@ -185,7 +185,7 @@ def throughput_section(sizes: list[int], repeats: int, reference_up_to: int) -> 
 
 
 def print_goals(size: str, results: list[Result]) -> None:
-    """The issue's goals for this size: 10x JAX's CPU lecun_normal, 25% of the fill rate."""
+    """The performance goals at this size: 10x JAX's CPU lecun_normal, 25% of the fill rate."""
     rates = {result.name: result.rate for result in results if result.rate is not None}
     ours = rates.get(INITREG)
     if ours is None:
