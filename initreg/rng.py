@@ -104,20 +104,44 @@ def symmetric_unit(words: Array, precision: str, xp: Namespace) -> Array:
     return xp.astype(2 * k + (1 - (1 << 53)), xp.float64) * (2.0**-53)
 
 
-def transform(dist: Distribution, x: Array, dtype: str, xp: Namespace) -> Array:
-    """Maps x = 2u - 1 to samples of `dist`, clipped so that a cast to `dtype` keeps their bounds."""
+UNIFORM, NORMAL, TRUNCATED = 0, 1, 2  # distribution codes shared with the fused kernels
+
+
+def transform_constants(dist: Distribution, dtype: str) -> tuple[int, tuple[float, ...]]:
+    """The distribution code and the constants `transform` applies, as Python floats.
+
+    uniform:   (mid, half, low', high')        -> clip(mid + half x, low', high')
+    normal:    (mean, sqrt2 stddev)            -> mean + sqrt2 stddev erfinv(x)
+    truncated: (e_mid, e_half, sqrt2, a, b, mean, stddev, low', high')
+               -> clip(mean + stddev clip(sqrt2 erfinv(e_mid + e_half x), a, b), low', high')
+    where [low', high'] are the bounds kept exact in `dtype` (dtypes.inner_bounds). The fused kernels
+    take the same constants, rounded once to the compute precision as NumPy rounds a Python scalar.
+    """
     if isinstance(dist, UniformDist):
-        mid, half = 0.5 * (dist.low + dist.high), 0.5 * (dist.high - dist.low)
         low, high = inner_bounds(dist.low, dist.high, dtype, high_open=True)
-        return xp.clip(mid + half * x, low, high)
+        return UNIFORM, (0.5 * (dist.low + dist.high), 0.5 * (dist.high - dist.low), low, high)
     if isinstance(dist, NormalDist):
-        return dist.mean + (dist.stddev * math.sqrt(2.0)) * erfinv(x, xp)
+        return NORMAL, (dist.mean, dist.stddev * math.sqrt(2.0))
     if isinstance(dist, TruncatedNormalDist):
         erf_a, erf_b = math.erf(dist.low / math.sqrt(2.0)), math.erf(dist.high / math.sqrt(2.0))
-        z = math.sqrt(2.0) * erfinv(0.5 * (erf_a + erf_b) + (0.5 * (erf_b - erf_a)) * x, xp)
         low, high = inner_bounds(*dist.bounds, dtype)
-        return xp.clip(dist.mean + dist.stddev * xp.clip(z, dist.low, dist.high), low, high)
+        e_mid, e_half = 0.5 * (erf_a + erf_b), 0.5 * (erf_b - erf_a)
+        return TRUNCATED, (e_mid, e_half, math.sqrt(2.0), dist.low, dist.high, dist.mean, dist.stddev, low, high)
     raise TypeError(f"not a distribution: {dist!r}")
+
+
+def transform(dist: Distribution, x: Array, dtype: str, xp: Namespace) -> Array:
+    """Maps x = 2u - 1 to samples of `dist`, clipped so that a cast to `dtype` keeps their bounds."""
+    kind, constants = transform_constants(dist, dtype)
+    if kind == UNIFORM:
+        mid, half, low, high = constants
+        return xp.clip(mid + half * x, low, high)
+    if kind == NORMAL:
+        mean, scale = constants
+        return mean + scale * erfinv(x, xp)
+    e_mid, e_half, sqrt2, a, b, mean, stddev, low, high = constants
+    z = sqrt2 * erfinv(e_mid + e_half * x, xp)
+    return xp.clip(mean + stddev * xp.clip(z, a, b), low, high)
 
 
 def _element_words(key: Key, element_index: Array, precision: str, xp: Namespace) -> Array:
@@ -148,8 +172,17 @@ def draw(dist: Distribution, key: Key, shape: tuple[int, ...], dtype: str, xp: N
     return xp.reshape(out, shape)
 
 
+def full_index(shape: tuple[int, ...], index: tuple[slice, ...]) -> tuple[slice, ...]:
+    """`index` with whole slices appended for the trailing axes it leaves out."""
+    if len(index) > len(shape):
+        from initreg.errors import InvalidArgumentError
+
+        raise InvalidArgumentError(f"index {index!r} has more entries than shape {shape} has axes")
+    return (*index, *(slice(None),) * (len(shape) - len(index)))
+
+
 def flat_indices(shape: tuple[int, ...], index: tuple[slice, ...], xp: Namespace) -> Array:
-    """Row-major flat indices (uint64) of the elements that `index` selects from a tensor of `shape`."""
+    """Row-major flat indices (uint64) of the elements that `index` (one slice per axis) selects."""
     strides = [math.prod(shape[axis + 1 :]) for axis in range(len(shape))]
     flat = xp.zeros((), dtype=xp.uint64)
     for axis, (size, part) in enumerate(zip(shape, index, strict=False)):
@@ -165,5 +198,6 @@ def draw_slice(
 ) -> Array:
     """The samples `draw` gives for tensor[index], computed without the rest of the tensor."""
     precision = compute_dtype(dtype)
+    index = full_index(shape, index)
     x = symmetric_unit(_element_words(key, flat_indices(shape, index, xp), precision, xp), precision, xp)
     return transform(dist, x, dtype, xp)

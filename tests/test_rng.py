@@ -89,6 +89,7 @@ def test_symmetric_unit_is_exact_and_strictly_inside_minus_one_one():
         (slice(None), slice(3, 9, 2)),
         (slice(7, None, -2), slice(1, 2)),
         (slice(0, 0), slice(None)),
+        (slice(4, 8),),
     ],
 )
 def test_a_slice_generated_alone_equals_that_slice_of_the_whole_tensor(dist, dtype, index):

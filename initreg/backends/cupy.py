@@ -131,7 +131,7 @@ template <typename real> __device__ real clip(real value, real low, real high) {
     return value > high ? high : value;
 }
 
-/* rng.transform; q holds the constants of fused_cpu.parameters for `kind`. */
+/* rng.transform; q holds rng.transform_constants for `kind`, in the compute precision. */
 template <typename real> __device__ real sample(int kind, const real* q, real x) {
     if (kind == UNIFORM) return clip<real>(q[0] + q[1] * x, q[2], q[3]);
     if (kind == NORMAL) return q[0] + q[1] * giles_erfinv(x);
@@ -203,8 +203,6 @@ extern "C" __global__ void words(u32* out, u64 start, u64 n, u32 k0, u32 k1) {
 
 def kernel_source() -> str:
     """The CUDA C++ source of the kernels, with the constants of initreg.rng and initreg.special."""
-    from initreg.backends.fused_cpu import NORMAL, UNIFORM
-
     constants = {
         "STREAM": f"{rng.MAIN_STREAM}u",
         "ROUNDS": str(rng.PHILOX_ROUNDS),
@@ -212,8 +210,8 @@ def kernel_source() -> str:
         "M1": f"{rng.PHILOX_M1:#x}u",
         "W0": f"{rng.PHILOX_W0:#x}u",
         "W1": f"{rng.PHILOX_W1:#x}u",
-        "UNIFORM": str(UNIFORM),
-        "NORMAL": str(NORMAL),
+        "UNIFORM": str(rng.UNIFORM),
+        "NORMAL": str(rng.NORMAL),
     }
     defines = "".join(f"#define {name} {value}\n" for name, value in constants.items())
     return defines + _erfinv_source() + _STREAM_SOURCE
@@ -252,10 +250,9 @@ class CupyBackend(Backend):
         """key0, key1, the distribution code and its constants on the device."""
         import numpy as np
 
-        from initreg.backends.fused_cpu import parameters
-
-        kind, constants = parameters(dist, dtype)
-        return np.uint32(key[0]), np.uint32(key[1]), np.int32(kind), self.xp.asarray(constants)
+        kind, constants = rng.transform_constants(dist, dtype)
+        values = np.array(constants, dtype=compute_dtype(dtype))
+        return np.uint32(key[0]), np.uint32(key[1]), np.int32(kind), self.xp.asarray(values)
 
     def draw(self, dist: Distribution, key: rng.Key, shape: tuple[int, ...], dtype: str) -> Array:
         import numpy as np

@@ -24,15 +24,15 @@ import numba
 import numpy as np
 
 from initreg import rng
-from initreg.distributions import Distribution, NormalDist, TruncatedNormalDist, UniformDist
-from initreg.dtypes import compute_dtype, inner_bounds
+from initreg.distributions import Distribution
+from initreg.dtypes import compute_dtype
 from initreg.special import DOUBLE_CENTRAL, DOUBLE_MIDDLE, DOUBLE_TAIL, SINGLE_CENTRAL, SINGLE_TAIL
 
 Scalar = Any  # a number inside a kernel: numba types it (uint32/64, int64, float32/64) where it is used
 
 TILE = 1 << 14  # elements per parallel work item: small enough to stay in L2, large enough to amortize
 
-UNIFORM, NORMAL, TRUNCATED = 0, 1, 2
+UNIFORM, NORMAL, TRUNCATED = rng.UNIFORM, rng.NORMAL, rng.TRUNCATED
 
 # One launch at a time: numba's workqueue threading layer (used where neither TBB nor OpenMP is
 # available) aborts the process on concurrent launches, and each launch already uses every thread.
@@ -329,25 +329,9 @@ def _fill_words(out: np.ndarray, start: int, key: np.ndarray) -> None:
 
 
 def parameters(dist: Distribution, dtype: str) -> tuple[int, np.ndarray]:
-    """The kernel's distribution code and its constants, in the compute precision of `dtype`.
-
-    The constants are those of rng.transform, computed in Python floats and rounded once to the
-    precision, as NumPy rounds a Python scalar combined with an array of that precision.
-    """
-    if isinstance(dist, UniformDist):
-        low, high = inner_bounds(dist.low, dist.high, dtype, high_open=True)
-        kind, values = UNIFORM, [0.5 * (dist.low + dist.high), 0.5 * (dist.high - dist.low), low, high]
-    elif isinstance(dist, NormalDist):
-        kind, values = NORMAL, [dist.mean, dist.stddev * math.sqrt(2.0)]
-    elif isinstance(dist, TruncatedNormalDist):
-        erf_a, erf_b = math.erf(dist.low / math.sqrt(2.0)), math.erf(dist.high / math.sqrt(2.0))
-        low, high = inner_bounds(*dist.bounds, dtype)
-        kind = TRUNCATED
-        values = [0.5 * (erf_a + erf_b), 0.5 * (erf_b - erf_a), math.sqrt(2.0), dist.low, dist.high]
-        values += [dist.mean, dist.stddev, low, high]
-    else:
-        raise TypeError(f"not a distribution: {dist!r}")
-    return kind, np.array(values, dtype=compute_dtype(dtype))
+    """rng.transform_constants as an array in the compute precision of `dtype`."""
+    kind, constants = rng.transform_constants(dist, dtype)
+    return kind, np.array(constants, dtype=compute_dtype(dtype))
 
 
 def _fill(dist: Distribution, key: rng.Key, starts: np.ndarray, length: int, step: int, dtype: str) -> np.ndarray:
@@ -377,7 +361,8 @@ def draw(dist: Distribution, key: rng.Key, shape: tuple[int, ...], dtype: str) -
 def draw_slice(
     dist: Distribution, key: rng.Key, shape: tuple[int, ...], index: tuple[slice, ...], dtype: str
 ) -> np.ndarray:
-    """rng.draw_slice with NumPy: tensor[index] (one slice per axis), drawn row by row of the last axis."""
+    """rng.draw_slice with NumPy: tensor[index], drawn row by row of the last axis."""
+    index = rng.full_index(shape, index)
     if not shape:
         return draw(dist, key, shape, dtype)
     ranges = [range(*part.indices(size)) for size, part in zip(shape, index, strict=True)]
