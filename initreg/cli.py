@@ -45,6 +45,7 @@ from initreg.registry import BUILT_IN
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from initreg.backends.base import Backend
     from initreg.initializers.base import Initializer
     from initreg.tree import PlanEntry
 
@@ -297,15 +298,76 @@ def _print(*renderables: Any) -> None:
 # --- the app -----------------------------------------------------------------------------------
 
 
-def _measured_std(array: Any) -> float:
-    import numpy as np
+class _Moments:
+    """The std of values seen piece by piece: count, mean and squared deviations, merged (Chan et al., 1979)."""
 
-    return float(np.std(array, dtype=np.float64)) if array.size else math.nan
+    def __init__(self) -> None:
+        self.count, self.mean, self.squares = 0, 0.0, 0.0
+
+    def add(self, piece: Any) -> None:
+        import numpy as np
+
+        count = piece.size
+        if not count:
+            return
+        mean, variance = float(np.mean(piece, dtype=np.float64)), float(np.var(piece, dtype=np.float64))
+        total = self.count + count
+        delta = mean - self.mean
+        self.squares += variance * count + delta * delta * self.count * count / total
+        self.mean += delta * count / total
+        self.count = total
+
+    @property
+    def std(self) -> float:
+        return math.sqrt(self.squares / self.count) if self.count else math.nan
+
+
+def _flag(settings: Mapping[str, Any], name: str) -> bool:
+    value = settings[name]
+    if not isinstance(value, bool):
+        raise InvalidArgumentError(f"{name} must be true or false; got {value!r}")
+    return value
+
+
+def _chunk_bytes(settings: Mapping[str, Any]) -> int:
+    """chunk_mb (MiB, > 0; fractions allowed) in bytes."""
+    value = settings["chunk_mb"]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise InvalidArgumentError(f"chunk_mb must be a positive number of MiB, such as 64; got {value!r}")
+    return max(1, int(value * 2**20))
+
+
+def _draw(entries: Sequence[PlanEntry], settings: Mapping[str, Any], backend: Backend, path: Path) -> dict[str, float]:
+    """Draws the planned tree and writes it to `path`; returns the measured std of each parameter.
+
+    A .safetensors file is streamed (unless stream=false): no more than about chunk_mb of values is
+    held at once. Otherwise the whole tree is made in memory and then written.
+    """
+    from initreg import io, tree
+    from initreg.progress import WriteProgress
+
+    quiet, seed = not _flag(settings, "progress"), settings["seed"]
+    moments = {entry.path: _Moments() for entry in entries}
+    if _flag(settings, "stream") and io.file_format(path) == "safetensors":
+        tree.save_entries(
+            entries, seed, path, backend=backend, chunk_bytes=_chunk_bytes(settings),
+            metadata=_metadata(settings), quiet=quiet, observe=lambda entry, piece: moments[entry.path].add(piece),
+        )  # fmt: skip
+    else:
+        arrays = {}
+        with WriteProgress(sum(entry.nbytes for entry in entries), len(entries), quiet=quiet) as progress:
+            for entry in entries:
+                progress.start(entry.path)
+                arrays[entry.path] = backend.to_numpy(tree.generate(entry, seed, backend))
+                moments[entry.path].add(arrays[entry.path])
+                progress.advance(arrays[entry.path].nbytes)
+        io.save(arrays, path, metadata=_metadata(settings))
+    return {name: moment.std for name, moment in moments.items()}
 
 
 def initialize(cfg: DictConfig) -> None:
     """The Hydra task: plan the model's tree by the rules, draw it, write it, print the table."""
-    from initreg import io, tree
+    from initreg import tree
     from initreg.registry import get_backend
 
     with _reported_errors():
@@ -326,10 +388,8 @@ def initialize(cfg: DictConfig) -> None:
             return
         path = _output_path(str(settings["output"]))
         backend = get_backend(settings["backend"]["name"])
-        arrays = {entry.path: backend.to_numpy(tree.generate(entry, settings["seed"], backend)) for entry in entries}
         path.parent.mkdir(parents=True, exist_ok=True)
-        io.save(arrays, path, metadata=_metadata(settings))
-        measured = {name: _measured_std(array) for name, array in arrays.items()}
+        measured = _draw(entries, settings, backend, path)
         _print(_table(entries, measured), f"wrote {path}: {total:,} parameters in {len(entries)} tensors")
 
 

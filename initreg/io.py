@@ -10,7 +10,13 @@ dtypes, so it can be written before any data is made, and equal inputs give byte
 are byte-identical too. NumPy has no bfloat16, so bfloat16 needs .safetensors.
 
 Every file is written to a temporary name in the target's folder, flushed to disk and renamed over
-the target: a reader sees the old file or the whole new one, never a partial file.
+the target: a reader sees the old file or the whole new one, never a partial file. While a file is
+being written, SIGTERM unwinds like Ctrl-C (where Python's default handler is in place), so that the
+temporary file is removed too.
+
+`save` writes arrays that are all in memory; `save_streamed` writes a .safetensors file from pieces of
+each tensor made on demand, so that a tree larger than memory can be written holding one piece at a
+time. Both give the same bytes for the same values.
 """
 
 from __future__ import annotations
@@ -19,9 +25,11 @@ import json
 import math
 import os
 import secrets
+import signal
 import struct
+import threading
 import zipfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,17 +96,39 @@ def atomic_file(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
     """
     target = Path(path)
     temporary = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            yield file
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    with _termination_unwinds():
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        try:
+            with os.fdopen(descriptor, "wb") as file:
+                yield file
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, target)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
     _fsync_folder(target.parent)
+
+
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+@contextmanager
+def _termination_unwinds() -> Iterator[None]:
+    """Inside the block SIGTERM raises SystemExit(143), so that `finally` and `except` clauses run.
+
+    Only in the main thread and only while SIGTERM has Python's default handler (which ends the
+    process at once); a handler the program installed itself is left alone.
+    """
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -159,6 +189,29 @@ def _write_safetensors(file: IO[bytes], arrays: Mapping[str, Any], metadata: Map
         file.write(memoryview(array.reshape(-1).view(np.uint8)))
 
 
+def _write_pieces(file: IO[bytes], tensor: TensorInfo, pieces: Iterable[Any]) -> None:
+    """Writes `tensor`'s pieces one after another, checking their dtype and that they fill it exactly."""
+    import numpy as np
+
+    written = 0
+    for piece in pieces:
+        array = _little_endian(np.asarray(piece))
+        if array.dtype.name != tensor.dtype:
+            raise InvalidArgumentError(
+                f"a piece of tensor {tensor.name!r} has dtype {array.dtype.name!r}; valid: {tensor.dtype!r}"
+            )
+        if written + array.nbytes > tensor.nbytes:
+            raise InvalidArgumentError(
+                f"the pieces of tensor {tensor.name!r} hold more than its {tensor.nbytes} bytes (shape {tensor.shape})"
+            )
+        file.write(memoryview(array.reshape(-1).view(np.uint8)))
+        written += array.nbytes
+    if written != tensor.nbytes:
+        raise InvalidArgumentError(
+            f"the pieces of tensor {tensor.name!r} hold {written} of its {tensor.nbytes} bytes (shape {tensor.shape})"
+        )
+
+
 def _write_npz(file: IO[bytes], arrays: Mapping[str, Any]) -> None:
     import numpy as np
 
@@ -199,6 +252,32 @@ def save(
             _write_npz(file, prepared)
         else:
             _write_safetensors(file, prepared, metadata)
+    return Path(path)
+
+
+def save_streamed(
+    tensors: Sequence[TensorInfo],
+    pieces: Callable[[TensorInfo], Iterable[Any]],
+    path: str | os.PathLike[str],
+    *,
+    metadata: Mapping[str, str] | None = None,
+) -> Path:
+    """Writes a .safetensors file atomically from pieces of its tensors, made on demand; returns `path`.
+
+    The header is written first: it needs only the names, shapes and dtypes of `tensors`, stored in
+    that order. Then, tensor by tensor, ``pieces(tensor)`` yields arrays (anything `numpy.asarray`
+    takes) of the tensor's dtype whose values, in row-major order one after another, are the tensor's
+    row-major values: a range of rows of a row-major tensor is a contiguous range of its bytes, so
+    each piece is written at its offset as it comes, and dropped. Only one piece is held at a time.
+    For the same values the file is byte-identical to `save`'s.
+    """
+    if file_format(path) != "safetensors":
+        raise InvalidArgumentError(f"streamed writing makes .safetensors files; got {os.fspath(path)!r}")
+    header = safetensors_header(tensors, metadata)
+    with atomic_file(path) as file:
+        file.write(header)
+        for tensor in tensors:
+            _write_pieces(file, tensor, pieces(tensor))
     return Path(path)
 
 

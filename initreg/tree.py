@@ -13,19 +13,27 @@ out).
 
 Parameter p is drawn from the stream ``derive_key(seed, p)``: its values depend on (seed, p) only,
 not on the other parameters, their order, or the initializer's own seed.
+
+`init_tree` holds the whole tree in memory. `save_tree` streams it into a .safetensors file instead:
+each parameter is made in pieces of consecutive rows (``generate_slice`` of a row range, which is a
+contiguous range of the file) of at most `chunk_bytes` each, so that memory is bounded by
+`chunk_bytes`, not by the tree. The file is byte-identical to ``io.save`` of `init_tree`'s arrays.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
-from collections.abc import Iterator, Mapping, Sequence
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
+from pathlib import Path
 from typing import Any
 
-from initreg.dtypes import standardize_dtype
+from initreg.dtypes import numpy_dtype, standardize_dtype
 from initreg.errors import InitregError, InvalidArgumentError, choices
 from initreg.initializers.base import Array, Initializer, Shape, standardize_shape
 from initreg.initializers.variance_scaling import LAYOUTS, VarianceScaling, compute_fans
@@ -34,6 +42,7 @@ from initreg.rng import derive_key
 Leaf = Any  # a Shape, or an array-like with .shape and .dtype
 RULE_KEYS = ("match", "init", "dtype", "layout")
 SHOWN = 5  # names listed in an error message before "and N more"
+DEFAULT_CHUNK_BYTES = 64 << 20  # 64 MiB: the most bytes of values save_tree holds at once (by default)
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,11 @@ class PlanEntry:
         """The number of elements."""
         return math.prod(self.shape)
 
+    @property
+    def nbytes(self) -> int:
+        """The number of bytes of its values."""
+        return self.size * int(numpy_dtype(self.dtype).itemsize)
+
 
 @contextmanager
 def _about(subject: str) -> Iterator[None]:
@@ -96,10 +110,12 @@ def _is_array(value: Any) -> bool:
     return hasattr(value, "shape") and hasattr(value, "dtype")
 
 
+def _is_dimension(value: Any) -> bool:
+    return type(value) is int or (isinstance(value, numbers.Integral) and not isinstance(value, bool))
+
+
 def _is_shape(value: Any) -> bool:
-    return isinstance(value, (list, tuple)) and all(
-        isinstance(d, numbers.Integral) and not isinstance(d, bool) for d in value
-    )
+    return isinstance(value, (list, tuple)) and all(_is_dimension(d) for d in value)
 
 
 def _children(node: Any) -> list[tuple[Any, str]] | None:
@@ -342,6 +358,7 @@ def plan(
         allow_unmatched_params=allow_unmatched_params, allow_unused_rules=allow_unused_rules,
     )  # fmt: skip
     entries = []
+    described: dict[tuple[int, Shape, str | None], tuple[int, int, float]] = {}  # trees repeat their shapes
     for path, leaf in flat.items():
         if path not in winners:
             continue
@@ -349,7 +366,11 @@ def plan(
         with _about(f"parameter {path!r} (rule {rule.name!r})"):
             shape, own_dtype = _shape_and_dtype(leaf, dtype)
             chosen_layout = rule.layout or layout
-            fan_in, fan_out = _fans(rule.init, shape, chosen_layout)
+            seen = (id(rule.init), shape, chosen_layout)
+            if seen not in described:
+                fans = _fans(rule.init, shape, chosen_layout)
+                described[seen] = (*fans, _target_std(rule.init, shape, chosen_layout))
+            fan_in, fan_out, target_std = described[seen]
             entries.append(
                 PlanEntry(
                     path=path,
@@ -360,7 +381,7 @@ def plan(
                     layout=chosen_layout,
                     fan_in=fan_in,
                     fan_out=fan_out,
-                    target_std=_target_std(rule.init, shape, chosen_layout),
+                    target_std=target_std,
                 )
             )
     return entries
@@ -369,17 +390,24 @@ def plan(
 # --- drawing -----------------------------------------------------------------------------------
 
 
+def _stream_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise InvalidArgumentError(f"seed must be an integer; got {seed!r}")
+    return int(seed)
+
+
 def generate(entry: PlanEntry, seed: int, backend: Any = None) -> Array:
     """One parameter, drawn from the stream keyed by (seed, entry.path) on `backend` (a name or Backend)."""
     from initreg.registry import get_backend
 
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise InvalidArgumentError(f"seed must be an integer; got {seed!r}")
-    with _about(f"parameter {entry.path!r} (rule {entry.rule!r})"):
+    key = derive_key(_stream_seed(seed), entry.path)
+    try:
         return entry.initializer.generate(
-            entry.shape, entry.dtype, key=derive_key(int(seed), entry.path), backend=get_backend(backend),
-            layout=entry.layout,
-        )  # fmt: skip
+            entry.shape, entry.dtype, key=key, backend=get_backend(backend), layout=entry.layout
+        )
+    except InitregError as error:  # what _about does, without its per-call cost (trees of many small tensors)
+        error.args = (f"parameter {entry.path!r} (rule {entry.rule!r}): {error}",)
+        raise
 
 
 def init_tree(
@@ -406,3 +434,127 @@ def init_tree(
     )  # fmt: skip
     chosen = get_backend(backend)
     return unflatten({entry.path: generate(entry, seed, chosen) for entry in entries}, like=spec)
+
+
+# --- streaming ---------------------------------------------------------------------------------
+
+
+def _chunk_bytes(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise InvalidArgumentError(f"chunk_bytes must be a positive integer (bytes); got {value!r}")
+    return int(value)
+
+
+def chunk_indices(shape: Shape, itemsize: int, chunk_bytes: int) -> Iterator[tuple[slice, ...]]:
+    """Indices of consecutive pieces of a row-major tensor of rank >= 1, in order, of <= chunk_bytes each.
+
+    A piece is a range of positions along the first axis a whose trailing block (axes after a, whole)
+    fits in chunk_bytes, with single positions on the axes before a: ``(i, j, k0:k1, :, :)`` for a = 2.
+    Its elements are a contiguous range of the flattened tensor, and the pieces cover it in order.
+    A single element larger than chunk_bytes makes a piece of its own.
+    """
+    last = len(shape) - 1
+    axis = next(a for a in range(len(shape)) if a == last or math.prod(shape[a + 1 :]) * itemsize <= chunk_bytes)
+    rows = max(1, chunk_bytes // (math.prod(shape[axis + 1 :]) * itemsize))
+    trailing = tuple(slice(0, size, 1) for size in shape[axis + 1 :])
+    for outer in itertools.product(*(range(size) for size in shape[:axis])):
+        leading = tuple(slice(i, i + 1, 1) for i in outer)
+        for start in range(0, shape[axis], rows):
+            yield (*leading, slice(start, min(start + rows, shape[axis]), 1), *trailing)
+
+
+def _slices_cheaply(initializer: Initializer) -> bool:
+    """Whether `initializer` makes a slice without making the whole tensor (not Orthogonal, not the default)."""
+    from initreg.slicing import slices_independently
+
+    return slices_independently(initializer) and type(initializer).generate_slice is not Initializer.generate_slice
+
+
+def generate_chunks(
+    entry: PlanEntry, seed: int, backend: Any = None, chunk_bytes: int = DEFAULT_CHUNK_BYTES
+) -> Iterator[Any]:
+    """`entry`'s parameter as NumPy arrays of <= chunk_bytes each whose values, in turn, are its row-major values.
+
+    Each piece is ``generate_slice`` of a range of rows (see `chunk_indices`), so it equals that part of
+    `generate`'s tensor. A tensor of <= chunk_bytes, and one whose initializer cannot make a slice
+    without making the whole tensor (Orthogonal, Identity), comes whole, as one piece.
+    """
+    from initreg.registry import get_backend
+
+    chosen, chunk_bytes = get_backend(backend), _chunk_bytes(chunk_bytes)
+    itemsize = int(numpy_dtype(entry.dtype).itemsize)
+    if entry.nbytes <= chunk_bytes or not entry.shape or not _slices_cheaply(entry.initializer):
+        yield chosen.to_numpy(generate(entry, seed, chosen))
+        return
+    key = derive_key(_stream_seed(seed), entry.path)
+    for index in chunk_indices(entry.shape, itemsize, chunk_bytes):
+        with _about(f"parameter {entry.path!r} (rule {entry.rule!r})"):
+            piece = entry.initializer.generate_slice(
+                entry.shape, index, entry.dtype, key=key, backend=chosen, layout=entry.layout
+            )
+        yield chosen.to_numpy(piece)
+
+
+def save_entries(
+    entries: Sequence[PlanEntry],
+    seed: int,
+    path: str | os.PathLike[str],
+    *,
+    backend: Any = None,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    metadata: Mapping[str, str] | None = None,
+    quiet: bool = False,
+    observe: Callable[[PlanEntry, Any], None] | None = None,
+) -> Path:
+    """Draws planned parameters straight into a .safetensors file, piece by piece (see `generate_chunks`).
+
+    At most about `chunk_bytes` of values are held at once (plus a whole tensor whose initializer
+    cannot make slices). ``observe(entry, piece)`` sees every piece before it is written. A progress
+    bar runs on stderr unless `quiet` or stderr is not a terminal.
+    """
+    from initreg import io
+    from initreg.progress import WriteProgress
+    from initreg.registry import get_backend
+
+    chosen, seed, chunk_bytes = get_backend(backend), _stream_seed(seed), _chunk_bytes(chunk_bytes)
+    planned = {entry.path: entry for entry in entries}
+    tensors = [io.TensorInfo(entry.path, entry.shape, entry.dtype) for entry in entries]
+    with WriteProgress(sum(entry.nbytes for entry in entries), len(entries), quiet=quiet) as progress:
+
+        def pieces(tensor: io.TensorInfo) -> Iterator[Any]:
+            entry = planned[tensor.name]
+            progress.start(entry.path)
+            for piece in generate_chunks(entry, seed, chosen, chunk_bytes):
+                if observe is not None:
+                    observe(entry, piece)
+                yield piece
+                progress.advance(piece.nbytes)
+
+        return io.save_streamed(tensors, pieces, path, metadata=metadata)
+
+
+def save_tree(
+    spec: Mapping[str, Any],
+    rules: Mapping[str, Any] | Sequence[Rule],
+    path: str | os.PathLike[str],
+    seed: int = 0,
+    dtype: Any = "float32",
+    backend: Any = None,
+    *,
+    layout: str | None = None,
+    allow_unmatched_params: bool = False,
+    allow_unused_rules: bool = False,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    metadata: Mapping[str, str] | None = None,
+    quiet: bool = False,
+) -> Path:
+    """Writes the tree `init_tree` would make to a .safetensors file, holding <= ~chunk_bytes at a time.
+
+    The file is byte-identical to ``io.save`` of `init_tree`'s arrays (tensors named by dotted path,
+    in tree order) and is written atomically. See `plan` for the arguments, `save_entries` for the rest.
+    """
+    entries = plan(
+        spec, rules, dtype=dtype, layout=layout,
+        allow_unmatched_params=allow_unmatched_params, allow_unused_rules=allow_unused_rules,
+    )  # fmt: skip
+    return save_entries(entries, seed, path, backend=backend, chunk_bytes=chunk_bytes, metadata=metadata, quiet=quiet)

@@ -37,13 +37,24 @@ class Constant(Initializer):
         self.value = value.tolist() if hasattr(value, "tolist") else value
 
     def generate(self, shape: Shape, dtype: str, *, key: Key, backend: Backend, layout: str | None = None) -> Array:
+        return backend.cast(backend.xp.asarray(self._broadcast(shape, dtype, backend), copy=True), dtype)
+
+    def generate_slice(
+        self, shape: Shape, index: tuple[slice, ...], dtype: str, *, key: Key, backend: Backend,
+        layout: str | None = None,
+    ) -> Array:  # fmt: skip
+        """tensor[index], copied from a broadcast view: the whole tensor is never made."""
+        return backend.cast(backend.xp.asarray(self._broadcast(shape, dtype, backend)[index], copy=True), dtype)
+
+    def _broadcast(self, shape: Shape, dtype: str, backend: Backend) -> Array:
+        """The value broadcast to `shape` in the compute precision of `dtype` (a read-only view)."""
         xp = backend.xp
         value = xp.asarray(self.value, dtype=backend.compute_dtype(dtype))
         if not _broadcasts(tuple(value.shape), shape):  # checked here: libraries raise different errors
             raise InvalidArgumentError(
                 f"Constant value of shape {tuple(value.shape)} does not broadcast to shape {shape}"
             )
-        return backend.cast(xp.asarray(xp.broadcast_to(value, shape), copy=True), dtype)
+        return xp.broadcast_to(value, shape)
 
     def target_std(self, shape: Shape, layout: str | None = None) -> float:
         import numpy as np
