@@ -193,10 +193,13 @@ def _write_pieces(file: IO[bytes], tensor: TensorInfo, pieces: Iterable[Any]) ->
     """Writes `tensor`'s pieces one after another, checking their dtype and that they fill it exactly."""
     import numpy as np
 
+    from initreg.dtypes import numpy_dtype
+
+    expected = numpy_dtype(tensor.dtype).newbyteorder("<")  # compared as a dtype: .name is slow
     written = 0
     for piece in pieces:
         array = _little_endian(np.asarray(piece))
-        if array.dtype.name != tensor.dtype:
+        if array.dtype != expected:
             raise InvalidArgumentError(
                 f"a piece of tensor {tensor.name!r} has dtype {array.dtype.name!r}; valid: {tensor.dtype!r}"
             )

@@ -31,13 +31,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from initreg.dtypes import numpy_dtype, standardize_dtype
 from initreg.errors import InitregError, InvalidArgumentError, choices
 from initreg.initializers.base import Array, Initializer, Shape, standardize_shape
 from initreg.initializers.variance_scaling import LAYOUTS, VarianceScaling, compute_fans
 from initreg.rng import derive_key
+
+if TYPE_CHECKING:
+    from initreg.backends.base import Backend
 
 Leaf = Any  # a Shape, or an array-like with .shape and .dtype
 RULE_KEYS = ("match", "init", "dtype", "layout")
@@ -88,13 +91,18 @@ class PlanEntry:
         return self.size * int(numpy_dtype(self.dtype).itemsize)
 
 
+def _prefix(error: InitregError, subject: str) -> None:
+    """Puts `subject` before the error's message (keeping its type)."""
+    error.args = (f"{subject}: {error}",)
+
+
 @contextmanager
 def _about(subject: str) -> Iterator[None]:
-    """Prefixes the message of an InitregError raised inside with `subject` (keeping its type)."""
+    """Prefixes the message of an InitregError raised inside with `subject`."""
     try:
         yield
     except InitregError as error:
-        error.args = (f"{subject}: {error}",)
+        _prefix(error, subject)
         raise
 
 
@@ -110,23 +118,28 @@ def _is_array(value: Any) -> bool:
     return hasattr(value, "shape") and hasattr(value, "dtype")
 
 
-def _is_dimension(value: Any) -> bool:
-    return type(value) is int or (isinstance(value, numbers.Integral) and not isinstance(value, bool))
-
-
 def _is_shape(value: Any) -> bool:
-    return isinstance(value, (list, tuple)) and all(_is_dimension(d) for d in value)
+    if not isinstance(value, (list, tuple)):
+        return False
+    for dim in value:  # a loop with a fast test for int: trees can hold many thousands of shapes
+        if type(dim) is not int and (isinstance(dim, bool) or not isinstance(dim, numbers.Integral)):
+            return False
+    return True
+
+
+def _key_name(key: Any) -> str:
+    """A tree key's path component; a key that is not a non-empty string or an int raises."""
+    if type(key) is str and key:
+        return key
+    if isinstance(key, bool) or not isinstance(key, (str, int)) or key == "":
+        raise InvalidArgumentError(f"tree keys must be non-empty strings or ints; got {key!r}")
+    return str(key)
 
 
 def _children(node: Any) -> list[tuple[Any, str]] | None:
     """(key, name) pairs of a subtree node, or None for a leaf."""
-    if isinstance(node, Mapping):
-        named = []
-        for key in node:
-            if isinstance(key, bool) or not isinstance(key, (str, int)) or key == "":
-                raise InvalidArgumentError(f"tree keys must be non-empty strings or ints; got {key!r}")
-            named.append((key, str(key)))
-        return named
+    if type(node) is dict or isinstance(node, Mapping):
+        return [(key, _key_name(key)) for key in node]
     if isinstance(node, (list, tuple)) and not _is_shape(node):
         return [(index, str(index)) for index in range(len(node))]
     return None
@@ -181,15 +194,18 @@ def unflatten(flat: Mapping[str, Any], like: Any = None) -> Any:
     return tree
 
 
+_LEFT_OUT = object()  # what _rebuild gives for a leaf missing from `flat`
+
+
 def _rebuild(node: Any, prefix: str, flat: Mapping[str, Any]) -> Any:
     children = _children(node)
     if children is None:
-        return flat[prefix]
+        return flat.get(prefix, _LEFT_OUT) if prefix else flat[prefix]  # a leaf at the root must be there
     built = []
     for key, name in children:
-        path = f"{prefix}.{name}" if prefix else name
-        if _children(node[key]) is not None or path in flat:
-            built.append((key, _rebuild(node[key], path, flat)))
+        value = _rebuild(node[key], f"{prefix}.{name}" if prefix else name, flat)
+        if value is not _LEFT_OUT:
+            built.append((key, value))
     if isinstance(node, Mapping):
         return dict(built)
     return type(node)(value for _, value in built)
@@ -363,27 +379,30 @@ def plan(
         if path not in winners:
             continue
         rule = winners[path]
-        with _about(f"parameter {path!r} (rule {rule.name!r})"):
+        try:  # what _about does, without the cost of a context manager per parameter
             shape, own_dtype = _shape_and_dtype(leaf, dtype)
             chosen_layout = rule.layout or layout
             seen = (id(rule.init), shape, chosen_layout)
             if seen not in described:
                 fans = _fans(rule.init, shape, chosen_layout)
                 described[seen] = (*fans, _target_std(rule.init, shape, chosen_layout))
-            fan_in, fan_out, target_std = described[seen]
-            entries.append(
-                PlanEntry(
-                    path=path,
-                    shape=shape,
-                    dtype=rule.dtype or own_dtype,
-                    rule=rule.name,
-                    initializer=rule.init,
-                    layout=chosen_layout,
-                    fan_in=fan_in,
-                    fan_out=fan_out,
-                    target_std=target_std,
-                )
+        except InitregError as error:
+            _prefix(error, f"parameter {path!r} (rule {rule.name!r})")
+            raise
+        fan_in, fan_out, target_std = described[seen]
+        entries.append(
+            PlanEntry(
+                path=path,
+                shape=shape,
+                dtype=rule.dtype or own_dtype,
+                rule=rule.name,
+                initializer=rule.init,
+                layout=chosen_layout,
+                fan_in=fan_in,
+                fan_out=fan_out,
+                target_std=target_std,
             )
+        )
     return entries
 
 
@@ -400,13 +419,17 @@ def generate(entry: PlanEntry, seed: int, backend: Any = None) -> Array:
     """One parameter, drawn from the stream keyed by (seed, entry.path) on `backend` (a name or Backend)."""
     from initreg.registry import get_backend
 
-    key = derive_key(_stream_seed(seed), entry.path)
+    return _generate(entry, _stream_seed(seed), get_backend(backend))
+
+
+def _generate(entry: PlanEntry, seed: int, backend: Backend) -> Array:
+    """`generate` with a checked seed and a ready backend: the loop body of trees of many small tensors."""
     try:
         return entry.initializer.generate(
-            entry.shape, entry.dtype, key=key, backend=get_backend(backend), layout=entry.layout
+            entry.shape, entry.dtype, key=derive_key(seed, entry.path), backend=backend, layout=entry.layout
         )
-    except InitregError as error:  # what _about does, without its per-call cost (trees of many small tensors)
-        error.args = (f"parameter {entry.path!r} (rule {entry.rule!r}): {error}",)
+    except InitregError as error:  # what _about does, without the cost of a context manager per parameter
+        _prefix(error, f"parameter {entry.path!r} (rule {entry.rule!r})")
         raise
 
 
@@ -432,8 +455,8 @@ def init_tree(
         spec, rules, dtype=dtype, layout=layout,
         allow_unmatched_params=allow_unmatched_params, allow_unused_rules=allow_unused_rules,
     )  # fmt: skip
-    chosen = get_backend(backend)
-    return unflatten({entry.path: generate(entry, seed, chosen) for entry in entries}, like=spec)
+    chosen, seed = get_backend(backend), _stream_seed(seed)
+    return unflatten({entry.path: _generate(entry, seed, chosen) for entry in entries}, like=spec)
 
 
 # --- streaming ---------------------------------------------------------------------------------
@@ -481,12 +504,12 @@ def generate_chunks(
     """
     from initreg.registry import get_backend
 
-    chosen, chunk_bytes = get_backend(backend), _chunk_bytes(chunk_bytes)
+    chosen, seed, chunk_bytes = get_backend(backend), _stream_seed(seed), _chunk_bytes(chunk_bytes)
     itemsize = int(numpy_dtype(entry.dtype).itemsize)
     if entry.nbytes <= chunk_bytes or not entry.shape or not _slices_cheaply(entry.initializer):
-        yield chosen.to_numpy(generate(entry, seed, chosen))
+        yield chosen.to_numpy(_generate(entry, seed, chosen))
         return
-    key = derive_key(_stream_seed(seed), entry.path)
+    key = derive_key(seed, entry.path)
     for index in chunk_indices(entry.shape, itemsize, chunk_bytes):
         with _about(f"parameter {entry.path!r} (rule {entry.rule!r})"):
             piece = entry.initializer.generate_slice(
