@@ -471,8 +471,9 @@ def _chunk_bytes(value: Any) -> int:
 def chunk_indices(shape: Shape, itemsize: int, chunk_bytes: int) -> Iterator[tuple[slice, ...]]:
     """Indices of consecutive pieces of a row-major tensor of rank >= 1, in order, of <= chunk_bytes each.
 
-    A piece is a range of positions along the first axis a whose trailing block (axes after a, whole)
-    fits in chunk_bytes, with single positions on the axes before a: ``(i, j, k0:k1, :, :)`` for a = 2.
+    Pieces run along axis a, the first axis whose rows (the axes after it, whole) fit in chunk_bytes:
+    a piece is as many such rows as fit, at single positions of the axes before a, ``(i, j, k0:k1, :, :)``
+    for a = 2.
     Its elements are a contiguous range of the flattened tensor, and the pieces cover it in order.
     A single element larger than chunk_bytes makes a piece of its own.
     """
