@@ -18,7 +18,8 @@ fresh temporary folder under --dir, which is deleted afterwards:
   seconds or its memory (the tree plus the copy save_file makes) exceeds what is available.
 
 Columns: the child's whole wall time (imports included); "tree s", the time from the start of the
-work to the file being on disk (fsynced by initreg; the safetensors package does not fsync); Melem/s
+work to the file being on disk (initreg fsyncs; the peers' files are fsynced after save_file), and the
+part of it spent drawing where a writer draws everything before saving; Melem/s
 and MB/s over "tree s"; the child's peak RSS (``os.wait4``'s ``ru_maxrss``); "vs streamed", tree s
 over the streamed row's. The two initreg files are compared by SHA-256, read in chunks.
 
@@ -47,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 BYTES_PER_ELEMENT = 4  # float32
-PROBE_ELEMENTS = 1 << 22  # a peer's draw is timed on a 2048 x 2048 tensor to project its time on the tree
+IN_MEMORY = "initreg in memory"
 
 # The tree as [path, shape, kind, fan_in] rows (kind: lecun_normal, zeros, ones), from the plan.
 INITREG_STREAMED = """
@@ -80,6 +81,10 @@ TRUNCATED_STD = 0.87962566103423978  # std of a standard normal truncated to [-2
 def lecun_std(fan_in):
     return math.sqrt(1.0 / fan_in) / TRUNCATED_STD
 
+def on_disk(path):  # fsync, as initreg does before its rename: every row's time ends with the file on disk
+    with open(path, "rb+") as file:
+        os.fsync(file.fileno())
+
 def project(draw):
     draw((2048, 2048), 2048)
     start = time.perf_counter()
@@ -111,6 +116,7 @@ for path, shape, kind, fan_in in rows:
     tensors[path] = draw(shape, fan_in) if kind == "lecun_normal" else getattr(torch, kind)(shape)
 drawn = time.perf_counter()
 save_file(tensors, out)
+on_disk(out)
 print(json.dumps({"tree_s": time.perf_counter() - work, "draw_s": drawn - work}))
 """
 )
@@ -135,6 +141,7 @@ for index, (path, shape, kind, fan_in) in enumerate(rows):
     arrays[path] = draw(shape, fan_in, index) if kind == "lecun_normal" else getattr(np, kind)(shape, np.float32)
 drawn = time.perf_counter()
 save_file(arrays, out)
+on_disk(out)
 print(json.dumps({"tree_s": time.perf_counter() - work, "draw_s": drawn - work}))
 """
 )
@@ -158,6 +165,7 @@ for path, shape, kind, fan_in in rows:
     arrays[path] = draw(shape, fan_in) if kind == "lecun_normal" else getattr(np, kind)(shape, np.float32)
 drawn = time.perf_counter()
 save_file(arrays, out)
+on_disk(out)
 print(json.dumps({"tree_s": time.perf_counter() - work, "draw_s": drawn - work}))
 """
 )
@@ -208,6 +216,7 @@ class Run:
     name: str
     wall_s: float = math.nan
     tree_s: float = math.nan
+    draw_s: float = math.nan  # the drawing part of tree_s, where the writer draws everything first
     peak_rss: int = 0  # bytes
     digest: str = ""
     note: str = ""
@@ -230,6 +239,7 @@ def run_child(name: str, code: str, arguments: list[str], output: Path | None) -
     else:
         result = json.loads(lines[-1])
         run.tree_s = result.get("tree_s", math.nan)
+        run.draw_s = result.get("draw_s", math.nan)
         run.note = result.get("skipped", "")
     if output is not None and output.exists():
         if not run.note:
@@ -316,9 +326,9 @@ def tree_section(arguments: argparse.Namespace) -> None:
         if arguments.no_in_memory:
             pass
         elif available_memory() < size * 1.5:
-            runs.append(Run("initreg in memory", note=f"skipped: needs about {gb(size * 1.5)} of memory"))
+            runs.append(Run(IN_MEMORY, note=f"skipped: needs about {gb(size * 1.5)} of memory"))
         else:
-            runs.append(run_child("initreg in memory (init_tree, io.save)", INITREG_IN_MEMORY, inputs, out))
+            runs.append(run_child(f"{IN_MEMORY} (init_tree, io.save)", INITREG_IN_MEMORY, inputs, out))
         write_rate = size / streamed.tree_s if streamed.tree_s > 0 else 200e6
         for name, code in {} if arguments.no_peers else PEERS.items():
             needed = 2 * size + 2**31  # the drawn tree, the bytes save_file builds from it, a largest-tensor draw
@@ -333,21 +343,21 @@ def tree_section(arguments: argparse.Namespace) -> None:
 def print_runs(runs: list[Run], elements: int, size: int) -> None:
     reference = runs[0].tree_s
     print()
-    print("| writer | wall s | tree s | Melem/s | MB/s | peak RSS | vs streamed |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| writer | wall s | tree s | of which drawing | Melem/s | MB/s | peak RSS | vs streamed |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for run in runs:
         if math.isnan(run.tree_s):
-            print(f"| {run.name} | {run.note} | | | | | |")
+            print(f"| {run.name} | {run.note} | | | | | | |")
             continue
+        drawing = "interleaved" if math.isnan(run.draw_s) else f"{run.draw_s:.1f}"
         print(
-            f"| {run.name} | {run.wall_s:.1f} | {run.tree_s:.1f} | {elements / run.tree_s / 1e6:,.0f} "
+            f"| {run.name} | {run.wall_s:.1f} | {run.tree_s:.1f} | {drawing} | {elements / run.tree_s / 1e6:,.0f} "
             f"| {size / run.tree_s / 1e6:,.0f} | {run.peak_rss / 2**20:,.0f} MiB | {run.tree_s / reference:.2f}x |"
         )
-    initreg_digests = {run.name: run.digest for run in runs[:2] if run.digest}
-    if len(initreg_digests) == 2:
-        same = len(set(initreg_digests.values())) == 1
-        print(f"\nstreamed and in-memory files byte-identical: {'yes' if same else 'NO'} "
-              f"(SHA-256 {runs[0].digest[:16]}...{'' if same else ' vs ' + runs[1].digest[:16] + '...'})")  # fmt: skip
+    streamed, in_memory = runs[0].digest, next((run.digest for run in runs if run.name.startswith(IN_MEMORY)), "")
+    if streamed and in_memory:
+        same = "yes" if streamed == in_memory else "NO"
+        print(f"\nstreamed and in-memory files byte-identical: {same} (SHA-256 {streamed} and {in_memory})")
 
 
 def overhead_section(folder: str, repeats: int = 3) -> None:
