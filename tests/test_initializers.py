@@ -237,3 +237,10 @@ def test_orthogonal_rejects_rank_below_two():
 def test_errors_share_the_project_base_class():
     for error in [initreg.errors.UnknownNameError, InvalidArgumentError, initreg.errors.NameClashError]:
         assert issubclass(error, InitregError) and issubclass(error, ValueError)
+
+
+def test_constant_target_std_and_its_broadcast_error():
+    assert initreg.Constant([1.0, 3.0]).target_std((4, 2)) == pytest.approx(1.0)
+    assert initreg.Ones().target_std((3, 3)) == 0.0
+    with pytest.raises(InvalidArgumentError, match=r"shape \(3,\) does not broadcast to shape \(2, 2\)"):
+        initreg.Constant([1.0, 2.0, 3.0]).target_std((2, 2))

@@ -57,11 +57,10 @@ class Constant(Initializer):
         return xp.broadcast_to(value, shape)
 
     def target_std(self, shape: Shape, layout: str | None = None) -> float:
-        import numpy as np
+        from initreg.registry import get_backend
 
-        return (
-            float(np.std(np.broadcast_to(np.asarray(self.value, dtype=np.float64), shape))) if math.prod(shape) else 0.0
-        )
+        values = self._broadcast(shape, "float64", get_backend("numpy"))
+        return float(values.std()) if math.prod(shape) else 0.0
 
     def get_config(self) -> dict[str, Any]:
         return {"value": self.value}
