@@ -24,7 +24,7 @@ from initreg.initializers import (
 from initreg.registry import get, register
 from initreg.serialization import deserialize, serialize
 from initreg.slicing import init_slice
-from initreg.tree import init_tree, plan
+from initreg.tree import init_tree, plan, save_tree
 
 __version__ = "0.1.0"
 
@@ -54,5 +54,6 @@ __all__ = [
     "plan",
     "register",
     "registry",
+    "save_tree",
     "serialize",
 ]
