@@ -31,6 +31,7 @@ os.environ["KERAS_BACKEND"] = "numpy"  # the Keras row measures Keras 3 on its N
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import numpy as np
+from machine import cpu_model
 
 import initreg
 from initreg.backends.base import Backend
@@ -239,16 +240,6 @@ def versions() -> str:
     return ", ".join(found)
 
 
-def machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            model = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{model}, {os.cpu_count()} cores"
-
-
 def threading() -> str:
     if fused_kernels() is None:
         return "numba not importable"
@@ -267,7 +258,7 @@ def main() -> None:
     arguments = parser.parse_args()
     sizes = [parse_count(size) for size in arguments.sizes.split(",")]
 
-    print(f"machine: {machine()}; Python {platform.python_version()}, numpy {np.__version__}, {versions()}")
+    print(f"machine: {cpu_model()}; Python {platform.python_version()}, numpy {np.__version__}, {versions()}")
     print(f"initreg: {threading()}")
     print()
     throughput_section(sizes, arguments.repeats, parse_count(arguments.reference_up_to))

@@ -47,6 +47,8 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+from machine import cpu_model
+
 BYTES_PER_ELEMENT = 4  # float32
 IN_MEMORY = "initreg in memory"
 
@@ -391,13 +393,7 @@ def overhead_section(folder: str, repeats: int = 3) -> None:
 
 
 def machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            model = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{model}, {os.cpu_count()} cores, {gb(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES'))} memory"
+    return f"{cpu_model()}, {gb(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES'))} memory"
 
 
 def main() -> None:
