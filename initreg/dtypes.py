@@ -18,8 +18,9 @@ def standardize_dtype(dtype: Any) -> str:
     """
     if dtype is None:
         return DEFAULT_DTYPE
-    if _dtype_name(dtype) in FLOAT_DTYPES:
-        return _dtype_name(dtype)
+    name = _dtype_name(dtype)
+    if name in FLOAT_DTYPES:
+        return name
     raise InvalidArgumentError(
         f"dtype {dtype!r} is not a floating dtype initreg can produce; valid: {choices(FLOAT_DTYPES)}"
     )

@@ -20,9 +20,8 @@ from initreg.dtypes import compute_dtype
 from initreg.errors import InvalidArgumentError, choices
 from initreg.initializers import Orthogonal, RandomInitializer
 from initreg.initializers.base import Array, Shape, finite_number
+from initreg.initializers.variance_scaling import LAYOUTS
 from initreg.rng import Key
-
-LAYOUTS = ("keras", "torch")
 
 
 class DeltaOrthogonal(RandomInitializer):
