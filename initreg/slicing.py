@@ -18,7 +18,7 @@ from typing import Any
 
 from initreg.dtypes import standardize_dtype
 from initreg.errors import InvalidArgumentError
-from initreg.initializers.base import Array, Initializer, Shape, standardize_seed, standardize_shape
+from initreg.initializers.base import Array, Initializer, Shape, standardize_shape
 from initreg.initializers.orthogonal import Orthogonal
 from initreg.registry import get, get_backend
 from initreg.rng import derive_key
@@ -67,10 +67,9 @@ def init_slice(
 
 def stream_seed(seed: Any) -> int:
     """`seed` as the int that keys the stream; None, bools, floats and strings raise naming it."""
-    value = standardize_seed(seed)
-    if value is None:
-        raise InvalidArgumentError("seed must be an integer; got None")
-    return value
+    if seed is None or isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise InvalidArgumentError(f"seed must be an integer; got {seed!r}")
+    return int(seed)
 
 
 def slices_independently(initializer: Initializer) -> bool:

@@ -38,6 +38,7 @@ from initreg.errors import InitregError, InvalidArgumentError, choices
 from initreg.initializers.base import Array, Initializer, Shape, standardize_shape
 from initreg.initializers.variance_scaling import LAYOUTS, VarianceScaling, compute_fans
 from initreg.rng import derive_key
+from initreg.slicing import slices_independently, stream_seed
 
 if TYPE_CHECKING:
     from initreg.backends.base import Backend
@@ -409,17 +410,11 @@ def plan(
 # --- drawing -----------------------------------------------------------------------------------
 
 
-def _stream_seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise InvalidArgumentError(f"seed must be an integer; got {seed!r}")
-    return int(seed)
-
-
 def generate(entry: PlanEntry, seed: int, backend: Any = None) -> Array:
     """One parameter, drawn from the stream keyed by (seed, entry.path) on `backend` (a name or Backend)."""
     from initreg.registry import get_backend
 
-    return _generate(entry, _stream_seed(seed), get_backend(backend))
+    return _generate(entry, stream_seed(seed), get_backend(backend))
 
 
 def _generate(entry: PlanEntry, seed: int, backend: Backend) -> Array:
@@ -455,7 +450,7 @@ def init_tree(
         spec, rules, dtype=dtype, layout=layout,
         allow_unmatched_params=allow_unmatched_params, allow_unused_rules=allow_unused_rules,
     )  # fmt: skip
-    chosen, seed = get_backend(backend), _stream_seed(seed)
+    chosen, seed = get_backend(backend), stream_seed(seed)
     return unflatten({entry.path: _generate(entry, seed, chosen) for entry in entries}, like=spec)
 
 
@@ -489,8 +484,6 @@ def chunk_indices(shape: Shape, itemsize: int, chunk_bytes: int) -> Iterator[tup
 
 def _slices_cheaply(initializer: Initializer) -> bool:
     """Whether `initializer` makes a slice without making the whole tensor (not Orthogonal, not the default)."""
-    from initreg.slicing import slices_independently
-
     return slices_independently(initializer) and type(initializer).generate_slice is not Initializer.generate_slice
 
 
@@ -505,7 +498,7 @@ def generate_chunks(
     """
     from initreg.registry import get_backend
 
-    chosen, seed, chunk_bytes = get_backend(backend), _stream_seed(seed), _chunk_bytes(chunk_bytes)
+    chosen, seed, chunk_bytes = get_backend(backend), stream_seed(seed), _chunk_bytes(chunk_bytes)
     itemsize = int(numpy_dtype(entry.dtype).itemsize)
     if entry.nbytes <= chunk_bytes or not entry.shape or not _slices_cheaply(entry.initializer):
         yield chosen.to_numpy(_generate(entry, seed, chosen))
@@ -540,7 +533,7 @@ def save_entries(
     from initreg.progress import WriteProgress
     from initreg.registry import get_backend
 
-    chosen, seed, chunk_bytes = get_backend(backend), _stream_seed(seed), _chunk_bytes(chunk_bytes)
+    chosen, seed, chunk_bytes = get_backend(backend), stream_seed(seed), _chunk_bytes(chunk_bytes)
     planned = {entry.path: entry for entry in entries}
     tensors = [io.TensorInfo(entry.path, entry.shape, entry.dtype) for entry in entries]
     with WriteProgress(sum(entry.nbytes for entry in entries), len(entries), quiet=quiet) as progress:
