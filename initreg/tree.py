@@ -37,6 +37,7 @@ from initreg.dtypes import numpy_dtype, standardize_dtype
 from initreg.errors import InitregError, InvalidArgumentError, choices
 from initreg.initializers.base import Array, Initializer, Shape, standardize_shape
 from initreg.initializers.variance_scaling import LAYOUTS, VarianceScaling, compute_fans
+from initreg.registry import get, get_backend
 from initreg.rng import derive_key
 from initreg.slicing import slices_independently, stream_seed
 
@@ -217,8 +218,6 @@ def _rebuild(node: Any, prefix: str, flat: Mapping[str, Any]) -> Any:
 
 def _initializer(value: Any) -> Initializer:
     """An Initializer from a name, {name, **config}, a Keras dict, or an instance."""
-    from initreg.registry import get
-
     if isinstance(value, Mapping):
         config = dict(value)
         if "class_name" in config:
@@ -412,8 +411,6 @@ def plan(
 
 def generate(entry: PlanEntry, seed: int, backend: Any = None) -> Array:
     """One parameter, drawn from the stream keyed by (seed, entry.path) on `backend` (a name or Backend)."""
-    from initreg.registry import get_backend
-
     return _generate(entry, stream_seed(seed), get_backend(backend))
 
 
@@ -444,8 +441,6 @@ def init_tree(
     Parameter p gets ``rule.init.generate(shape, dtype, key=derive_key(seed, p), ...)``: the same
     (seed, p) always gives the same values, whatever else is in the tree.
     """
-    from initreg.registry import get_backend
-
     entries = plan(
         spec, rules, dtype=dtype, layout=layout,
         allow_unmatched_params=allow_unmatched_params, allow_unused_rules=allow_unused_rules,
@@ -496,8 +491,6 @@ def generate_chunks(
     `generate`'s tensor. A tensor of <= chunk_bytes, and one whose initializer cannot make a slice
     without making the whole tensor (Orthogonal, Identity), comes whole, as one piece.
     """
-    from initreg.registry import get_backend
-
     chosen, seed, chunk_bytes = get_backend(backend), stream_seed(seed), _chunk_bytes(chunk_bytes)
     itemsize = int(numpy_dtype(entry.dtype).itemsize)
     if entry.nbytes <= chunk_bytes or not entry.shape or not _slices_cheaply(entry.initializer):
@@ -531,7 +524,6 @@ def save_entries(
     """
     from initreg import io
     from initreg.progress import WriteProgress
-    from initreg.registry import get_backend
 
     chosen, seed, chunk_bytes = get_backend(backend), stream_seed(seed), _chunk_bytes(chunk_bytes)
     planned = {entry.path: entry for entry in entries}
