@@ -492,11 +492,10 @@ def generate_chunks(
     without making the whole tensor (Orthogonal, Identity), comes whole, as one piece.
     """
     chosen, seed, chunk_bytes = get_backend(backend), stream_seed(seed), _chunk_bytes(chunk_bytes)
-    itemsize = int(numpy_dtype(entry.dtype).itemsize)
     if entry.nbytes <= chunk_bytes or not entry.shape or not _slices_cheaply(entry.initializer):
         yield chosen.to_numpy(_generate(entry, seed, chosen))
         return
-    key = derive_key(seed, entry.path)
+    key, itemsize = derive_key(seed, entry.path), int(numpy_dtype(entry.dtype).itemsize)
     for index in chunk_indices(entry.shape, itemsize, chunk_bytes):
         with _about(f"parameter {entry.path!r} (rule {entry.rule!r})"):
             piece = entry.initializer.generate_slice(
