@@ -95,7 +95,7 @@ def atomic_file(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
     with the usual permissions (0o666 less the umask).
     """
     target = Path(path)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    temporary = temporary_path(target)
     with _termination_unwinds():
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         try:
@@ -108,6 +108,11 @@ def atomic_file(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
             temporary.unlink(missing_ok=True)
             raise
     _fsync_folder(target.parent)
+
+
+def temporary_path(target: Path) -> Path:
+    """A fresh hidden name in `target`'s folder, so that renaming it onto `target` is atomic."""
+    return target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
 
 
 def _exit_on_signal(signum: int, frame: Any) -> None:

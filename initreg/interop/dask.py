@@ -16,7 +16,6 @@ the safetensors file is byte-identical to ``initreg.io.save`` of the in-memory t
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import sys
 from collections.abc import Mapping, Sequence
@@ -31,7 +30,7 @@ from dask.array.core import normalize_chunks
 
 from initreg.dtypes import numpy_dtype
 from initreg.errors import InvalidArgumentError
-from initreg.io import TensorInfo, safetensors_header
+from initreg.io import TensorInfo, safetensors_header, temporary_path
 from initreg.slicing import init_slice, slices_independently, stream_seed
 from initreg.tree import PlanEntry, Rule, flatten, plan, unflatten
 
@@ -131,7 +130,7 @@ def _dask_leaves(tree: Mapping[str, Any]) -> dict[str, da.Array]:
 def _temporary_next_to(target: Path) -> Path:
     if target.exists():
         raise InvalidArgumentError(f"{str(target)!r} exists already; remove it or choose another path")
-    return target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    return temporary_path(target)
 
 
 def to_zarr(tree: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
