@@ -39,6 +39,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
+from initreg import io
 from initreg.errors import InitregError, InvalidArgumentError
 from initreg.registry import BUILT_IN
 
@@ -108,11 +109,6 @@ def _reported_errors() -> Iterator[None]:
 
 def _show_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
     print(f"initreg: warning: {' '.join(str(message).split())}", file=sys.stderr)
-
-
-def _terminate(signum: int, frame: Any) -> NoReturn:
-    """SIGTERM unwinds like Ctrl-C, so that a half-written temporary file is removed."""
-    raise SystemExit(128 + signum)
 
 
 # --- registry names as config-group options ----------------------------------------------------
@@ -206,7 +202,6 @@ def model_spec(model: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
 
 
 def _file_spec(path: str) -> tuple[dict[str, Any], list[str]]:
-    from initreg import io
     from initreg.dtypes import FLOAT_DTYPES
 
     tensors = io.read_header(path)
@@ -223,8 +218,6 @@ def _file_spec(path: str) -> tuple[dict[str, Any], list[str]]:
 
 def _output_path(output: str) -> Path:
     """`output`, with -job<N> before the suffix in a multirun so that no two jobs write one file."""
-    from initreg import io
-
     path = Path(output)
     io.file_format(path)
     hydra_config = HydraConfig.get()
@@ -343,7 +336,7 @@ def _draw(entries: Sequence[PlanEntry], settings: Mapping[str, Any], backend: Ba
     A .safetensors file is streamed (unless stream=false): no more than about chunk_mb of values is
     held at once. Otherwise the whole tree is made in memory and then written.
     """
-    from initreg import io, tree
+    from initreg import tree
     from initreg.progress import WriteProgress
 
     quiet, seed = not _flag(settings, "progress"), settings["seed"]
@@ -404,7 +397,7 @@ def main() -> None:
     _show_tracebacks = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing, so errors reach us
     warnings.showwarning = _show_warning
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, io.exit_on_signal)  # unwinds, so that a half-written temporary file is removed
     app = hydra.main(config_path=f"pkg://{CONFIG_PACKAGE}", config_name="config", version_base="1.3")(initialize)
     with _reported_errors():
         store_registry_options()

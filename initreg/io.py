@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 from initreg.errors import InitregError, InvalidArgumentError, choices
 
@@ -115,7 +115,8 @@ def temporary_path(target: Path) -> Path:
     return target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
 
 
-def _exit_on_signal(signum: int, frame: Any) -> None:
+def exit_on_signal(signum: int, frame: Any) -> NoReturn:
+    """A signal handler that unwinds like Ctrl-C, exiting with status 128 + signum."""
     raise SystemExit(128 + signum)
 
 
@@ -129,7 +130,7 @@ def _termination_unwinds() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
         yield
         return
-    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGTERM, exit_on_signal)
     try:
         yield
     finally:
