@@ -39,9 +39,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from initreg import io
+from initreg import __version__, io, registry, tree
+from initreg.dtypes import FLOAT_DTYPES
 from initreg.errors import InitregError, InvalidArgumentError
-from initreg.registry import BUILT_IN
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -76,8 +76,6 @@ def _unknown_option_message(error: MissingConfigException) -> str:
     if close:
         message += " did you mean " + " or ".join(repr(c) for c in close) + "?"
     if group == "init":  # aliases make the full list long; canonical names and presets suffice
-        from initreg import registry
-
         aliases = {a for entry in registry.initializers.entries() for a in entry.aliases}
         options = [o for o in options if o not in aliases]
         return message + f" valid: {', '.join(options)} (and their aliases; see `initreg list`)"
@@ -141,8 +139,6 @@ def _constructor_defaults(cls: type) -> dict[str, Any]:
 
 def store_registry_options() -> None:
     """Adds every registered initializer and backend name, plugins' included, as an init/backend option."""
-    from initreg import registry
-
     store = ConfigStore.instance()
     shipped = _shipped_options("init")
     for entry in registry.initializers.entries():
@@ -160,7 +156,7 @@ def _store_unless_shipped(
 ) -> None:
     """Stores group/name, unless configs/ ships it; a shipped yaml hiding a plugin's name is warned about."""
     if name in shipped:
-        if origin == BUILT_IN:  # initreg's own configs for its own names
+        if origin == registry.BUILT_IN:  # initreg's own configs for its own names
             return
         warnings.warn(
             f"{group}={name} selects configs/{group}/{name}.yaml, which hides the {group} {name!r} "
@@ -202,8 +198,6 @@ def model_spec(model: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
 
 
 def _file_spec(path: str) -> tuple[dict[str, Any], list[str]]:
-    from initreg.dtypes import FLOAT_DTYPES
-
     tensors = io.read_header(path)
     spec = {tensor.name: tensor.shape for tensor in tensors if tensor.dtype in FLOAT_DTYPES}
     skipped = [f"{tensor.name} ({tensor.dtype})" for tensor in tensors if tensor.dtype not in FLOAT_DTYPES]
@@ -228,8 +222,6 @@ def _output_path(output: str) -> Path:
 
 def _metadata(settings: Mapping[str, Any]) -> dict[str, str]:
     """What made the file, for its safetensors header; "format" is what transformers requires."""
-    from initreg import __version__
-
     choices_made = HydraConfig.get().runtime.choices
     made_by = {
         "version": __version__,
@@ -259,8 +251,6 @@ def _number(value: float) -> str:
 def _table(entries: Sequence[PlanEntry], measured: Mapping[str, float] | None) -> Table:
     """One row per parameter; fans for a plan, the measured std once drawn."""
     from rich.table import Table
-
-    from initreg import registry
 
     names = {entry.value: entry.name for entry in registry.initializers.entries()}
     table = Table(title="plan (dry run)" if measured is None else None)
@@ -336,7 +326,6 @@ def _draw(entries: Sequence[PlanEntry], settings: Mapping[str, Any], backend: Ba
     A .safetensors file is streamed (unless stream=false): no more than about chunk_mb of values is
     held at once. Otherwise the whole tree is made in memory and then written.
     """
-    from initreg import tree
     from initreg.progress import WriteProgress
 
     quiet, seed = not _flag(settings, "progress"), settings["seed"]
@@ -360,9 +349,6 @@ def _draw(entries: Sequence[PlanEntry], settings: Mapping[str, Any], backend: Ba
 
 def initialize(cfg: DictConfig) -> None:
     """The Hydra task: plan the model's tree by the rules, draw it, write it, print the table."""
-    from initreg import tree
-    from initreg.registry import get_backend
-
     with _reported_errors():
         settings = cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True))
         spec, notes = model_spec(settings["model"])
@@ -380,7 +366,7 @@ def initialize(cfg: DictConfig) -> None:
             _print(_table(entries, None), f"{total:,} parameters in {len(entries)} tensors; nothing written")
             return
         path = _output_path(str(settings["output"]))
-        backend = get_backend(settings["backend"]["name"])
+        backend = registry.get_backend(settings["backend"]["name"])
         path.parent.mkdir(parents=True, exist_ok=True)
         measured = _draw(entries, settings, backend, path)
         _print(_table(entries, measured), f"wrote {path}: {total:,} parameters in {len(entries)} tensors")
