@@ -120,6 +120,10 @@ def test_a_meta_model_refuses_to_leave_parameters_or_buffers_uninitialized():
         initialize(model, {"weights": {"match": "*weight", "init": "he_normal"}}, allow_unmatched_params=True)
     with pytest.raises(InitregError, match=r"buffers.*'1\.running_mean'"):
         initialize(normed, {"all": {"match": "*", "init": "zeros"}})
+    with pytest.raises(InitregError, match="seed must be an integer"):
+        initialize(model, RULES, seed=1.5)
+    with pytest.raises(InitregError, match="no_such_backend"):
+        initialize(model, RULES, backend="no_such_backend")
     assert model.embed.weight.is_meta
 
 

@@ -22,6 +22,8 @@ import numpy as np
 import torch
 
 from initreg.errors import InvalidArgumentError
+from initreg.registry import get_backend
+from initreg.slicing import stream_seed
 from initreg.tree import PlanEntry, Rule, generate, plan
 
 
@@ -48,13 +50,14 @@ def initialize(
         dict(module.named_parameters()), rules, layout=layout,
         allow_unmatched_params=allow_unmatched_params, allow_unused_rules=allow_unused_rules,
     )  # fmt: skip
+    chosen, seed = get_backend(backend), stream_seed(seed)  # checked before a meta module is materialized
     if _on_meta(module):
         _check_materializable(module, entries)
         _materialize(module, device)
     parameters = dict(module.named_parameters())
     with torch.no_grad():
         for entry in entries:
-            parameters[entry.path].copy_(_to_torch(generate(entry, seed, backend)))
+            parameters[entry.path].copy_(_to_torch(generate(entry, seed, chosen)))
     return entries
 
 
