@@ -107,7 +107,7 @@ def atomic_file(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
         except BaseException:
             temporary.unlink(missing_ok=True)
             raise
-    _fsync_folder(target.parent)
+    fsync_folder(target.parent)
 
 
 def temporary_path(target: Path) -> Path:
@@ -137,7 +137,7 @@ def _termination_unwinds() -> Iterator[None]:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _fsync_folder(folder: Path) -> None:
+def fsync_folder(folder: Path) -> None:
     """Makes a rename in `folder` durable (POSIX; elsewhere folders cannot be opened)."""
     if os.name != "posix":
         return

@@ -30,7 +30,7 @@ from dask.array.core import normalize_chunks
 
 from initreg.dtypes import numpy_dtype
 from initreg.errors import InvalidArgumentError
-from initreg.io import TensorInfo, safetensors_header, temporary_path
+from initreg.io import TensorInfo, fsync_folder, safetensors_header, temporary_path
 from initreg.slicing import init_slice, slices_independently, stream_seed
 from initreg.tree import PlanEntry, Rule, flatten, plan, unflatten
 
@@ -194,4 +194,5 @@ def to_safetensors(
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+    fsync_folder(target.parent)
     return target
