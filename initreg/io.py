@@ -25,6 +25,7 @@ import json
 import math
 import os
 import secrets
+import shutil
 import signal
 import struct
 import threading
@@ -91,28 +92,35 @@ def file_format(path: str | os.PathLike[str], format: str | None = None) -> str:
 def atomic_file(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
     """A binary file that replaces `path` only once the block completes, fsynced; else it vanishes.
 
-    The temporary file is created next to the target (same file system, so the rename is atomic)
-    with the usual permissions (0o666 less the umask).
+    The temporary file is created next to the target (see `replacing`) with the usual permissions
+    (0o666 less the umask).
     """
-    target = Path(path)
-    temporary = temporary_path(target)
-    with _termination_unwinds():
+    with _termination_unwinds(), replacing(Path(path)) as temporary:
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        try:
-            with os.fdopen(descriptor, "wb") as file:
-                yield file
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, target)
-        except BaseException:
+        with os.fdopen(descriptor, "wb") as file:
+            yield file
+            file.flush()
+            os.fsync(file.fileno())
+
+
+@contextmanager
+def replacing(target: Path) -> Iterator[Path]:
+    """A fresh hidden path beside `target` for the block to write (a file or a folder).
+
+    Once the block completes it is renamed onto `target` (same file system, so the rename is atomic)
+    and the rename is fsynced; if the block fails it is removed.
+    """
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        yield temporary
+        os.replace(temporary, target)
+    except BaseException:
+        if temporary.is_dir():
+            shutil.rmtree(temporary, ignore_errors=True)
+        else:
             temporary.unlink(missing_ok=True)
-            raise
-    fsync_folder(target.parent)
-
-
-def temporary_path(target: Path) -> Path:
-    """A fresh hidden name in `target`'s folder, so that renaming it onto `target` is atomic."""
-    return target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        raise
+    _fsync_folder(target.parent)
 
 
 def exit_on_signal(signum: int, frame: Any) -> NoReturn:
@@ -137,7 +145,7 @@ def _termination_unwinds() -> Iterator[None]:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def fsync_folder(folder: Path) -> None:
+def _fsync_folder(folder: Path) -> None:
     """Makes a rename in `folder` durable (POSIX; elsewhere folders cannot be opened)."""
     if os.name != "posix":
         return

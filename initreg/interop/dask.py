@@ -16,7 +16,6 @@ the safetensors file is byte-identical to ``initreg.io.save`` of the in-memory t
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +29,7 @@ from dask.array.core import normalize_chunks
 
 from initreg.dtypes import numpy_dtype
 from initreg.errors import InvalidArgumentError
-from initreg.io import TensorInfo, fsync_folder, safetensors_header, temporary_path
+from initreg.io import TensorInfo, replacing, safetensors_header
 from initreg.slicing import init_slice, slices_independently, stream_seed
 from initreg.tree import PlanEntry, Rule, flatten, plan, unflatten
 
@@ -127,10 +126,11 @@ def _dask_leaves(tree: Mapping[str, Any]) -> dict[str, da.Array]:
     return dict(flat)
 
 
-def _temporary_next_to(target: Path) -> Path:
+def _new_target(path: str | os.PathLike[str]) -> Path:
+    target = Path(path)
     if target.exists():
         raise InvalidArgumentError(f"{str(target)!r} exists already; remove it or choose another path")
-    return temporary_path(target)
+    return target
 
 
 def to_zarr(tree: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
@@ -143,15 +143,10 @@ def to_zarr(tree: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
     for name, array in leaves.items():
         if array.dtype.name == "bfloat16":
             raise InvalidArgumentError(f"parameter {name!r} is bfloat16, which zarr cannot hold; use to_safetensors")
-    target = Path(path)
-    temporary = _temporary_next_to(target)
-    try:
+    target = _new_target(path)
+    with replacing(target) as temporary:
         stores = [da.to_zarr(array, str(temporary), component=name, compute=False) for name, array in leaves.items()]
         compute_all(stores)
-        os.replace(temporary, target)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
     return target
 
 
@@ -175,9 +170,8 @@ def to_safetensors(
     leaves = _dask_leaves(tree)
     infos = [TensorInfo(name, tuple(int(d) for d in array.shape), array.dtype.name) for name, array in leaves.items()]
     header = safetensors_header(infos, metadata)
-    target = Path(path)
-    temporary = _temporary_next_to(target)
-    try:
+    target = _new_target(path)
+    with replacing(target) as temporary:
         with open(temporary, "wb") as file:
             file.write(header)
             file.truncate(len(header) + sum(info.nbytes for info in infos))
@@ -190,9 +184,4 @@ def to_safetensors(
         compute_all([da.store(sources, targets, lock=False, compute=False)])
         with open(temporary, "rb+") as file:
             os.fsync(file.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    fsync_folder(target.parent)
     return target
