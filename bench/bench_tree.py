@@ -99,6 +99,14 @@ def project(draw):
         print(json.dumps({"skipped": f"skipped: projected {projected:.0f} s (draws at {rate / 1e6:.1f} Melem/s) "
                                      f"> --peer-budget {budget:.0f} s"}))
         sys.exit(0)
+
+def time_tree(make, save):  # make(index, shape, kind, fan_in) per row, then save(tensors, out); prints the times
+    work = time.perf_counter()
+    tensors = {path: make(index, shape, kind, fan_in) for index, (path, shape, kind, fan_in) in enumerate(rows)}
+    drawn = time.perf_counter()
+    save(tensors, out)
+    on_disk(out)
+    print(json.dumps({"tree_s": time.perf_counter() - work, "draw_s": drawn - work}))
 """
 
 TORCH_PEER = (
@@ -111,15 +119,11 @@ def draw(shape, fan_in):
     std = lecun_std(fan_in)
     return torch.nn.init.trunc_normal_(torch.empty(shape), std=std, a=-2 * std, b=2 * std)
 
+def make(index, shape, kind, fan_in):
+    return draw(shape, fan_in) if kind == "lecun_normal" else getattr(torch, kind)(shape)
+
 project(draw)
-work = time.perf_counter()
-tensors = {}
-for path, shape, kind, fan_in in rows:
-    tensors[path] = draw(shape, fan_in) if kind == "lecun_normal" else getattr(torch, kind)(shape)
-drawn = time.perf_counter()
-save_file(tensors, out)
-on_disk(out)
-print(json.dumps({"tree_s": time.perf_counter() - work, "draw_s": drawn - work}))
+time_tree(make, save_file)
 """
 )
 
@@ -136,15 +140,11 @@ key = jax.random.key(0)
 def draw(shape, fan_in, index=0):
     return np.asarray(lecun(jax.random.fold_in(key, index), tuple(shape), jnp.float32))
 
+def make(index, shape, kind, fan_in):
+    return draw(shape, fan_in, index) if kind == "lecun_normal" else getattr(np, kind)(shape, np.float32)
+
 project(draw)
-work = time.perf_counter()
-arrays = {}
-for index, (path, shape, kind, fan_in) in enumerate(rows):
-    arrays[path] = draw(shape, fan_in, index) if kind == "lecun_normal" else getattr(np, kind)(shape, np.float32)
-drawn = time.perf_counter()
-save_file(arrays, out)
-on_disk(out)
-print(json.dumps({"tree_s": time.perf_counter() - work, "draw_s": drawn - work}))
+time_tree(make, save_file)
 """
 )
 
@@ -160,15 +160,11 @@ lecun = keras.initializers.LecunNormal(seed=0)
 def draw(shape, fan_in):
     return np.asarray(lecun(tuple(shape), dtype="float32"))
 
+def make(index, shape, kind, fan_in):
+    return draw(shape, fan_in) if kind == "lecun_normal" else getattr(np, kind)(shape, np.float32)
+
 project(draw)
-work = time.perf_counter()
-arrays = {}
-for path, shape, kind, fan_in in rows:
-    arrays[path] = draw(shape, fan_in) if kind == "lecun_normal" else getattr(np, kind)(shape, np.float32)
-drawn = time.perf_counter()
-save_file(arrays, out)
-on_disk(out)
-print(json.dumps({"tree_s": time.perf_counter() - work, "draw_s": drawn - work}))
+time_tree(make, save_file)
 """
 )
 
