@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import importlib
-from functools import cached_property
 from typing import Any
 
 from initreg import rng
 from initreg.distributions import Distribution
 from initreg.dtypes import compute_dtype
+from initreg.lazy import locked_cached_property
 
 Array = Any
 
@@ -36,9 +36,9 @@ class Backend:
             return f"cannot import {self.module}: {error}"
         return None
 
-    @cached_property
+    @locked_cached_property
     def xp(self) -> Any:
-        """The array namespace."""
+        """The array namespace (imported on first use, under a lock)."""
         return importlib.import_module(self.module)
 
     def dtype(self, name: str) -> Any:

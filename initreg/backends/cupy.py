@@ -15,10 +15,8 @@ system (is CuPy installed?) and from the CUDA driver through ctypes (is there a 
 from __future__ import annotations
 
 import ctypes
-import functools
 import importlib.util
 import math
-from functools import cached_property
 from typing import Any
 
 from initreg import rng
@@ -26,6 +24,7 @@ from initreg.backends.base import Array, Backend
 from initreg.distributions import Distribution
 from initreg.dtypes import compute_dtype
 from initreg.errors import BackendUnavailableError
+from initreg.lazy import locked_cached_property, once
 from initreg.special import DOUBLE_CENTRAL, DOUBLE_MIDDLE, DOUBLE_TAIL, SINGLE_CENTRAL, SINGLE_TAIL
 
 DRIVER_LIBRARIES = ("libcuda.so.1", "libcuda.so", "nvcuda.dll")
@@ -37,7 +36,7 @@ SAMPLES_PER_THREAD = {"float32": 4, "float64": 2}  # one Philox block: four word
 SUFFIX = {"float32": "f32", "float64": "f64"}
 
 
-@functools.cache
+@once
 def cuda_driver_problem() -> str | None:
     """None when the CUDA driver sees a device, else why not. Asks libcuda itself through ctypes."""
     for name in DRIVER_LIBRARIES:
@@ -225,7 +224,7 @@ class CupyBackend(Backend):
             return "cupy is not installed (pip install 'initreg[cupy]', or the cupy wheel for your CUDA version)"
         return cuda_driver_problem()
 
-    @cached_property
+    @locked_cached_property
     def xp(self) -> Any:
         reason = self.unavailable_reason()
         if reason:
@@ -238,7 +237,7 @@ class CupyBackend(Backend):
             ) from error
         return cupy
 
-    @cached_property
+    @locked_cached_property
     def _kernels(self) -> Any:
         return self.xp.RawModule(code=kernel_source(), options=COMPILE_OPTIONS)
 

@@ -8,7 +8,6 @@ so a tensor and each of its slices always come from the same code.
 
 from __future__ import annotations
 
-from functools import cache
 from types import ModuleType
 from typing import Any
 
@@ -16,13 +15,14 @@ from initreg import rng
 from initreg.backends.base import Backend
 from initreg.distributions import Distribution
 from initreg.dtypes import numpy_dtype
+from initreg.lazy import once
 
 Array = Any
 
 
-@cache
+@once
 def fused_kernels() -> ModuleType | None:
-    """``initreg.backends.fused_cpu``, or None when numba cannot be imported."""
+    """``initreg.backends.fused_cpu``, or None when numba cannot be imported (imported once, under a lock)."""
     try:
         from initreg.backends import fused_cpu
     except ImportError:
