@@ -14,11 +14,12 @@ from initreg import registry
 
 if TYPE_CHECKING:
     from initreg.backends.base import Backend
+    from initreg.registry import Entry
 
 
-def availability(backend: Backend) -> str:
-    """'available', or 'unavailable: <why>' as the backend itself explains it."""
-    reason = backend.unavailable_reason()
+def availability(entry: Entry[Backend]) -> str:
+    """'available', or 'unavailable: <why>' as the backend itself explains it (registry.unavailable_reason)."""
+    reason = registry.unavailable_reason(entry)
     return "available" if reason is None else f"unavailable: {reason}"
 
 
@@ -33,7 +34,7 @@ def print_listing(file: TextIO | None = None) -> None:
     """Prints the initializers (name, distribution, aliases) and backends (name, distribution, status)."""
     out = sys.stdout if file is None else file
     initializer_rows = [(e.name, e.origin, ", ".join(e.aliases)) for e in registry.initializers.entries()]
-    backend_rows = [(e.name, e.origin, availability(e.value)) for e in registry.backends.entries()]
+    backend_rows = [(e.name, e.origin, availability(e)) for e in registry.backends.entries()]
     _print_table("Initializers", ("name", "from", "aliases"), initializer_rows, out)
     print(file=out)
     _print_table("Backends", ("name", "from", "status"), backend_rows, out)

@@ -2,9 +2,14 @@
 
 Two instances live here: `initializers` (group ``initreg.initializers``) and `backends` (group
 ``initreg.backends``). Entry points are read lazily, cached, and loaded only when their name is asked
-for or everything is listed; `refresh()` forgets what was read. A plugin that fails to import, has
-the wrong type or clashes with a built-in name is skipped with a PluginWarning naming its
-distribution; built-ins always win.
+for or everything is listed; `refresh()` forgets what was read. A plugin that fails to import (with
+any exception, SystemExit and KeyboardInterrupt included), has the wrong type or clashes with a
+built-in name is skipped with a PluginWarning naming its distribution; built-ins always win. Only a
+real Ctrl-C during a plugin's import stops the program (see `call_plugin`).
+
+One re-entrant lock, shared by both registries, guards reading entry points, loading plugins,
+refresh and every lookup: threads racing to their first lookup see the same, complete registry, and
+a plugin whose import uses the registry (of either kind) cannot deadlock against another thread.
 """
 
 from __future__ import annotations
@@ -12,8 +17,11 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import signal
+import threading
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -26,7 +34,10 @@ if TYPE_CHECKING:
     from initreg.initializers.base import Initializer
 
 T = TypeVar("T")
+R = TypeVar("R")
 BUILT_IN = "initreg"
+
+_LOCK = threading.RLock()
 
 
 class PluginWarning(UserWarning):
@@ -41,6 +52,65 @@ class Entry(Generic[T]):
     value: T
     aliases: tuple[str, ...]
     origin: str
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What `call_plugin` gives when the plugin's code raised: the exception, described."""
+
+    reason: str
+
+
+def call_plugin(function: Callable[[], R]) -> R | Failure:
+    """function(), or a Failure describing anything it raised: Exception, SystemExit, KeyboardInterrupt.
+
+    A KeyboardInterrupt is the user's only when a real SIGINT arrived during the call, and then
+    whatever the call raised is raised again. Python delivers signals to the main thread only, which
+    notes them (see `_noting_interrupts`); in any other thread a KeyboardInterrupt is the plugin's own.
+    """
+    with _noting_interrupts() as interrupted:
+        try:
+            return function()
+        except BaseException as error:
+            if interrupted:
+                raise
+            return Failure(_describe(error))
+
+
+@contextmanager
+def _noting_interrupts() -> Iterator[list[int]]:
+    """Yields a list that gets an entry for each SIGINT received in the block, which is then handled as
+    before. Only the main thread can install the noting handler; elsewhere the list stays empty.
+    """
+    received: list[int] = []
+    previous = signal.getsignal(signal.SIGINT)
+    if not callable(previous) or threading.current_thread() is not threading.main_thread():
+        yield received  # no Python handler (ignored, or the default: the OS ends the process), or no signals here
+        return
+    handle_as_before = previous
+
+    def note(signum: int, frame: Any) -> None:
+        received.append(signum)
+        handle_as_before(signum, frame)  # by default raises KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGINT, note)
+    except ValueError:  # not the main interpreter
+        yield received
+        return
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _describe(error: BaseException) -> str:
+    """'TypeName: message', or the type name alone when there is no message or it cannot be made."""
+    try:
+        message = str(error)
+    except Exception:
+        message = ""
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
 def _entry_points(group: str) -> Iterable[EntryPoint]:
@@ -71,18 +141,20 @@ class Registry(Generic[T]):
     ) -> T:
         """Adds `value` under `name` and `aliases`; a name already taken is an error unless `force`."""
         names = (name, *aliases)
-        if not force:
-            taken = [n for n in names if n in self._lookup]
-            if taken:
-                owner = self._lookup[taken[0]]
-                raise NameClashError(
-                    f"{self.kind} name {taken[0]!r} is already registered (to {owner!r}); pass force=True to replace it"
-                )
-        for n in names:
-            self._forget(n)
-        self._entries[name] = Entry(name, value, tuple(aliases), origin)
-        for n in names:
-            self._lookup[n] = name
+        with _LOCK:
+            if not force:
+                taken = [n for n in names if n in self._lookup]
+                if taken:
+                    owner = self._lookup[taken[0]]
+                    raise NameClashError(
+                        f"{self.kind} name {taken[0]!r} is already registered (to {owner!r}); "
+                        "pass force=True to replace it"
+                    )
+            for n in names:
+                self._forget(n)
+            self._entries[name] = Entry(name, value, tuple(aliases), origin)
+            for n in names:
+                self._lookup[n] = name
         return value
 
     def _forget(self, name: str) -> None:
@@ -104,30 +176,32 @@ class Registry(Generic[T]):
 
     def unregister(self, name: str) -> None:
         """Removes the entry that `name` (a name or an alias) belongs to, with all its names."""
-        entry = self.entry(name)
-        for n in (entry.name, *entry.aliases):
-            del self._lookup[n]
-        del self._entries[entry.name]
-        self._loaded.discard(entry.name)
+        with _LOCK:
+            entry = self.entry(name)
+            for n in (entry.name, *entry.aliases):
+                del self._lookup[n]
+            del self._entries[entry.name]
+            self._loaded.discard(entry.name)
 
     def get(self, name: str) -> T:
         """The object registered as `name` (a name or an alias), loading its plugin if need be."""
-        if name not in self._lookup:
-            self._load_plugin(name)
-        if name not in self._lookup:
-            raise UnknownNameError(self._unknown_message(name))
-        return self._entries[self._lookup[name]].value
+        return self.entry(name).value
 
     def entry(self, name: str) -> Entry[T]:
-        """The Entry (canonical name, aliases, origin) for a name or alias."""
-        self.get(name)
-        return self._entries[self._lookup[name]]
+        """The Entry (canonical name, aliases, origin) for a name or alias, loading its plugin if need be."""
+        with _LOCK:
+            if name not in self._lookup:
+                self._load_plugin(name)
+            if name not in self._lookup:
+                raise UnknownNameError(self._unknown_message(name))
+            return self._entries[self._lookup[name]]
 
     def entries(self) -> list[Entry[T]]:
         """Every entry, plugins included (this loads every plugin), sorted by name."""
-        for name in list(self._plugin_names()):
-            self._load_plugin(name)
-        return sorted(self._entries.values(), key=lambda e: e.name)
+        with _LOCK:
+            for name in list(self._plugin_names()):
+                self._load_plugin(name)
+            return sorted(self._entries.values(), key=lambda e: e.name)
 
     def names(self) -> dict[str, tuple[str, ...]]:
         """Every canonical name with its aliases, plugins included."""
@@ -148,13 +222,16 @@ class Registry(Generic[T]):
         Entries added with `register` stay; those loaded from entry points (initreg's own included)
         are read again on the next lookup.
         """
-        for name in self._loaded:
-            entry = self._entries.pop(name)
-            for n in (entry.name, *entry.aliases):
-                self._lookup.pop(n, None)
-        self._loaded.clear()
-        self._pending = None
-        importlib.invalidate_caches()  # path finders cache directory listings; a plugin may be new
+        with _LOCK:
+            for name in self._loaded:
+                entry = self._entries.pop(name)
+                for n in (entry.name, *entry.aliases):
+                    self._lookup.pop(n, None)
+            self._loaded.clear()
+            self._pending = None
+            importlib.invalidate_caches()  # path finders cache directory listings; a plugin may be new
+
+    # The methods below run with _LOCK held.
 
     def _plugin_names(self) -> dict[str, list[EntryPoint]]:
         if self._pending is None:
@@ -176,12 +253,14 @@ class Registry(Generic[T]):
         if name in self._lookup:
             self._warn(entry_point, clash)
             return
-        try:
-            value = entry_point.load()
-        except Exception as error:  # a plugin's import may fail in any way; it must not break us
-            self._warn(entry_point, f"loading {entry_point.value!r} failed: {type(error).__name__}: {error}")
+        value = call_plugin(entry_point.load)  # a plugin's import may fail in any way; it must not break us
+        if isinstance(value, Failure):
+            self._warn(entry_point, f"loading {entry_point.value!r} failed: {value.reason}")
             return
-        problem = self._validate(value)
+        problem = call_plugin(lambda: self._validate(value))
+        if isinstance(problem, Failure):
+            self._warn(entry_point, f"checking {entry_point.value!r} failed: {problem.reason}")
+            return
         if problem:
             self._warn(entry_point, f"{entry_point.value!r} {problem}")
             return
@@ -212,11 +291,16 @@ class Registry(Generic[T]):
 
 
 def _check_initializer(value: Any) -> str | None:
+    """None for an Initializer subclass whose constructor's signature can be read (the command needs it)."""
     from initreg.initializers.base import Initializer
 
-    if inspect.isclass(value) and issubclass(value, Initializer):
-        return None
-    return f"is {value!r}, not a subclass of initreg.Initializer"
+    if not (inspect.isclass(value) and issubclass(value, Initializer)):
+        return f"is {value!r}, not a subclass of initreg.Initializer"
+    try:
+        inspect.signature(value)
+    except (ValueError, TypeError) as error:
+        return f"has a constructor whose signature cannot be read ({_describe(error)})"
+    return None
 
 
 def _check_backend(value: Any) -> str | None:
@@ -284,8 +368,25 @@ def get_backend(backend: str | Backend | None = None) -> Backend:
 
     if isinstance(backend, Backend):
         return backend
-    found = backends.get(DEFAULT_BACKEND if backend is None else backend)
-    reason = found.unavailable_reason()
+    entry = backends.entry(DEFAULT_BACKEND if backend is None else backend)
+    reason = unavailable_reason(entry)
     if reason:
-        raise BackendUnavailableError(f"backend {found.name!r} is unavailable: {reason}")
-    return found
+        raise BackendUnavailableError(f"backend {entry.value.name!r} is unavailable: {reason}")
+    return entry.value
+
+
+def unavailable_reason(entry: Entry[Backend]) -> str | None:
+    """None when a registered backend can run here, else why not, as its unavailable_reason() says.
+
+    If that method raises, the exception is the reason, with a PluginWarning naming the distribution.
+    """
+    reason = call_plugin(entry.value.unavailable_reason)
+    if isinstance(reason, Failure):
+        why = f"its unavailable_reason() raised {reason.reason}"
+        warnings.warn(
+            f"initreg: backend {entry.name!r} from distribution {entry.origin} is unavailable: {why}",
+            PluginWarning,
+            stacklevel=3,
+        )
+        return why
+    return reason
