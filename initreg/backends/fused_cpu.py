@@ -9,21 +9,25 @@ through log: NumPy's log cannot be called from a kernel, and libm's would keep L
 so log is written out here (within 1 ulp); through erfinv that moves results by a few ulp at most.
 fastmath stays off, so LLVM neither fuses multiply-adds nor reorders sums.
 
-The kernels are cached on disk (``cache=True``): the first run compiles them (seconds), later
-processes load them. numba sees edits to this file, not to constants imported from
-``initreg.special``; ``NUMBA_CACHE_DIR`` or deleting ``__pycache__/fused_cpu*.nb[ci]`` forces a rebuild.
+The kernels are cached on disk, in the user's cache folder (``initreg.backends.kernel_cache``, never
+inside the package): the first run compiles them (seconds), later processes load them. numba sees
+edits to this file, not to constants imported from ``initreg.special``; emptying that folder (or
+pointing ``INITREG_CACHE_DIR`` elsewhere) forces a rebuild. Calls, the first compile included, run
+one at a time under a lock.
 """
 
 from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import numba
 import numpy as np
 
 from initreg import rng
+from initreg.backends.kernel_cache import cached
 from initreg.distributions import Distribution
 from initreg.dtypes import compute_dtype
 from initreg.special import DOUBLE_CENTRAL, DOUBLE_MIDDLE, DOUBLE_TAIL, SINGLE_CENTRAL, SINGLE_TAIL
@@ -64,10 +68,15 @@ _LN2_64 = 6.93147180369123816490e-01, 1.90821492927058770002e-10
 _ONE_BITS_32, _SQRT_HALF_BITS_32 = 0x3F800000, 0x3F3504F3
 _ONE_BITS_64, _SQRT_HALF_BITS_64 = 0x3FF0000000000000, 0x3FE6A09E667F3BCD
 
-# Helpers are inlined into the kernels so that LLVM can vectorize the inner loops; error_model="numpy"
-# drops Python's division check, whose exception branch would stop vectorization.
-_inline = numba.njit(cache=True, error_model="numpy", inline="always")
-_kernel = numba.njit(cache=True, error_model="numpy", parallel=True, fastmath=False)
+# Helpers are inlined into the kernels so that LLVM can vectorize the inner loops (and are cached as
+# part of them); error_model="numpy" drops Python's division check, whose exception branch would stop
+# vectorization.
+_inline = numba.njit(error_model="numpy", inline="always")
+
+
+def _kernel(function: Callable[..., None]) -> Any:
+    """A parallel kernel, compiled on its first call and cached in the user's kernel cache."""
+    return cached(numba.njit(error_model="numpy", parallel=True, fastmath=False)(function))
 
 
 @_inline
