@@ -8,8 +8,12 @@ across distributions, and `initreg list` (which must not import an optional arra
 from __future__ import annotations
 
 import io
+import os
+import signal
+import subprocess
 import sys
-import textwrap
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,7 +22,7 @@ import pytest
 
 from initreg import LecunNormal, registry
 from initreg.backends.base import Backend
-from initreg.errors import UnknownNameError
+from initreg.errors import BackendUnavailableError, InvalidArgumentError, UnknownNameError
 from initreg.listing import print_listing
 from initreg.registry import PluginWarning
 
@@ -42,22 +46,7 @@ class Wide(RandomNormal):
 BACKEND_MODULE = "from initreg.backends.base import Backend\nbackend = Backend({name!r}, 'numpy')\n"
 
 AddDistribution = Callable[..., Path]
-
-
-def write_distribution(
-    root: Path, name: str, entry_points: dict[str, dict[str, str]], modules: dict[str, str] | None = None
-) -> None:
-    """A minimal installed distribution: NAME-1.0.dist-info (METADATA, entry_points.txt) plus modules."""
-    info = root / f"{name.replace('-', '_')}-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
-    sections = [
-        f"[{group}]\n" + "".join(f"{point} = {target}\n" for point, target in points.items())
-        for group, points in entry_points.items()
-    ]
-    (info / "entry_points.txt").write_text("\n".join(sections))
-    for module, source in (modules or {}).items():
-        (root / f"{module}.py").write_text(textwrap.dedent(source))
+WriteDistribution = Callable[..., None]
 
 
 def _refresh_all() -> None:
@@ -66,7 +55,9 @@ def _refresh_all() -> None:
 
 
 @pytest.fixture
-def add_distribution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AddDistribution]:
+def add_distribution(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write_distribution: WriteDistribution
+) -> Iterator[AddDistribution]:
     """add_distribution(name, entry_points, modules): installs a fake distribution in its own sys.path folder.
 
     Folders added later come first on sys.path. Registries are refreshed before and after the test.
@@ -345,3 +336,224 @@ def test_listing_does_not_import_an_optional_array_library(
     assert any(line.split()[:2] == ["cupy", "initreg"] for line in out.getvalue().splitlines())
     assert not marker.exists()
     assert "cupy" not in sys.modules
+
+
+# --- plugins that raise BaseException, cannot be inspected or fail to say whether they can run ---
+
+BASE_EXCEPTIONS = {
+    "exits": ("raise SystemExit(3)\n", "SystemExit: 3"),
+    "exits_quietly": ("import sys\nsys.exit()\n", "SystemExit"),
+    "interrupts": ("raise KeyboardInterrupt\n", "KeyboardInterrupt"),
+    "raises_base": ("class Custom(BaseException):\n    pass\n\nraise Custom('not an Exception')\n", "Custom: not an"),
+}
+
+
+@pytest.mark.parametrize("group", [INITIALIZERS, BACKENDS])
+def test_a_plugin_raising_a_base_exception_on_import_is_skipped_with_a_warning(
+    add_distribution: AddDistribution, group: str
+) -> None:
+    add_distribution(
+        "initreg-fake-exits",
+        {group: {name: f"initreg_fake_{name}:Thing" for name in BASE_EXCEPTIONS}},
+        {f"initreg_fake_{name}": source for name, (source, _) in BASE_EXCEPTIONS.items()},
+    )
+    _refresh_all()
+    kind = registry.initializers if group == INITIALIZERS else registry.backends
+    with pytest.warns(PluginWarning) as record:
+        names = kind.names()
+    messages = _messages(record)
+    assert len(messages) == len(BASE_EXCEPTIONS)
+    for name, (_, reason) in BASE_EXCEPTIONS.items():
+        (message,) = [m for m in messages if f"plugin {name!r}" in m]
+        assert "from distribution initreg-fake-exits" in message and f"failed: {reason}" in message
+    assert not set(BASE_EXCEPTIONS) & set(names)
+    assert registry.get("lecun_normal", seed=1)((2, 3)).shape == (2, 3)
+    with pytest.raises(UnknownNameError, match="exits"):
+        kind.get("exits")
+
+
+def test_a_keyboard_interrupt_raised_by_a_plugin_in_another_thread_is_the_plugins_own(
+    add_distribution: AddDistribution,
+) -> None:
+    add_distribution(
+        "initreg-fake-interrupts",
+        {INITIALIZERS: {"interrupts": "initreg_fake_interrupts:Thing"}},
+        {"initreg_fake_interrupts": "raise KeyboardInterrupt('from the plugin')\n"},
+    )
+    registry.initializers.refresh()
+    outcome: list[object] = []
+
+    def look_up() -> None:
+        with pytest.warns(PluginWarning, match="initreg-fake-interrupts.*KeyboardInterrupt: from the plugin"):
+            outcome.append("interrupts" in registry.initializers)
+
+    thread = threading.Thread(target=look_up)
+    thread.start()
+    thread.join()
+    assert outcome == [False]
+
+
+UNREADABLE_SIGNATURES = """
+from initreg.initializers import Zeros
+
+class OddSignature(Zeros):
+    __signature__ = 42  # inspect.signature raises TypeError
+
+class BuiltinConstructor(Zeros):
+    __init__ = dict.__init__  # inspect.signature raises ValueError
+"""
+
+
+def test_an_initializer_whose_signature_cannot_be_read_is_skipped_with_a_warning(
+    add_distribution: AddDistribution,
+) -> None:
+    add_distribution(
+        "initreg-fake-unreadable",
+        {
+            INITIALIZERS: {
+                "odd_signature": "initreg_fake_unreadable:OddSignature",
+                "builtin_constructor": "initreg_fake_unreadable:BuiltinConstructor",
+            }
+        },
+        {"initreg_fake_unreadable": UNREADABLE_SIGNATURES},
+    )
+    registry.initializers.refresh()
+    with pytest.warns(PluginWarning) as record:
+        names = registry.initializers.names()
+    messages = _messages(record)
+    assert len(messages) == 2
+    assert any(
+        "'odd_signature'" in m and "signature cannot be read (TypeError: unexpected object 42" in m for m in messages
+    )
+    assert any(
+        "'builtin_constructor'" in m and "signature cannot be read (ValueError: no signature" in m for m in messages
+    )
+    assert all("initreg-fake-unreadable" in m for m in messages)
+    assert not {"odd_signature", "builtin_constructor"} & set(names)
+    classes = sys.modules["initreg_fake_unreadable"]
+    with pytest.raises(InvalidArgumentError, match="cannot register 'odd'.*signature cannot be read"):
+        registry.register("odd")(classes.OddSignature)
+
+
+FAILING_AVAILABILITY = """
+from initreg.backends.base import Backend
+
+class Failing(Backend):
+    def __init__(self, name, error):
+        super().__init__(name, "numpy")
+        self.error = error
+
+    def unavailable_reason(self):
+        raise self.error
+
+crashes = Failing("crashes", RuntimeError("cannot probe the device"))
+quits = Failing("quits", SystemExit(4))
+"""
+
+
+def test_a_backend_whose_unavailable_reason_raises_is_listed_unavailable_with_the_reason(
+    add_distribution: AddDistribution,
+) -> None:
+    add_distribution(
+        "initreg-fake-probe",
+        {BACKENDS: {"crashes": "initreg_fake_probe:crashes", "quits": "initreg_fake_probe:quits"}},
+        {"initreg_fake_probe": FAILING_AVAILABILITY},
+    )
+    registry.backends.refresh()
+    listing = io.StringIO()
+    with pytest.warns(PluginWarning) as record:
+        print_listing(listing)
+    rows = {line.split()[0]: line.split(maxsplit=2)[1:] for line in listing.getvalue().splitlines()[1:] if line}
+    reason = "unavailable: its unavailable_reason() raised"
+    assert rows["crashes"] == ["initreg-fake-probe", f"{reason} RuntimeError: cannot probe the device"]
+    assert rows["quits"] == ["initreg-fake-probe", f"{reason} SystemExit: 4"]
+    assert rows["numpy"] == ["initreg", "available"]
+    messages = _messages(record)
+    assert len(messages) == 2
+    assert all("from distribution initreg-fake-probe is unavailable" in m for m in messages)
+    with (
+        pytest.warns(PluginWarning, match="'quits' from distribution initreg-fake-probe"),
+        pytest.raises(
+            BackendUnavailableError, match="'quits' is unavailable: its unavailable_reason.. raised SystemExit: 4"
+        ),
+    ):
+        registry.get_backend("quits")
+
+
+def _run_initreg(*arguments: str, pythonpath: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`initreg ARGUMENTS` in a fresh process that also sees the distributions in `pythonpath`."""
+    env = {**os.environ, "PYTHONPATH": str(pythonpath)}
+    env.pop("HYDRA_FULL_ERROR", None)
+    command = [sys.executable, "-c", "from initreg.cli import main; main()", *arguments]
+    return subprocess.run(command, env=env, cwd=pythonpath, capture_output=True, text=True, timeout=timeout)
+
+
+def _hostile_distribution(root: Path, write_distribution: WriteDistribution) -> None:
+    """Every kind of broken plugin, in one fake distribution."""
+    write_distribution(
+        root,
+        "initreg-fake-hostile",
+        {
+            INITIALIZERS: {
+                **{name: f"initreg_fake_{name}:Thing" for name in BASE_EXCEPTIONS},
+                "odd_signature": "initreg_fake_unreadable:OddSignature",
+                "builtin_constructor": "initreg_fake_unreadable:BuiltinConstructor",
+            },
+            BACKENDS: {"crashes": "initreg_fake_probe:crashes", "quits": "initreg_fake_probe:quits"},
+        },
+        {
+            **{f"initreg_fake_{name}": source for name, (source, _) in BASE_EXCEPTIONS.items()},
+            "initreg_fake_unreadable": UNREADABLE_SIGNATURES,
+            "initreg_fake_probe": FAILING_AVAILABILITY,
+        },
+    )
+
+
+def test_initreg_list_and_a_run_survive_every_broken_plugin(
+    tmp_path: Path, write_distribution: WriteDistribution
+) -> None:
+    _hostile_distribution(tmp_path, write_distribution)
+    listed = _run_initreg("list", pythonpath=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    skipped = [line for line in listed.stderr.splitlines() if "PluginWarning" in line]
+    assert len(skipped) == 8, listed.stderr  # 4 base exceptions, 2 signatures, 2 failing unavailable_reason
+    assert all("initreg-fake-hostile" in line for line in skipped)
+    assert "Traceback" not in listed.stderr
+    rows = {line.split()[0]: line.split(maxsplit=2)[1:] for line in listed.stdout.splitlines()[1:] if line}
+    assert rows["crashes"] == [
+        "initreg-fake-hostile",
+        "unavailable: its unavailable_reason() raised RuntimeError: cannot probe the device",
+    ]
+    assert rows["numpy"] == ["initreg", "available"] and "lecun_normal" in rows
+    assert not {*BASE_EXCEPTIONS, "odd_signature", "builtin_constructor"} & set(rows)
+
+    run = _run_initreg("init=lecun_normal", "dry_run=true", pythonpath=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "dense_0.kernel" in run.stdout
+    assert run.stderr.count("initreg-fake-hostile") == 6  # the six initializers skipped
+
+
+def test_a_real_ctrl_c_while_a_plugin_loads_stops_initreg(
+    tmp_path: Path, write_distribution: WriteDistribution
+) -> None:
+    started = tmp_path / "plugin-started"
+    write_distribution(
+        tmp_path,
+        "initreg-fake-slow",
+        {INITIALIZERS: {"slow": "initreg_fake_slow:Thing"}},
+        {"initreg_fake_slow": f"import time\nopen({str(started)!r}, 'w').close()\ntime.sleep(60)\n"},
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    command = [sys.executable, "-c", "from initreg.cli import main; main()", "list"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert started.exists(), "the plugin never started loading"
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == -signal.SIGINT, stderr  # how Python exits on an uncaught KeyboardInterrupt
+    assert "KeyboardInterrupt" in stderr and "PluginWarning" not in stderr
