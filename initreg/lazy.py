@@ -37,16 +37,21 @@ class once(Generic[T]):  # noqa: N801 - used as a function decorator
             self._values.clear()
 
 
-class locked_cached_property(functools.cached_property[T]):  # noqa: N801 - a decorator, like its base
+class locked_cached_property(Generic[T]):  # noqa: N801 - a decorator, like functools.cached_property
     """functools.cached_property computed under a lock: racing first reads compute it once.
 
-    (Python 3.12 dropped the lock that cached_property held in 3.8 to 3.11.) Once computed, the value
-    sits in the instance's __dict__ and is read from there without the lock.
+    (functools' own held a lock in Python 3.8 to 3.11 only.) The value is kept in the instance's
+    __dict__, which later reads find first, without the lock.
     """
 
     def __init__(self, function: Callable[[Any], T]) -> None:
-        super().__init__(function)
-        self._lock = threading.RLock()
+        self._function = function
+        self._lock = threading.RLock()  # re-entrant: computing one instance's value may read another's
+        self._name = function.__name__
+        self.__doc__ = function.__doc__
+
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        self._name = name
 
     @overload
     def __get__(self, instance: None, owner: type[Any] | None = None) -> locked_cached_property[T]: ...
@@ -58,4 +63,8 @@ class locked_cached_property(functools.cached_property[T]):  # noqa: N801 - a de
         if instance is None:
             return self
         with self._lock:
-            return super().__get__(instance, owner)
+            values = instance.__dict__
+            if self._name not in values:
+                values[self._name] = self._function(instance)
+            value: T = values[self._name]
+            return value
