@@ -16,7 +16,6 @@ torch namespace, with its creation functions placed on the backend's device.
 from __future__ import annotations
 
 import importlib.util
-from functools import cached_property
 from typing import Any
 
 from initreg import rng
@@ -25,6 +24,7 @@ from initreg.backends.cupy import cuda_driver_problem
 from initreg.distributions import Distribution
 from initreg.dtypes import FLOAT_DTYPES
 from initreg.errors import BackendUnavailableError, InvalidArgumentError, choices
+from initreg.lazy import locked_cached_property
 from initreg.registry import get_backend
 from initreg_torch.device_namespace import DeviceNamespace
 
@@ -45,7 +45,7 @@ class TorchBackend(Backend):
             return "torch is not installed (pip install torch)"
         return cuda_driver_problem() if self.device.startswith("cuda") else None
 
-    @cached_property
+    @locked_cached_property
     def xp(self) -> Any:
         reason = self.unavailable_reason()
         if reason:
