@@ -5,7 +5,7 @@ Two instances live here: `initializers` (group ``initreg.initializers``) and `ba
 for or everything is listed; `refresh()` forgets what was read. A plugin that fails to import (with
 any exception, SystemExit and KeyboardInterrupt included), has the wrong type or clashes with a
 built-in name is skipped with a PluginWarning naming its distribution; built-ins always win. Only a
-real Ctrl-C during a plugin's import stops the program (see `call_plugin`).
+real Ctrl-C during a plugin's import stops the program (see `_call_plugin`).
 
 One re-entrant lock, shared by both registries, guards reading entry points, loading plugins,
 refresh and every lookup: threads racing to their first lookup see the same, complete registry, and
@@ -55,14 +55,14 @@ class Entry(Generic[T]):
 
 
 @dataclass(frozen=True)
-class Failure:
-    """What `call_plugin` gives when the plugin's code raised: the exception, described."""
+class _Failure:
+    """What `_call_plugin` gives when the plugin's code raised: the exception, described."""
 
     reason: str
 
 
-def call_plugin(function: Callable[[], R]) -> R | Failure:
-    """function(), or a Failure describing anything it raised: Exception, SystemExit, KeyboardInterrupt.
+def _call_plugin(function: Callable[[], R]) -> R | _Failure:
+    """function(), or a _Failure describing anything it raised: Exception, SystemExit, KeyboardInterrupt.
 
     A KeyboardInterrupt is the user's only when a real SIGINT arrived during the call, and then
     whatever the call raised is raised again. Python delivers signals to the main thread only, which
@@ -74,7 +74,7 @@ def call_plugin(function: Callable[[], R]) -> R | Failure:
         except BaseException as error:
             if interrupted:
                 raise
-            return Failure(_describe(error))
+            return _Failure(_describe(error))
 
 
 @contextmanager
@@ -253,12 +253,12 @@ class Registry(Generic[T]):
         if name in self._lookup:
             self._warn(entry_point, clash)
             return
-        value = call_plugin(entry_point.load)  # a plugin's import may fail in any way; it must not break us
-        if isinstance(value, Failure):
+        value = _call_plugin(entry_point.load)  # a plugin's import may fail in any way; it must not break us
+        if isinstance(value, _Failure):
             self._warn(entry_point, f"loading {entry_point.value!r} failed: {value.reason}")
             return
-        problem = call_plugin(lambda: self._validate(value))
-        if isinstance(problem, Failure):
+        problem = _call_plugin(lambda: self._validate(value))
+        if isinstance(problem, _Failure):
             self._warn(entry_point, f"checking {entry_point.value!r} failed: {problem.reason}")
             return
         if problem:
@@ -380,8 +380,8 @@ def unavailable_reason(entry: Entry[Backend]) -> str | None:
 
     If that method raises, the exception is the reason, with a PluginWarning naming the distribution.
     """
-    reason = call_plugin(entry.value.unavailable_reason)
-    if isinstance(reason, Failure):
+    reason = _call_plugin(entry.value.unavailable_reason)
+    if isinstance(reason, _Failure):
         why = f"its unavailable_reason() raised {reason.reason}"
         warnings.warn(
             f"initreg: backend {entry.name!r} from distribution {entry.origin} is unavailable: {why}",
