@@ -146,3 +146,4 @@ def test_the_readmes_main_command_then_its_test_install_in_the_same_venv(tmp_pat
     assert version == initreg.__version__
     assert Path(location) == clone / "initreg" / "__init__.py"  # the editable install, not a leftover
     assert (extra, torch) == ("initreg-extra", "initreg-torch")
+    shutil.rmtree(clone / ".venv")  # gigabytes (torch, jax); pytest keeps the rest of a passing run's folder
