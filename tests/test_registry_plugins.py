@@ -557,3 +557,30 @@ def test_a_real_ctrl_c_while_a_plugin_loads_stops_initreg(
         process.kill()
     assert process.returncode == -signal.SIGINT, stderr  # how Python exits on an uncaught KeyboardInterrupt
     assert "KeyboardInterrupt" in stderr and "PluginWarning" not in stderr
+
+
+REENTRANT_PLUGIN = """
+from initreg import registry
+
+registry.backends.get("numpy")  # the plugin's import uses the registry, of both kinds
+RandomNormal = registry.initializers.get("random_normal")
+
+
+class Wide(RandomNormal):
+    '''N(0, 1), from a plugin whose import looks things up.'''
+"""
+
+
+def test_a_plugin_whose_import_uses_the_registry_loads_without_deadlock(
+    tmp_path: Path, write_distribution: WriteDistribution
+) -> None:
+    write_distribution(
+        tmp_path,
+        "initreg-fake-reentrant",
+        {INITIALIZERS: {"reentrant_normal": "initreg_fake_reentrant:Wide"}},
+        {"initreg_fake_reentrant": REENTRANT_PLUGIN},
+    )
+    listed = _run_initreg("list", pythonpath=tmp_path, timeout=60)  # a deadlock would time out
+    assert listed.returncode == 0, listed.stderr
+    assert "PluginWarning" not in listed.stderr
+    assert any(line.split() == ["reentrant_normal", "initreg-fake-reentrant"] for line in listed.stdout.splitlines())
