@@ -170,13 +170,15 @@ def termination_unwinds() -> Iterator[None]:
 def free_space_for(path: str | os.PathLike[str], nbytes: int) -> None:
     """Raises WriteError, naming both sizes, unless the folder of `path` has `nbytes` free.
 
-    The folder may not exist yet: its nearest existing ancestor is asked (``shutil.disk_usage``).
+    The folder may not exist yet: its nearest existing ancestor is asked (``shutil.disk_usage``). A
+    file system that reports no size at all (such as /proc) is not checked: writing there tells.
     """
     folder = Path(os.path.abspath(path)).parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
-    free = shutil.disk_usage(folder).free
-    if nbytes > free:
+    usage = shutil.disk_usage(folder)
+    free = usage.free
+    if usage.total and nbytes > free:
         raise WriteError(
             f"not enough space for {os.fspath(path)!r}: it needs {_size(nbytes)}, "
             f"{str(folder)!r} has {_size(free)} free"
