@@ -244,10 +244,12 @@ def _little_endian(array: Any) -> Any:
     return array
 
 
-def _write_safetensors(file: IO[bytes], header: bytes, arrays: Mapping[str, Any]) -> None:
+def _write_safetensors(
+    file: IO[bytes], infos: Sequence[TensorInfo], arrays: Mapping[str, Any], metadata: Mapping[str, str] | None
+) -> None:
     import numpy as np
 
-    file.write(header)
+    file.write(safetensors_header(infos, metadata))
     for array in arrays.values():
         file.write(memoryview(array.reshape(-1).view(np.uint8)))
 
@@ -319,11 +321,17 @@ def save(
             _write_npz(file, prepared)
         return Path(path)
     infos = [TensorInfo(name, tuple(array.shape), array.dtype.name) for name, array in prepared.items()]
-    header = safetensors_header(infos, metadata)
-    free_space_for(path, len(header) + sum(info.nbytes for info in infos))
+    free_space_for(path, planned_size(infos, chosen, metadata))
     with atomic_file(path) as file:
-        _write_safetensors(file, header, prepared)
+        _write_safetensors(file, infos, prepared, metadata)
     return Path(path)
+
+
+def planned_size(tensors: Sequence[TensorInfo], format: str, metadata: Mapping[str, str] | None = None) -> int:
+    """The bytes a file of `tensors` takes: exactly for "safetensors", an upper bound for "npz"."""
+    if format == "npz":
+        return npz_size({tensor.name: tensor for tensor in tensors})
+    return len(safetensors_header(tensors, metadata)) + sum(tensor.nbytes for tensor in tensors)
 
 
 def npz_size(arrays: Mapping[str, Any]) -> int:
@@ -350,7 +358,7 @@ def save_streamed(
     if file_format(path) != "safetensors":
         raise InvalidArgumentError(f"streamed writing makes .safetensors files; got {os.fspath(path)!r}")
     header = safetensors_header(tensors, metadata)
-    free_space_for(path, len(header) + sum(tensor.nbytes for tensor in tensors))
+    free_space_for(path, planned_size(tensors, "safetensors", metadata))
     with atomic_file(path) as file:
         file.write(header)
         for tensor in tensors:

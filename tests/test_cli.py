@@ -26,11 +26,16 @@ INITREG = shutil.which("initreg", path=str(Path(sys.executable).parent))
 DEFAULT_RULES = {"weights": {"match": "*", "init": "lecun_normal"}, "biases": {"match": "*.bias", "init": "zeros"}}
 
 
-def initreg_command(cwd: Path, *args: str, extra_path: Path | None = None) -> subprocess.CompletedProcess[str]:
+def initreg_command(
+    cwd: Path, *args: str, extra_path: Path | None = None, temporary: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Runs `initreg args` in `cwd`; `extra_path` goes on PYTHONPATH, `temporary` is its TMPDIR."""
     assert INITREG is not None, "the initreg console script is not installed next to the interpreter"
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     if extra_path is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(extra_path), env.get("PYTHONPATH")]))
+    if temporary is not None:
+        env["TMPDIR"] = str(temporary)
     return subprocess.run([INITREG, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
 
 
@@ -115,24 +120,42 @@ def test_npz_output_holds_the_same_values(tmp_path: Path) -> None:
             np.testing.assert_array_equal(written[name], array)
 
 
-def test_multirun_writes_one_file_per_job_in_place(tmp_path: Path) -> None:
-    done = initreg_command(tmp_path, "-m", "init=lecun_normal,he_normal", "seed=1,2")
+def test_multirun_names_each_file_by_its_overrides_and_writes_nothing_else(tmp_path: Path) -> None:
+    work, scratch = tmp_path / "work", tmp_path / "scratch"
+    work.mkdir()
+    scratch.mkdir()
+    done = initreg_command(work, "-m", "init=lecun_normal,he_normal", "seed=1,2", temporary=scratch)
     assert done.returncode == 0, done.stderr
-    names = [f"mlp-{init}-seed{seed}" for init in ("lecun_normal", "he_normal") for seed in (1, 2)]
-    files = [f"{name}-job{job}.safetensors" for job, name in enumerate(names)]
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*files, "multirun.yaml"])
-    contents = [(tmp_path / name).read_bytes() for name in files]
-    assert len(set(contents)) == 4
+    # the default output pattern spells out init and seed already: no more is added
+    files = [f"mlp-{init}-seed{seed}.safetensors" for init in ("lecun_normal", "he_normal") for seed in (1, 2)]
+    assert sorted(p.name for p in work.iterdir()) == sorted(files)  # no multirun.yaml
+    assert list(scratch.iterdir()) == []  # Hydra's bookkeeping went to a temporary folder, since removed
+    assert len({(work / name).read_bytes() for name in files}) == 4
     single = initreg_command(tmp_path, "init=he_normal", "seed=2", "output=single.safetensors")
     assert single.returncode == 0, single.stderr
-    job, alone = load_file(tmp_path / files[3]), load_file(tmp_path / "single.safetensors")
-    for name, array in alone.items():
-        np.testing.assert_array_equal(job[name], array)
-    # a sweep over a key the file name does not mention still writes distinct files
-    swept = initreg_command(tmp_path, "-m", "rules.biases.init=zeros,ones", "output=swept.safetensors")
+    assert (tmp_path / "single.safetensors").read_bytes() == (work / files[3]).read_bytes()
+
+
+def test_multirun_with_an_explicit_output_names_files_by_their_overrides(tmp_path: Path) -> None:
+    done = initreg_command(tmp_path, "-m", "init=lecun_normal,he_normal", "seed=1,2", "output=out/w.safetensors")
+    assert done.returncode == 0, done.stderr
+    files = [f"w-init={init},seed={seed}.safetensors" for init in ("lecun_normal", "he_normal") for seed in (1, 2)]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(files)
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    alone = initreg_command(tmp_path, "init=he_normal", "seed=2", "output=alone.safetensors")
+    assert alone.returncode == 0, alone.stderr
+    assert (tmp_path / "alone.safetensors").read_bytes() == (tmp_path / "out" / files[3]).read_bytes()
+    # a key the pattern does not spell is added to it; characters unsafe in names are percent-encoded
+    swept = initreg_command(
+        tmp_path, "-m", "rules.biases.init=zeros,ones", '+rules.x={match:"dense_0.*",init:zeros}', "seed=1",
+        "output=swept-${seed}.npz",
+    )  # fmt: skip
     assert swept.returncode == 0, swept.stderr
-    zeros, ones = load_file(tmp_path / "swept-job0.safetensors"), load_file(tmp_path / "swept-job1.safetensors")
-    assert not zeros["dense_0.bias"].any() and (ones["dense_0.bias"] == 1).all()
+    rule = "rules.x=%7Bmatch%3A%22dense_0.%2A%22,init%3Azeros%7D"
+    zeros, ones = (tmp_path / f"swept-1-rules.biases.init={value},{rule}.npz" for value in ("zeros", "ones"))
+    with np.load(zeros) as first, np.load(ones) as second:
+        assert not first["dense_1.bias"].any() and (second["dense_1.bias"] == 1).all()
+        assert not first["dense_0.kernel"].any() and not second["dense_0.kernel"].any()
 
 
 def test_a_dry_run_prints_the_plan_of_gpt2_small_and_writes_nothing(tmp_path: Path) -> None:

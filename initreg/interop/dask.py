@@ -32,7 +32,7 @@ from dask.array.core import normalize_chunks
 
 from initreg.dtypes import numpy_dtype
 from initreg.errors import InvalidArgumentError
-from initreg.io import TensorInfo, free_space_for, replacing, safetensors_header
+from initreg.io import TensorInfo, free_space_for, planned_size, replacing, safetensors_header
 from initreg.slicing import init_slice, slices_independently, stream_seed
 from initreg.tree import PlanEntry, Rule, flatten, plan, unflatten
 
@@ -179,7 +179,7 @@ def to_safetensors(
     infos = [TensorInfo(name, tuple(int(d) for d in array.shape), array.dtype.name) for name, array in leaves.items()]
     header = safetensors_header(infos, metadata)
     target = _new_target(path)
-    size = len(header) + sum(info.nbytes for info in infos)
+    size = planned_size(infos, "safetensors", metadata)
     free_space_for(target, size)
     with replacing(target) as temporary:
         with open(temporary, "wb") as file:
