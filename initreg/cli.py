@@ -331,12 +331,14 @@ def _table(entries: Sequence[PlanEntry], measured: Mapping[str, float] | None) -
 
 
 def _print(*renderables: Any) -> None:
+    """Prints tables and lines; a line is plain text (not rich markup), its control characters escaped."""
     from rich.console import Console
+    from rich.text import Text
 
     console = Console(highlight=False)
     if not console.is_terminal:
         console = Console(highlight=False, width=200)
-    console.print(*renderables)
+    console.print(*(Text(printable(item)) if isinstance(item, str) else item for item in renderables))
 
 
 # --- the app -----------------------------------------------------------------------------------
@@ -435,9 +437,7 @@ def initialize(cfg: DictConfig) -> None:
         path = _output_path(str(settings["output"]), pattern)
         backend = registry.get_backend(settings["backend"]["name"])
         measured = _draw(entries, settings, backend, path)
-        _print(
-            _table(entries, measured), f"wrote {printable(str(path))}: {total:,} parameters in {len(entries)} tensors"
-        )
+        _print(_table(entries, measured), f"wrote {path}: {total:,} parameters in {len(entries)} tensors")
 
 
 def main() -> None:

@@ -167,7 +167,11 @@ def flatten(spec: Mapping[str, Any]) -> dict[str, Shape | Array]:
         if _is_array(leaf):
             flat[path] = leaf
         elif _is_shape(leaf):
-            flat[path] = standardize_shape(leaf)
+            try:  # what _about does, without the cost of a context manager per parameter
+                flat[path] = standardize_shape(leaf)
+            except InitregError as error:
+                _prefix(error, f"parameter {path!r}")
+                raise
         else:
             raise InvalidArgumentError(f"parameter {path!r} is {leaf!r}; valid: a shape (list of ints) or an array")
     return flat

@@ -7,12 +7,16 @@ plugins selectable by name, and bad input ending in one line on stderr with no f
 
 from __future__ import annotations
 
+import io
+import json
 import math
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -293,3 +297,117 @@ def test_hydra_full_error_shows_the_traceback(tmp_path: Path) -> None:
     env = {**os.environ, "HYDRA_FULL_ERROR": "1"}
     done = subprocess.run([str(INITREG), "dtype=bfloat"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert done.returncode != 0 and "Traceback" in done.stderr and "'bfloat'" in done.stderr
+
+
+def safetensors_file(path: Path, header: str, data_bytes: int) -> None:
+    """A safetensors file with this JSON header text and zeroed data, as a hostile checkpoint might be."""
+    text = header.encode()
+    text += b" " * (-len(text) % 8)
+    path.write_bytes(struct.pack("<Q", len(text)) + text + bytes(data_bytes))
+
+
+def bomb_npz(path: Path) -> None:
+    """236 bytes declaring 10^15 float32 values."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (10**15,)})
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("w.npy", header.getvalue())
+
+
+def unsupported_npz(path: Path) -> None:
+    """A compressed .npz whose member claims a compression method zipfile does not know."""
+    np.savez_compressed(path, w=np.zeros((3, 3), np.float32))
+    raw = bytearray(path.read_bytes())
+    central = raw.find(b"PK\x01\x02")
+    raw[8:10] = raw[central + 10 : central + 12] = (99).to_bytes(2, "little")
+    path.write_bytes(bytes(raw))
+
+
+F32 = '{{"dtype":"F32","shape":{},"data_offsets":{}}}'
+CHECKPOINTS = {
+    "bomb.safetensors": lambda p: safetensors_file(p, '{"w":' + F32.format("[10000000000000000]", "[0,4]") + "}", 4),
+    "bomb.npz": bomb_npz,
+    "deep.safetensors": lambda p: safetensors_file(p, '{"w":' + "[" * 100_000 + "]" * 100_000 + "}", 0),
+    "infinity.safetensors": lambda p: safetensors_file(p, '{"w":' + F32.format("[Infinity]", "[0,8]") + "}", 8),
+    "rank65.safetensors": lambda p: safetensors_file(p, '{"w":' + F32.format([1] * 65, "[0,4]") + "}", 4),
+    "method.npz": unsupported_npz,
+}
+
+
+@pytest.mark.parametrize(
+    ("arguments", "named"),
+    [
+        (["model=file", "model.path=bomb.safetensors"], ["'bomb.safetensors'", "'w'", "40000000000000000", " 4"]),
+        (["model=file", "model.path=bomb.npz"], ["'bomb.npz'", "'w'", "4000000000000000", "stores 0"]),
+        (["model=file", "model.path=deep.safetensors"], ["'deep.safetensors'", "nested too deeply"]),
+        (["model=file", "model.path=infinity.safetensors"], ["'infinity.safetensors'", "Infinity"]),
+        (["model=file", "model.path=rank65.safetensors"], ["'rank65.safetensors'", "'w'", "at most 64"]),
+        (["model=file", "model.path=method.npz"], ["'method.npz'", "compression method"]),
+        (["+model.params.big=[" + "1" + "0" * 200 + ",2]"], ["'big'", "~10^200 elements", str(2**63 - 1)]),
+        (["+model.params.big=[1000000000000000]"], ["not enough space", "needs 40000000009", "(4.0 PB)", "free"]),
+        (["model=gpt2_small", "model.layers=100000000"], ["model.repeat.h.count=100000000", "1,000,000"]),
+        (["init=constant", "init.value=hello"], ["value='hello'"]),
+        (["init=constant", "init.value=inf"], ["value=inf", "finite"]),
+        (["init=variance_scaling", "init.scale=inf"], ["scale=inf", "finite"]),
+        (["init=random_normal", "init.stddev=-inf"], ["stddev=-inf"]),
+        (["init=variance_scaling", "init.input_axes=[5]", "init.output_axes=[1]"], ["axis 5", "rank 2", "-2 to 1"]),
+        (["rules.biases.init=identity", "output=new/sub/x.safetensors"], ["'dense_0.bias'", "2D"]),
+        (["chunk_mb=0", "output=new/x.safetensors"], ["chunk_mb"]),
+        (["output=/proc/x.safetensors"], ["cannot write '/proc/x.safetensors': No such file or directory"]),
+    ],
+)
+def test_malformed_input_gives_one_line_and_writes_nothing(
+    tmp_path: Path, arguments: list[str], named: list[str]
+) -> None:
+    for name, make in CHECKPOINTS.items():
+        make(tmp_path / name)
+    done = initreg_command(tmp_path, *arguments)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("initreg: error: ") and done.stderr.count("\n") == 1, done.stderr
+    for part in named:
+        assert part in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(CHECKPOINTS)  # no file, no folder
+
+
+def test_control_characters_in_tensor_names_are_escaped(tmp_path: Path) -> None:
+    name, ints = "w\x1b[31mred\x07", "n\x1b]0;title\x07"
+    header = {name: {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}}
+    header[ints] = {"dtype": "I32", "shape": [1], "data_offsets": [16, 20]}
+    safetensors_file(tmp_path / "c.safetensors", json.dumps(header), 20)
+    done = initreg_command(
+        tmp_path, "model=file", "model.path=c.safetensors", "allow_unused_rules=true", "output='[bold]x.safetensors'"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "\x1b" not in done.stdout + done.stderr and "\x07" not in done.stdout + done.stderr
+    assert "w\\x1b[31mred\\x07" in table_rows(done.stdout)
+    assert "n\\x1b]0;title\\x07 (int32)" in done.stderr
+    assert "wrote [bold]x.safetensors" in done.stdout
+    failed = initreg_command(tmp_path, "model=file", "model.path=c.safetensors", "output=y.safetensors")
+    assert failed.returncode == 2 and "\x1b" not in failed.stderr and "'w\\x1b[31mred\\x07'" in failed.stderr
+
+
+def test_a_full_disk_gives_one_line_naming_the_target_and_leaves_nothing(tmp_path: Path) -> None:
+    import resource
+    import signal
+
+    def limit_file_size() -> None:  # writes past 64 KiB fail with EFBIG, as on a full disk
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 16, 1 << 16))
+
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    for output in ("new/x.safetensors", "x.npz"):
+        done = subprocess.run(
+            [str(INITREG), f"output={output}"], cwd=tmp_path, env=env, capture_output=True, text=True,
+            preexec_fn=limit_file_size, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 2
+        assert done.stderr == f"initreg: error: cannot write '{output}': File too large\n"
+        assert list(tmp_path.iterdir()) == []
+
+
+def test_help_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    process = subprocess.Popen([str(INITREG), "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # the reader is gone before anything is written, as with `| head -0`
+    assert process.wait(timeout=60) == 1
+    assert process.stderr.read() == b""
