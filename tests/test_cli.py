@@ -411,3 +411,34 @@ def test_help_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     process.stdout.close()  # the reader is gone before anything is written, as with `| head -0`
     assert process.wait(timeout=60) == 1
     assert process.stderr.read() == b""
+
+
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_while_writing_leave_nothing(tmp_path: Path, signum: str) -> None:
+    import signal
+    import time
+
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    process = subprocess.Popen(
+        [str(INITREG), "init=orthogonal", "+model.params.w=[3000,3000]",
+         "output=out/w.safetensors"],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob("out/.w.safetensors.*.tmp")):  # the header is written, the matrix is drawn
+        assert process.poll() is None and time.monotonic() < deadline, "the temporary file never appeared"
+        time.sleep(0.01)
+    process.send_signal(getattr(signal, signum))
+    assert process.wait(timeout=60) == 128 + getattr(signal, signum)
+    assert process.stderr is not None and process.stderr.read() == ""
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_huge_repeat_count_is_refused_before_any_list_is_made() -> None:
+    model = {"params": {"wte": [10, 4]}, "repeat": {"h": {"count": 10**12, "params": {"w": [4, 4], "b": [4]}}}}
+    with pytest.raises(initreg.InitregError, match=r"model.repeat.h.count=1000000000000 makes the model "
+                       r"2,000,000,000,001 parameters or more; valid: at most 1,000,000 in all"):  # fmt: skip
+        model_spec(model)
+    model["repeat"]["h"]["count"] = 3  # type: ignore[index]
+    spec, _ = model_spec(model)
+    assert len(initreg.tree.flatten(spec)) == 7

@@ -69,12 +69,12 @@ def standardize_seed(seed: Any) -> int | None:
 
 def finite_number(name: str, value: Any) -> float:
     """`value` as a float; a bool, a non-number or a non-finite number raises naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(_as_float(value)):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float_or_inf(value)):
         raise InvalidArgumentError(f"Argument `{name}` must be a finite number. Received: {name}={value!r}")
     return float(value)
 
 
-def _as_float(value: float) -> float:
+def float_or_inf(value: float) -> float:
     """float(value), or inf for an int too large for a float."""
     try:
         return float(value)

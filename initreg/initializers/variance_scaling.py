@@ -17,7 +17,7 @@ from typing import Any
 
 from initreg.distributions import Distribution, NormalDist, TruncatedNormalDist, UniformDist
 from initreg.errors import InvalidArgumentError, choices
-from initreg.initializers.base import RandomInitializer, Shape
+from initreg.initializers.base import RandomInitializer, Shape, float_or_inf
 from initreg.registry import register
 
 TRUNCATED_STD_FACTOR = 0.87962566103423978  # std of a standard normal truncated to [-2, 2]
@@ -107,7 +107,7 @@ class VarianceScaling(RandomInitializer):
         input_axes: Sequence[int] | None = None,
         output_axes: Sequence[int] | None = None,
     ) -> None:
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0.0 < scale < math.inf:
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0.0 < float_or_inf(scale) < math.inf:
             raise InvalidArgumentError(f"Argument `scale` must be a positive, finite float. Received: scale={scale!r}")
         if mode not in MODES:
             raise InvalidArgumentError(f"Invalid `mode` argument: {mode!r}; valid: {choices(MODES)}")
