@@ -20,6 +20,7 @@ Hydra's multirun.yaml goes to a temporary folder that is removed at the end.
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import inspect
 import json
@@ -31,7 +32,7 @@ import signal
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
@@ -440,22 +441,29 @@ def initialize(cfg: DictConfig) -> None:
         _print(_table(entries, measured), f"wrote {path}: {total:,} parameters in {len(entries)} tensors")
 
 
-def main() -> None:
-    """The console script: `initreg list`, or the Hydra app.
+def _quiet_when_stdout_closes(command: Callable[[], None]) -> Callable[[], None]:
+    """`command`, ending quietly with status 1 when the reader of stdout goes away (`initreg --help | head`).
 
-    When the reader of stdout goes away (`initreg --help | head`), the command ends quietly with
-    status 1, as the Python documentation recommends for a closed pipe (see signal's "Note on SIGPIPE").
+    This is what the Python documentation recommends for a closed pipe (signal's "Note on SIGPIPE"):
+    stdout is pointed at devnull, so that the flush at exit cannot fail again.
     """
-    try:
-        _main()
-        sys.stdout.flush()
-    except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # so that the flush at exit cannot fail again
-        raise SystemExit(1) from None
+
+    @functools.wraps(command)
+    def run() -> None:
+        try:
+            command()
+            sys.stdout.flush()
+        except BrokenPipeError:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise SystemExit(1) from None
+
+    return run
 
 
-def _main() -> None:
+@_quiet_when_stdout_closes
+def main() -> None:
+    """The console script: `initreg list`, or the Hydra app."""
     global _show_tracebacks
     if sys.argv[1:2] == ["list"]:
         from initreg.listing import print_listing

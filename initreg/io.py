@@ -306,6 +306,7 @@ def save(
 
     format: "safetensors" or "npz"; by default taken from the suffix. `metadata` (strings) goes
     into the safetensors header and is not written to .npz. Arrays are anything `numpy.asarray` takes.
+    The file's size is checked against the free space first; a failed write raises WriteError.
     """
     import numpy as np
 
@@ -353,7 +354,8 @@ def save_streamed(
     takes) of the tensor's dtype whose values, in row-major order one after another, are the tensor's
     row-major values: a range of rows of a row-major tensor is a contiguous range of its bytes, so
     each piece is written at its offset as it comes, and dropped. Only one piece is held at a time.
-    For the same values the file is byte-identical to `save`'s.
+    For the same values the file is byte-identical to `save`'s. The file's size is checked against the
+    free space before the first piece is asked for.
     """
     if file_format(path) != "safetensors":
         raise InvalidArgumentError(f"streamed writing makes .safetensors files; got {os.fspath(path)!r}")

@@ -523,7 +523,8 @@ def save_entries(
 
     At most about `chunk_bytes` of values are held at once (plus a whole tensor whose initializer
     cannot make slices). ``observe(entry, piece)`` sees every piece before it is written. A progress
-    bar runs on stderr unless `quiet` or stderr is not a terminal.
+    bar runs on stderr unless `quiet` or stderr is not a terminal. The file's size is checked against
+    the free space before anything is drawn (see `io.save_streamed`).
     """
     from initreg import io
     from initreg.progress import WriteProgress

@@ -100,7 +100,7 @@ def init_tree(
 def compute_all(collections: Sequence[Any]) -> None:
     """Computes `collections` (for their writes): on the distributed Client dask would use, if any,
     else on a local thread pool. If a task fails, this raises only once no task is running any more,
-    so that cleaning up after it is final.
+    so that cleaning up after it is final. Interrupted (Ctrl-C, SIGTERM), it cancels the Client's futures.
     """
     client = _active_client()
     if client is None:
