@@ -220,3 +220,17 @@ def test_sigterm_and_sighup_while_writing_leave_nothing(tmp_path, writer, name, 
     process.send_signal(getattr(signal, signum))
     assert process.wait(timeout=60) == 128 + getattr(signal, signum)
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fallocate"), reason="needs posix_fallocate")
+def test_the_safetensors_file_is_allocated_before_chunks_are_mapped(tmp_path):
+    """A sparse file written through a memory map dies with SIGBUS when the disk fills; an allocated one cannot."""
+    from initreg.interop.dask import _allocate
+
+    with open(tmp_path / "f", "wb") as file:
+        file.write(b"header")
+        _allocate(file.fileno(), 1 << 20)
+        status = os.fstat(file.fileno())
+    assert status.st_size == 1 << 20
+    assert status.st_blocks * 512 >= 1 << 20  # blocks reserved: not a hole
+    assert (tmp_path / "f").read_bytes()[:6] == b"header"
