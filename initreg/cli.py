@@ -346,9 +346,13 @@ def _print(*renderables: Any) -> None:
 
 
 class _Moments:
-    """The std of values seen piece by piece: count, mean and squared deviations, merged (Chan et al., 1979)."""
+    """The std of one parameter's values seen piece by piece: count, mean and squared deviations, merged
+    (Chan et al., 1979). A piece holding inf or NaN (an initializer whose arguments overflow the dtype,
+    such as scale=1e300 in float32) raises, before it is written: its float64 mean is then not finite.
+    """
 
-    def __init__(self) -> None:
+    def __init__(self, entry: PlanEntry) -> None:
+        self.entry = entry
         self.count, self.mean, self.squares = 0, 0.0, 0.0
 
     def add(self, piece: Any) -> None:
@@ -358,6 +362,12 @@ class _Moments:
         if not count:
             return
         mean, variance = float(np.mean(piece, dtype=np.float64)), float(np.var(piece, dtype=np.float64))
+        if not math.isfinite(mean):
+            entry = self.entry
+            raise InvalidArgumentError(
+                f"parameter {entry.path!r} (rule {entry.rule!r}) would hold inf or NaN: "
+                f"{entry.initializer!r} overflows {entry.dtype}; valid: arguments whose values fit the dtype"
+            )
         total = self.count + count
         delta = mean - self.mean
         self.squares += variance * count + delta * delta * self.count * count / total
@@ -391,14 +401,16 @@ def _draw(entries: Sequence[PlanEntry], settings: Mapping[str, Any], backend: Ba
     held at once. Otherwise the whole tree is made in memory and then written. Settings and free
     space are checked first; the output's folder is created only then, and removed if the write fails.
     """
+    import numpy as np
+
     from initreg.progress import WriteProgress
 
     quiet, stream, chunk_bytes = not _flag(settings, "progress"), _flag(settings, "stream"), _chunk_bytes(settings)
     seed, metadata, chosen = settings["seed"], _metadata(settings), io.file_format(path)
     tensors = [io.TensorInfo(entry.path, entry.shape, entry.dtype) for entry in entries]
     io.free_space_for(path, io.planned_size(tensors, chosen, metadata))
-    moments = {entry.path: _Moments() for entry in entries}
-    with _created_folder(path.parent):
+    moments = {entry.path: _Moments(entry) for entry in entries}
+    with _created_folder(path.parent), np.errstate(over="ignore", invalid="ignore"):  # _Moments tells of inf, NaN
         if stream and chosen == "safetensors":
             tree.save_entries(
                 entries, seed, path, backend=backend, chunk_bytes=chunk_bytes, metadata=metadata, quiet=quiet,

@@ -349,6 +349,8 @@ CHECKPOINTS = {
         (["init=constant", "init.value=hello"], ["value='hello'"]),
         (["init=constant", "init.value=inf"], ["value=inf", "finite"]),
         (["init=variance_scaling", "init.scale=inf"], ["scale=inf", "finite"]),
+        (["init=constant", "init.value=1e39", "output=new/x.npz"], ["'dense_0.kernel'", "inf or NaN", "float32"]),
+        (["init=random_normal", "init.stddev=1e30", "dtype=float16"], ["'dense_0.kernel'", "inf or NaN", "float16"]),
         (["init=random_normal", "init.stddev=-inf"], ["stddev=-inf"]),
         (["init=variance_scaling", "init.input_axes=[5]", "init.output_axes=[1]"], ["axis 5", "rank 2", "-2 to 1"]),
         (["rules.biases.init=identity", "output=new/sub/x.safetensors"], ["'dense_0.bias'", "2D"]),
