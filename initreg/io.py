@@ -37,12 +37,13 @@ import threading
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
 from initreg.errors import InitregError, InvalidArgumentError, WriteError, choices
+from initreg.initializers.base import MAX_RANK, magnitude
 
 # NumPy dtype name -> (safetensors dtype, bytes per element)
 SAFETENSORS_DTYPES: dict[str, tuple[str, int]] = {
@@ -72,6 +73,7 @@ MAX_HEADER_BYTES = 100_000_000  # the limit the safetensors package enforces
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest zip timestamp, written for reproducible archives
 HEADER_ALIGNMENT = 8
 NPZ_MEMBER_OVERHEAD = 2048  # bytes beyond the data and twice the name: zip headers and the .npy header
+TEMPORARY_NAME_BYTES = 230  # 255 less the dot, process id, random part and .tmp of a temporary name
 TERMINATING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
@@ -124,18 +126,21 @@ def replacing(target: Path) -> Iterator[Path]:
     Once the block completes it is renamed onto `target` (same file system, so the rename is atomic)
     and the rename is fsynced; if the block fails, or SIGTERM or SIGHUP arrives (see
     `termination_unwinds`), it is removed. An OSError becomes a WriteError naming `target`, not the
-    temporary name.
+    temporary name. The temporary name keeps at most the first TEMPORARY_NAME_BYTES of the target's,
+    so that it is no longer than the longest name file systems take (255 bytes).
     """
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    kept = target.name.encode()[:TEMPORARY_NAME_BYTES].decode(errors="ignore")
+    temporary = target.with_name(f".{kept}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         with termination_unwinds():
             yield temporary
             os.replace(temporary, target)
     except BaseException as error:
-        if temporary.is_dir():
-            shutil.rmtree(temporary, ignore_errors=True)
-        else:
-            temporary.unlink(missing_ok=True)
+        with suppress(OSError):  # a failed clean-up must not hide why the write failed
+            if temporary.is_dir():
+                shutil.rmtree(temporary, ignore_errors=True)
+            else:
+                temporary.unlink(missing_ok=True)
         if isinstance(error, OSError) and not isinstance(error, InitregError):
             raise WriteError(f"cannot write {os.fspath(target)!r}: {error.strerror or error}") from error
         raise
@@ -421,8 +426,6 @@ def _read_safetensors_header(file: IO[bytes], where: str, file_size: int) -> lis
 
 def _header_entry(name: str, entry: Any, where: str) -> tuple[TensorInfo, tuple[int, int]]:
     """One tensor of a safetensors header and its data span, each checked against the others."""
-    from initreg.initializers.base import MAX_RANK, magnitude
-
     if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= entry.keys():
         raise InvalidArgumentError(f"{where}: tensor {name!r} needs dtype, shape and data_offsets; got {entry!r}")
     code, shape, offsets = str(entry["dtype"]), entry["shape"], entry["data_offsets"]
@@ -453,8 +456,6 @@ def _header_entry(name: str, entry: Any, where: str) -> tuple[TensorInfo, tuple[
 
 def _read_npz_header(path: Path, where: str) -> list[TensorInfo]:
     import numpy as np
-
-    from initreg.initializers.base import MAX_RANK, magnitude
 
     readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
     tensors = []

@@ -11,6 +11,7 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -160,6 +161,17 @@ def test_multirun_with_an_explicit_output_names_files_by_their_overrides(tmp_pat
     with np.load(zeros) as first, np.load(ones) as second:
         assert not first["dense_1.bias"].any() and (second["dense_1.bias"] == 1).all()
         assert not first["dense_0.kernel"].any() and not second["dense_0.kernel"].any()
+
+
+def test_multirun_file_names_too_long_for_the_file_system_end_in_a_hash(tmp_path: Path) -> None:
+    long = "a" * 300
+    done = initreg_command(tmp_path, "-m", f"+model.note={long}1,{long}2", "output=o.safetensors")
+    assert done.returncode == 0, done.stderr
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert len(names) == 2 and names[0] != names[1]
+    for name in names:
+        assert len(name.encode()) <= 255 and name.startswith("o-model.note=aaaa")
+        assert re.fullmatch(r"o-model\.note=a+-[0-9a-f]{16}\.safetensors", name)
 
 
 def test_a_dry_run_prints_the_plan_of_gpt2_small_and_writes_nothing(tmp_path: Path) -> None:

@@ -424,3 +424,14 @@ def test_an_unwritable_folder_is_reported_at_the_target_path() -> None:
         io.save({"w": np.ones(2, np.float32)}, "/proc/x.safetensors")
     assert str(error.value).startswith("cannot write '/proc/x.safetensors': ")
     assert ".tmp" not in str(error.value) and isinstance(error.value, OSError)
+
+
+def test_the_longest_names_work_and_longer_ones_are_one_error_naming_the_target(tmp_path: Path) -> None:
+    longest = tmp_path / ("w" * (255 - len(".safetensors")) + ".safetensors")
+    io.save({"w": np.ones(2, np.float32)}, longest)  # its temporary name is cut to fit
+    assert [p.name for p in tmp_path.iterdir()] == [longest.name]
+    too_long = tmp_path / ("w" * 256 + ".npz")
+    with pytest.raises(WriteError) as error:
+        io.save({"w": np.ones(2, np.float32)}, too_long)
+    assert str(error.value) == f"cannot write {str(too_long)!r}: File name too long"
+    assert [p.name for p in tmp_path.iterdir()] == [longest.name]
