@@ -398,7 +398,7 @@ def _read_safetensors_header(file: IO[bytes], where: str, file_size: int) -> lis
         raise InvalidArgumentError(f"{where} is not a safetensors file (bad JSON header: {error})") from error
     if not isinstance(header, dict):
         raise InvalidArgumentError(f"{where} is not a safetensors file (its header is not a JSON object)")
-    metadata = header.pop("__metadata__", {})
+    metadata = header.pop("__metadata__", None) or {}
     if not isinstance(metadata, dict) or not all(isinstance(value, str) for value in metadata.values()):
         raise InvalidArgumentError(f"{where}: __metadata__ must map strings to strings")
     spans = []
@@ -447,9 +447,10 @@ def _header_entry(name: str, entry: Any, where: str) -> tuple[TensorInfo, tuple[
     bits = math.prod(shape) * SAFETENSORS_BITS[code]
     span = offsets[1] - offsets[0]
     if bits != 8 * span:
+        needs = f"{magnitude(bits // 8)} bytes" if bits % 8 == 0 else f"{bits} bits, not a whole number of bytes"
         raise InvalidArgumentError(
-            f"{where}: tensor {name!r} of dtype {code} and shape {shape} needs {magnitude(bits // 8)}"
-            f"{'' if bits % 8 == 0 else ' and a fraction of'} bytes, but its data_offsets {offsets} hold {span}"
+            f"{where}: tensor {name!r} of dtype {code} and shape {shape} needs {needs}, "
+            f"but its data_offsets {offsets} hold {span}"
         )
     return TensorInfo(name, tuple(shape), FROM_SAFETENSORS.get(code, code)), (offsets[0], offsets[1])
 

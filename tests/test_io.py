@@ -254,7 +254,11 @@ def entry(shape: str, offsets: str, dtype: str = "F32") -> str:
         ('{"w":' + entry("[Infinity]", "[0,8]") + "}", 8, ["Infinity"]),
         ('{"w":' + entry("[2.0]", "[0,8]") + "}", 8, ["'w'", "shape [2.0]"]),
         ('{"w":' + entry("[-2]", "[0,8]") + "}", 8, ["'w'", "shape [-2]"]),
-        ('{"w":' + entry("[3]", "[0,2]", "F4") + "}", 2, ["'w'", "F4", "fraction"]),
+        (
+            '{"w":' + entry("[3]", "[0,2]", "F4") + "}",
+            2,
+            ["'w'", "F4", "12 bits, not a whole number of bytes", "hold 2"],
+        ),
         ('{"w":' + entry("[2]", "[0,8]", "F33") + "}", 8, ["'w'", "'F33'", "'BF16'"]),
         ('{"w":' + "[" * 100_000 + "]" * 100_000 + "}", 0, ["nested too deeply"]),
         ('{"__metadata__":{"seed":3},"w":' + entry("[2]", "[0,8]") + "}", 8, ["__metadata__"]),
