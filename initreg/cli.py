@@ -11,21 +11,28 @@ plus the constructor's defaults (so ``init.scale=2`` overrides one), ``backend/<
 configs/; a yaml file of the same name in configs/<group>/ wins. So a newly installed plugin is
 selectable at once, and Hydra's own validation, help and tab completion see every name.
 
-Bad input ends the command with exit code 2 and one line on stderr; HYDRA_FULL_ERROR=1 shows the
-traceback instead.
+Bad input ends the command with exit code 2 and one line on stderr, with nothing written (no file,
+no folder); HYDRA_FULL_ERROR=1 shows the traceback instead. Names from files are printed with their
+control characters escaped. In a multirun each job's file is named by the job's overrides, and
+Hydra's multirun.yaml goes to a temporary folder that is removed at the end.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
+import hashlib
 import inspect
 import json
 import math
 import os
+import re
+import shutil
 import signal
 import sys
+import tempfile
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
@@ -41,7 +48,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from initreg import __version__, io, registry, tree
 from initreg.dtypes import FLOAT_DTYPES
-from initreg.errors import InitregError, InvalidArgumentError
+from initreg.errors import InitregError, InvalidArgumentError, printable
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -54,6 +61,9 @@ CONFIG_PACKAGE = "initreg.configs"
 EXIT_BAD_INPUT = 2
 MISSING = "???"  # OmegaConf's marker for a value that must be given
 PRIMITIVES = (type(None), bool, int, float, str)
+MAX_TENSORS = 1_000_000  # the most parameters a model config may make (GPT-2 XL has 580)
+MAX_NAME_BYTES = 255  # the longest file name most file systems take
+SAFE_IN_NAMES = "=,+~@"  # characters kept as they are in a job's file name, besides letters, digits and _.-
 
 _show_tracebacks = False  # set by main() from HYDRA_FULL_ERROR
 
@@ -62,7 +72,7 @@ _show_tracebacks = False  # set by main() from HYDRA_FULL_ERROR
 
 
 def _fail(message: str) -> NoReturn:
-    print(f"initreg: error: {message}", file=sys.stderr)
+    print(f"initreg: error: {printable(message)}", file=sys.stderr)
     raise SystemExit(EXIT_BAD_INPUT)
 
 
@@ -99,6 +109,8 @@ def _reported_errors() -> Iterator[None]:
     """Turns bad input (ours, Hydra's, OmegaConf's, the file system's) into one line and exit 2."""
     try:
         yield
+    except BrokenPipeError:  # stdout closed by the reader (`initreg --help | head`): see main()
+        raise
     except (InitregError, HydraException, OmegaConfBaseException, OSError) as error:
         if _show_tracebacks:
             raise
@@ -106,7 +118,7 @@ def _reported_errors() -> Iterator[None]:
 
 
 def _show_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
-    print(f"initreg: warning: {' '.join(str(message).split())}", file=sys.stderr)
+    print(f"initreg: warning: {printable(' '.join(str(message).split()))}", file=sys.stderr)
 
 
 # --- registry names as config-group options ----------------------------------------------------
@@ -183,6 +195,7 @@ def model_spec(model: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     if not isinstance(params, Mapping):
         raise InvalidArgumentError(f"model.params must be a mapping of names to shapes; got {params!r}")
     spec = dict(params)
+    tensors = len(tree.flatten(spec))
     for prefix, block in (model.get("repeat") or {}).items():
         count = block.get("count") if isinstance(block, Mapping) else None
         if isinstance(count, bool) or not isinstance(count, int) or count < 0 or "params" not in block:
@@ -191,6 +204,12 @@ def model_spec(model: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
             )
         if prefix in spec:
             raise InvalidArgumentError(f"model.repeat.{prefix} clashes with model.params.{prefix}")
+        tensors += count * len(tree.flatten({prefix: block["params"]}))  # counted before any list is made
+        if tensors > MAX_TENSORS:
+            raise InvalidArgumentError(
+                f"model.repeat.{prefix}.count={count} makes the model {tensors:,} parameters or more; "
+                f"valid: at most {MAX_TENSORS:,} in all"
+            )
         spec[prefix] = [block["params"]] * count
     if not spec:
         raise InvalidArgumentError("the model has no parameters; give model.params or model.path")
@@ -210,14 +229,56 @@ def _file_spec(path: str) -> tuple[dict[str, Any], list[str]]:
 # --- output ------------------------------------------------------------------------------------
 
 
-def _output_path(output: str) -> Path:
-    """`output`, with -job<N> before the suffix in a multirun so that no two jobs write one file."""
+def _output_path(output: str, pattern: str) -> Path:
+    """`output`; in a multirun, named by the job's overrides so that no two jobs write one file.
+
+    A multirun job's file is ``<stem>-<overrides><suffix>``: its overrides as given (``key=value``
+    joined by commas, a leading ``+`` dropped), without `output` and without the keys the output
+    `pattern` (its text before interpolation) already spells out, such as ``${seed}``. Characters
+    other than letters, digits and ``_.-=,+~@`` are percent-encoded (``/`` is ``%2F``); a name
+    longer than a file system takes is cut and ends in a hash of the whole.
+    """
     path = Path(output)
     io.file_format(path)
     hydra_config = HydraConfig.get()
-    if hydra_config.mode == RunMode.MULTIRUN:
-        path = path.with_name(f"{path.stem}-job{hydra_config.job.num}{path.suffix}")
-    return path
+    if hydra_config.mode != RunMode.MULTIRUN:
+        return path
+    spelled = set(re.findall(r"\$\{(?:hydra:runtime\.choices\.)?([\w.]+)\}", pattern))
+    named = []
+    for override in hydra_config.overrides.task:
+        override = override.lstrip("+")
+        key = override.split("=", 1)[0].lstrip("~")
+        if key != "output" and key not in spelled:
+            named.append(override)
+    if not named:
+        return path
+    from urllib.parse import quote
+
+    stem = f"{path.stem}-{quote(','.join(named), safe=SAFE_IN_NAMES)}"
+    if len((stem + path.suffix).encode()) > MAX_NAME_BYTES:
+        digest = hashlib.blake2b(stem.encode(), digest_size=8).hexdigest()
+        stem = stem.encode()[: MAX_NAME_BYTES - len(path.suffix.encode()) - 17].decode(errors="ignore") + "-" + digest
+    return path.with_name(stem + path.suffix)
+
+
+@contextmanager
+def _created_folder(folder: Path) -> Iterator[None]:
+    """Creates `folder` and its missing parents; if the block fails, removes those it created (if empty)."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for created in reversed(missing):
+        created.mkdir(exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        for created in missing:  # the deepest first
+            try:
+                created.rmdir()
+            except OSError:
+                break
+        raise
 
 
 def _metadata(settings: Mapping[str, Any]) -> dict[str, str]:
@@ -251,6 +312,7 @@ def _number(value: float) -> str:
 def _table(entries: Sequence[PlanEntry], measured: Mapping[str, float] | None) -> Table:
     """One row per parameter; fans for a plan, the measured std once drawn."""
     from rich.table import Table
+    from rich.text import Text
 
     names = {entry.value: entry.name for entry in registry.initializers.entries()}
     table = Table(title="plan (dry run)" if measured is None else None)
@@ -265,26 +327,32 @@ def _table(entries: Sequence[PlanEntry], measured: Mapping[str, float] | None) -
             row += [str(entry.fan_in), str(entry.fan_out), _number(entry.target_std)]
         else:
             row += [_number(entry.target_std), _number(measured[entry.path])]
-        table.add_row(*row)
+        table.add_row(*(Text(printable(cell)) for cell in row))  # names from a file are not markup
     return table
 
 
 def _print(*renderables: Any) -> None:
+    """Prints tables and lines; a line is plain text (not rich markup), its control characters escaped."""
     from rich.console import Console
+    from rich.text import Text
 
     console = Console(highlight=False)
     if not console.is_terminal:
         console = Console(highlight=False, width=200)
-    console.print(*renderables)
+    console.print(*(Text(printable(item)) if isinstance(item, str) else item for item in renderables))
 
 
 # --- the app -----------------------------------------------------------------------------------
 
 
 class _Moments:
-    """The std of values seen piece by piece: count, mean and squared deviations, merged (Chan et al., 1979)."""
+    """The std of one parameter's values seen piece by piece: count, mean and squared deviations, merged
+    (Chan et al., 1979). A piece holding inf or NaN (an initializer whose arguments overflow the dtype,
+    such as scale=1e300 in float32) raises, before it is written: its float64 mean is then not finite.
+    """
 
-    def __init__(self) -> None:
+    def __init__(self, entry: PlanEntry) -> None:
+        self.entry = entry
         self.count, self.mean, self.squares = 0, 0.0, 0.0
 
     def add(self, piece: Any) -> None:
@@ -294,6 +362,12 @@ class _Moments:
         if not count:
             return
         mean, variance = float(np.mean(piece, dtype=np.float64)), float(np.var(piece, dtype=np.float64))
+        if not math.isfinite(mean):
+            entry = self.entry
+            raise InvalidArgumentError(
+                f"parameter {entry.path!r} (rule {entry.rule!r}) would hold inf or NaN: "
+                f"{entry.initializer!r} overflows {entry.dtype}; valid: arguments whose values fit the dtype"
+            )
         total = self.count + count
         delta = mean - self.mean
         self.squares += variance * count + delta * delta * self.count * count / total
@@ -324,26 +398,33 @@ def _draw(entries: Sequence[PlanEntry], settings: Mapping[str, Any], backend: Ba
     """Draws the planned tree and writes it to `path`; returns the measured std of each parameter.
 
     A .safetensors file is streamed (unless stream=false): no more than about chunk_mb of values is
-    held at once. Otherwise the whole tree is made in memory and then written.
+    held at once. Otherwise the whole tree is made in memory and then written. Settings and free
+    space are checked first; the output's folder is created only then, and removed if the write fails.
     """
+    import numpy as np
+
     from initreg.progress import WriteProgress
 
-    quiet, seed = not _flag(settings, "progress"), settings["seed"]
-    moments = {entry.path: _Moments() for entry in entries}
-    if _flag(settings, "stream") and io.file_format(path) == "safetensors":
-        tree.save_entries(
-            entries, seed, path, backend=backend, chunk_bytes=_chunk_bytes(settings),
-            metadata=_metadata(settings), quiet=quiet, observe=lambda entry, piece: moments[entry.path].add(piece),
-        )  # fmt: skip
-    else:
-        arrays = {}
-        with WriteProgress(sum(entry.nbytes for entry in entries), len(entries), quiet=quiet) as progress:
-            for entry in entries:
-                progress.start(entry.path)
-                arrays[entry.path] = backend.to_numpy(tree.generate(entry, seed, backend))
-                moments[entry.path].add(arrays[entry.path])
-                progress.advance(arrays[entry.path].nbytes)
-        io.save(arrays, path, metadata=_metadata(settings))
+    quiet, stream, chunk_bytes = not _flag(settings, "progress"), _flag(settings, "stream"), _chunk_bytes(settings)
+    seed, metadata, chosen = settings["seed"], _metadata(settings), io.file_format(path)
+    tensors = [io.TensorInfo(entry.path, entry.shape, entry.dtype) for entry in entries]
+    io.free_space_for(path, io.planned_size(tensors, chosen, metadata))
+    moments = {entry.path: _Moments(entry) for entry in entries}
+    with _created_folder(path.parent), np.errstate(over="ignore", invalid="ignore"):  # _Moments tells of inf, NaN
+        if stream and chosen == "safetensors":
+            tree.save_entries(
+                entries, seed, path, backend=backend, chunk_bytes=chunk_bytes, metadata=metadata, quiet=quiet,
+                observe=lambda entry, piece: moments[entry.path].add(piece),
+            )  # fmt: skip
+        else:
+            arrays = {}
+            with WriteProgress(sum(entry.nbytes for entry in entries), len(entries), quiet=quiet) as progress:
+                for entry in entries:
+                    progress.start(entry.path)
+                    arrays[entry.path] = backend.to_numpy(tree.generate(entry, seed, backend))
+                    moments[entry.path].add(arrays[entry.path])
+                    progress.advance(arrays[entry.path].nbytes)
+            io.save(arrays, path, metadata=metadata)
     return {name: moment.std for name, moment in moments.items()}
 
 
@@ -353,7 +434,7 @@ def initialize(cfg: DictConfig) -> None:
         settings = cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True))
         spec, notes = model_spec(settings["model"])
         for note in notes:
-            print(f"initreg: note: {note}", file=sys.stderr)
+            print(f"initreg: note: {printable(note)}", file=sys.stderr)
         entries = tree.plan(
             spec, settings["rules"], dtype=settings["dtype"], layout=settings["model"].get("layout"),
             allow_unmatched_params=settings["allow_unmatched_params"],
@@ -361,17 +442,38 @@ def initialize(cfg: DictConfig) -> None:
         )  # fmt: skip
         total = sum(entry.size for entry in entries)
         if HydraConfig.get().mode == RunMode.MULTIRUN:
-            print(f"job {HydraConfig.get().job.num}: {' '.join(HydraConfig.get().overrides.task)}")
+            print(f"job {HydraConfig.get().job.num}: {printable(' '.join(HydraConfig.get().overrides.task))}")
         if settings["dry_run"]:
             _print(_table(entries, None), f"{total:,} parameters in {len(entries)} tensors; nothing written")
             return
-        path = _output_path(str(settings["output"]))
+        pattern = str(cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=False))["output"])
+        path = _output_path(str(settings["output"]), pattern)
         backend = registry.get_backend(settings["backend"]["name"])
-        path.parent.mkdir(parents=True, exist_ok=True)
         measured = _draw(entries, settings, backend, path)
         _print(_table(entries, measured), f"wrote {path}: {total:,} parameters in {len(entries)} tensors")
 
 
+def _quiet_when_stdout_closes(command: Callable[[], None]) -> Callable[[], None]:
+    """`command`, ending quietly with status 1 when the reader of stdout goes away (`initreg --help | head`).
+
+    This is what the Python documentation recommends for a closed pipe (signal's "Note on SIGPIPE"):
+    stdout is pointed at devnull, so that the flush at exit cannot fail again.
+    """
+
+    @functools.wraps(command)
+    def run() -> None:
+        try:
+            command()
+            sys.stdout.flush()
+        except BrokenPipeError:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise SystemExit(1) from None
+
+    return run
+
+
+@_quiet_when_stdout_closes
 def main() -> None:
     """The console script: `initreg list`, or the Hydra app."""
     global _show_tracebacks
@@ -383,11 +485,33 @@ def main() -> None:
     _show_tracebacks = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing, so errors reach us
     warnings.showwarning = _show_warning
-    signal.signal(signal.SIGTERM, io.exit_on_signal)  # unwinds, so that a half-written temporary file is removed
+    for signum in io.TERMINATING_SIGNALS:  # unwinds, so that a half-written temporary file is removed
+        signal.signal(signum, io.exit_on_signal)
     app = hydra.main(config_path=f"pkg://{CONFIG_PACKAGE}", config_name="config", version_base="1.3")(initialize)
-    with _reported_errors():
+    with _scratch_folder(), _reported_errors():
         store_registry_options()
         app()
+
+
+@contextmanager
+def _scratch_folder() -> Iterator[None]:
+    """``${initreg_scratch:}`` (Hydra's sweep dir, where multirun.yaml goes) as a temporary folder.
+
+    The folder is made when the config first asks for it and removed when the command ends.
+    """
+    made: list[str] = []
+
+    def scratch() -> str:
+        if not made:
+            made.append(tempfile.mkdtemp(prefix="initreg-"))
+        return made[0]
+
+    OmegaConf.register_new_resolver("initreg_scratch", scratch, replace=True)
+    try:
+        yield
+    finally:
+        for folder in made:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,17 @@ class BackendUnavailableError(InitregError, RuntimeError):
     """A backend is registered but cannot run on this machine (say, CuPy without a GPU)."""
 
 
+class WriteError(InitregError, OSError):
+    """A file cannot be written (no room, no permission, no such folder); the message names the target."""
+
+
 def choices(valid: Iterable[object]) -> str:
     """Formats valid values for an error message: 'a', 'b', 'c'."""
     return ", ".join(repr(v) for v in valid)
+
+
+def printable(text: str) -> str:
+    """`text` with control and other unprintable characters escaped as repr does (``\\x1b``, ``\\n``)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

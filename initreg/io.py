@@ -11,8 +11,13 @@ are byte-identical too. NumPy has no bfloat16, so bfloat16 needs .safetensors.
 
 Every file is written to a temporary name in the target's folder, flushed to disk and renamed over
 the target: a reader sees the old file or the whole new one, never a partial file. While a file is
-being written, SIGTERM unwinds like Ctrl-C (where Python's default handler is in place), so that the
-temporary file is removed too.
+being written, SIGTERM and SIGHUP unwind like Ctrl-C (where Python's default handler is in place), so
+that the temporary file is removed too. Before anything is written, the planned size is checked against
+the free space of the target's folder; a write that fails anyway raises WriteError naming the target.
+
+Headers read back are checked as the safetensors package checks them: every tensor's data_offsets span
+exactly its shape's bytes, the spans tile the data from 0 without gap or overlap, and the data ends at
+the end of the file; an .npz member's declared shape must fill the member's stored size.
 
 `save` writes arrays that are all in memory; `save_streamed` writes a .safetensors file from pieces of
 each tensor made on demand, so that a tree larger than memory can be written holding one piece at a
@@ -30,13 +35,15 @@ import signal
 import struct
 import threading
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
-from initreg.errors import InitregError, InvalidArgumentError, choices
+from initreg.errors import InitregError, InvalidArgumentError, WriteError, choices
+from initreg.initializers.base import MAX_RANK, magnitude
 
 # NumPy dtype name -> (safetensors dtype, bytes per element)
 SAFETENSORS_DTYPES: dict[str, tuple[str, int]] = {
@@ -55,10 +62,19 @@ SAFETENSORS_DTYPES: dict[str, tuple[str, int]] = {
     "float64": ("F64", 8),
 }
 FROM_SAFETENSORS = {code: name for name, (code, _) in SAFETENSORS_DTYPES.items()}
+# every dtype code the safetensors package reads -> bits per element (some are narrower than a byte)
+SAFETENSORS_BITS: dict[str, int] = {
+    **{code: 8 * size for code, size in SAFETENSORS_DTYPES.values()},
+    "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8, "F8_E4M3FNUZ": 8,
+    "F8_E5M2FNUZ": 8, "C64": 64,
+}  # fmt: skip
 FORMATS = {".safetensors": "safetensors", ".npz": "npz"}
 MAX_HEADER_BYTES = 100_000_000  # the limit the safetensors package enforces
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest zip timestamp, written for reproducible archives
 HEADER_ALIGNMENT = 8
+NPZ_MEMBER_OVERHEAD = 2048  # bytes beyond the data and twice the name: zip headers and the .npy header
+TEMPORARY_NAME_BYTES = 230  # 255 less the dot, process id, random part and .tmp of a temporary name
+TERMINATING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 @dataclass(frozen=True)
@@ -95,7 +111,7 @@ def atomic_file(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
     The temporary file is created next to the target (see `replacing`) with the usual permissions
     (0o666 less the umask).
     """
-    with _termination_unwinds(), replacing(Path(path)) as temporary:
+    with replacing(Path(path)) as temporary:
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         with os.fdopen(descriptor, "wb") as file:
             yield file
@@ -108,17 +124,25 @@ def replacing(target: Path) -> Iterator[Path]:
     """A fresh hidden path beside `target` for the block to write (a file or a folder).
 
     Once the block completes it is renamed onto `target` (same file system, so the rename is atomic)
-    and the rename is fsynced; if the block fails it is removed.
+    and the rename is fsynced; if the block fails, or SIGTERM or SIGHUP arrives (see
+    `termination_unwinds`), it is removed. An OSError becomes a WriteError naming `target`, not the
+    temporary name. The temporary name keeps at most the first TEMPORARY_NAME_BYTES of the target's,
+    so that it is no longer than the longest name file systems take (255 bytes).
     """
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    kept = target.name.encode()[:TEMPORARY_NAME_BYTES].decode(errors="ignore")
+    temporary = target.with_name(f".{kept}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
-        yield temporary
-        os.replace(temporary, target)
-    except BaseException:
-        if temporary.is_dir():
-            shutil.rmtree(temporary, ignore_errors=True)
-        else:
-            temporary.unlink(missing_ok=True)
+        with termination_unwinds():
+            yield temporary
+            os.replace(temporary, target)
+    except BaseException as error:
+        with suppress(OSError):  # a failed clean-up must not hide why the write failed
+            if temporary.is_dir():
+                shutil.rmtree(temporary, ignore_errors=True)
+            else:
+                temporary.unlink(missing_ok=True)
+        if isinstance(error, OSError) and not isinstance(error, InitregError):
+            raise WriteError(f"cannot write {os.fspath(target)!r}: {error.strerror or error}") from error
         raise
     _fsync_folder(target.parent)
 
@@ -129,20 +153,51 @@ def exit_on_signal(signum: int, frame: Any) -> NoReturn:
 
 
 @contextmanager
-def _termination_unwinds() -> Iterator[None]:
-    """Inside the block SIGTERM raises SystemExit(143), so that `finally` and `except` clauses run.
+def termination_unwinds() -> Iterator[None]:
+    """Inside the block SIGTERM and SIGHUP raise SystemExit(128 + signum), so that `finally` and `except` run.
 
-    Only in the main thread and only while SIGTERM has Python's default handler (which ends the
-    process at once); a handler the program installed itself is left alone.
+    Only in the main thread, and for each signal only while it has Python's default handler (which
+    ends the process at once); a handler the program installed itself is left alone.
     """
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    signal.signal(signal.SIGTERM, exit_on_signal)
+    defaults = [signum for signum in TERMINATING_SIGNALS if signal.getsignal(signum) == signal.SIG_DFL]
+    for signum in defaults:
+        signal.signal(signum, exit_on_signal)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for signum in defaults:
+            signal.signal(signum, signal.SIG_DFL)
+
+
+def free_space_for(path: str | os.PathLike[str], nbytes: int) -> None:
+    """Raises WriteError, naming both sizes, unless the folder of `path` has `nbytes` free.
+
+    The folder may not exist yet: its nearest existing ancestor is asked (``shutil.disk_usage``). A
+    file system that reports no size at all (such as /proc) is not checked: writing there tells.
+    """
+    folder = Path(os.path.abspath(path)).parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    usage = shutil.disk_usage(folder)
+    free = usage.free
+    if usage.total and nbytes > free:
+        raise WriteError(
+            f"not enough space for {os.fspath(path)!r}: it needs {_size(nbytes)}, "
+            f"{str(folder)!r} has {_size(free)} free"
+        )
+
+
+def _size(nbytes: int) -> str:
+    """Bytes exactly, and in decimal units: '4000000000000000 bytes (4.0 PB)'."""
+    value, unit = float(nbytes), "bytes"
+    for larger in ("kB", "MB", "GB", "TB", "PB", "EB"):
+        if value < 1000:
+            break
+        value, unit = value / 1000, larger
+    return f"{nbytes} bytes" + ("" if unit == "bytes" else f" ({value:.1f} {unit})")
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -194,10 +249,11 @@ def _little_endian(array: Any) -> Any:
     return array
 
 
-def _write_safetensors(file: IO[bytes], arrays: Mapping[str, Any], metadata: Mapping[str, str] | None) -> None:
+def _write_safetensors(
+    file: IO[bytes], infos: Sequence[TensorInfo], arrays: Mapping[str, Any], metadata: Mapping[str, str] | None
+) -> None:
     import numpy as np
 
-    infos = [TensorInfo(name, tuple(array.shape), array.dtype.name) for name, array in arrays.items()]
     file.write(safetensors_header(infos, metadata))
     for array in arrays.values():
         file.write(memoryview(array.reshape(-1).view(np.uint8)))
@@ -255,6 +311,7 @@ def save(
 
     format: "safetensors" or "npz"; by default taken from the suffix. `metadata` (strings) goes
     into the safetensors header and is not written to .npz. Arrays are anything `numpy.asarray` takes.
+    The file's size is checked against the free space first; a failed write raises WriteError.
     """
     import numpy as np
 
@@ -264,12 +321,28 @@ def save(
         if not isinstance(name, str) or not name:
             raise InvalidArgumentError(f"array names must be non-empty strings; got {name!r}")
         prepared[name] = _little_endian(np.asarray(array))
-    with atomic_file(path) as file:
-        if chosen == "npz":
+    if chosen == "npz":
+        free_space_for(path, npz_size(prepared))
+        with atomic_file(path) as file:
             _write_npz(file, prepared)
-        else:
-            _write_safetensors(file, prepared, metadata)
+        return Path(path)
+    infos = [TensorInfo(name, tuple(array.shape), array.dtype.name) for name, array in prepared.items()]
+    free_space_for(path, planned_size(infos, chosen, metadata))
+    with atomic_file(path) as file:
+        _write_safetensors(file, infos, prepared, metadata)
     return Path(path)
+
+
+def planned_size(tensors: Sequence[TensorInfo], format: str, metadata: Mapping[str, str] | None = None) -> int:
+    """The bytes a file of `tensors` takes: exactly for "safetensors", an upper bound for "npz"."""
+    if format == "npz":
+        return npz_size({tensor.name: tensor for tensor in tensors})
+    return len(safetensors_header(tensors, metadata)) + sum(tensor.nbytes for tensor in tensors)
+
+
+def npz_size(arrays: Mapping[str, Any]) -> int:
+    """An upper bound on the bytes of an .npz of `arrays` (anything with .nbytes): data plus headers."""
+    return sum(array.nbytes + NPZ_MEMBER_OVERHEAD + 2 * len(name.encode()) for name, array in arrays.items())
 
 
 def save_streamed(
@@ -286,11 +359,13 @@ def save_streamed(
     takes) of the tensor's dtype whose values, in row-major order one after another, are the tensor's
     row-major values: a range of rows of a row-major tensor is a contiguous range of its bytes, so
     each piece is written at its offset as it comes, and dropped. Only one piece is held at a time.
-    For the same values the file is byte-identical to `save`'s.
+    For the same values the file is byte-identical to `save`'s. The file's size is checked against the
+    free space before the first piece is asked for.
     """
     if file_format(path) != "safetensors":
         raise InvalidArgumentError(f"streamed writing makes .safetensors files; got {os.fspath(path)!r}")
     header = safetensors_header(tensors, metadata)
+    free_space_for(path, planned_size(tensors, "safetensors", metadata))
     with atomic_file(path) as file:
         file.write(header)
         for tensor in tensors:
@@ -298,27 +373,86 @@ def save_streamed(
     return Path(path)
 
 
-def _read_safetensors_header(file: IO[bytes], where: str) -> list[TensorInfo]:
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _read_safetensors_header(file: IO[bytes], where: str, file_size: int) -> list[TensorInfo]:
+    """The tensors of a safetensors header, checked as the safetensors package checks them."""
     prefix = file.read(8)
     length = struct.unpack("<Q", prefix)[0] if len(prefix) == 8 else -1
     if not 0 < length <= MAX_HEADER_BYTES:
         raise InvalidArgumentError(f"{where} is not a safetensors file (bad header length)")
+    if 8 + length > file_size:
+        raise InvalidArgumentError(
+            f"{where} is not a safetensors file: its header length is {length} bytes, "
+            f"but only {file_size - 8} follow the length"
+        )
     try:
-        header = json.loads(file.read(length))
+        header = json.loads(file.read(length), parse_constant=_reject_constant)
+    except RecursionError as error:
+        raise InvalidArgumentError(
+            f"{where} is not a safetensors file (its JSON header is nested too deeply)"
+        ) from error
     except ValueError as error:
         raise InvalidArgumentError(f"{where} is not a safetensors file (bad JSON header: {error})") from error
     if not isinstance(header, dict):
         raise InvalidArgumentError(f"{where} is not a safetensors file (its header is not a JSON object)")
+    metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict) or not all(isinstance(value, str) for value in metadata.values()):
+        raise InvalidArgumentError(f"{where}: __metadata__ must map strings to strings")
+    spans = []
     tensors = []
     for name, entry in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            shape = tuple(int(d) for d in entry["shape"])
-            tensors.append(TensorInfo(name, shape, FROM_SAFETENSORS.get(entry["dtype"], entry["dtype"])))
-        except (KeyError, TypeError, ValueError) as error:
-            raise InvalidArgumentError(f"{where}: malformed header entry {name!r}: {entry!r}") from error
+        tensor, span = _header_entry(name, entry, where)
+        tensors.append(tensor)
+        spans.append((span, name))
+    end, last = 0, None
+    for (begin, stop), name in sorted(spans):
+        if begin != end:
+            what = "overlaps the data before it" if begin < end else "leaves a gap after the data before it"
+            raise InvalidArgumentError(
+                f"{where}: tensor {name!r} starts at byte {begin} of the data, where {end} was expected; it {what}"
+            )
+        end, last = stop, name
+    stored = file_size - 8 - length
+    if end != stored:
+        ending = "no tensor" if last is None else f"tensor {last!r}, the last in the data,"
+        raise InvalidArgumentError(
+            f"{where}: {ending} ends at byte {end} of the data, but the file holds {stored} bytes of data"
+        )
     return tensors
+
+
+def _header_entry(name: str, entry: Any, where: str) -> tuple[TensorInfo, tuple[int, int]]:
+    """One tensor of a safetensors header and its data span, each checked against the others."""
+    if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= entry.keys():
+        raise InvalidArgumentError(f"{where}: tensor {name!r} needs dtype, shape and data_offsets; got {entry!r}")
+    code, shape, offsets = str(entry["dtype"]), entry["shape"], entry["data_offsets"]
+    if code not in SAFETENSORS_BITS:
+        raise InvalidArgumentError(
+            f"{where}: tensor {name!r} has dtype {entry['dtype']!r}; valid: {choices(SAFETENSORS_BITS)}"
+        )
+    if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape) or len(shape) > MAX_RANK:
+        raise InvalidArgumentError(
+            f"{where}: tensor {name!r} has shape {entry['shape']!r}; valid: a list of at most {MAX_RANK} "
+            "non-negative integers"
+        )
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)) or not (
+        0 <= offsets[0] <= offsets[1]
+    ):
+        raise InvalidArgumentError(
+            f"{where}: tensor {name!r} has data_offsets {offsets!r}; valid: [begin, end], integers, 0 <= begin <= end"
+        )
+    bits = math.prod(shape) * SAFETENSORS_BITS[code]
+    span = offsets[1] - offsets[0]
+    if bits != 8 * span:
+        needs = f"{magnitude(bits // 8)} bytes" if bits % 8 == 0 else f"{bits} bits, not a whole number of bytes"
+        raise InvalidArgumentError(
+            f"{where}: tensor {name!r} of dtype {code} and shape {shape} needs {needs}, "
+            f"but its data_offsets {offsets} hold {span}"
+        )
+    return TensorInfo(name, tuple(shape), FROM_SAFETENSORS.get(code, code)), (offsets[0], offsets[1])
 
 
 def _read_npz_header(path: Path, where: str) -> list[TensorInfo]:
@@ -328,19 +462,33 @@ def _read_npz_header(path: Path, where: str) -> list[TensorInfo]:
     tensors = []
     try:
         with zipfile.ZipFile(path) as archive:
-            for member in archive.namelist():
-                if not member.endswith(".npy"):
+            for member in archive.infolist():
+                if not member.filename.endswith(".npy"):
                     continue
+                name = member.filename.removesuffix(".npy")
                 with archive.open(member) as file:
                     version = np.lib.format.read_magic(file)
                     if version not in readers:
-                        raise InvalidArgumentError(f"{where}: {member!r} has .npy format {version}; valid: 1.0, 2.0")
+                        raise InvalidArgumentError(f"{where}: {name!r} has .npy format {version}; valid: 1.0, 2.0")
                     shape, _, dtype = readers[version](file)
-                tensors.append(TensorInfo(member.removesuffix(".npy"), tuple(shape), dtype.name))
+                    data_bytes = member.file_size - file.tell()
+                if len(shape) > MAX_RANK or not all(type(d) is int and d >= 0 for d in shape) or dtype.hasobject:
+                    raise InvalidArgumentError(
+                        f"{where}: array {name!r} has shape {shape!r} and dtype {dtype}; valid: at most {MAX_RANK} "
+                        "non-negative dimensions, no Python objects"
+                    )
+                needed = math.prod(shape) * dtype.itemsize
+                if needed != data_bytes:
+                    raise InvalidArgumentError(
+                        f"{where}: array {name!r} of dtype {dtype} and shape {list(shape)} needs {magnitude(needed)} "
+                        f"bytes, but its member stores {data_bytes}"
+                    )
+                tensors.append(TensorInfo(name, tuple(shape), dtype.name))
     except InitregError:
         raise
-    except (zipfile.BadZipFile, ValueError) as error:
-        raise InvalidArgumentError(f"{where} is not an .npz file ({error})") from error
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, NotImplementedError, RuntimeError, EOFError,
+            zlib.error) as error:  # fmt: skip
+        raise InvalidArgumentError(f"{where} is not an .npz file or cannot be read ({error})") from error
     return tensors
 
 
@@ -353,6 +501,6 @@ def read_header(path: str | os.PathLike[str]) -> list[TensorInfo]:
         if chosen == "npz":
             return _read_npz_header(source, where)
         with source.open("rb") as file:
-            return _read_safetensors_header(file, where)
+            return _read_safetensors_header(file, where, os.fstat(file.fileno()).st_size)
     except OSError as error:
         raise InvalidArgumentError(f"cannot read {where}: {error.strerror or error}") from error

@@ -167,7 +167,11 @@ def flatten(spec: Mapping[str, Any]) -> dict[str, Shape | Array]:
         if _is_array(leaf):
             flat[path] = leaf
         elif _is_shape(leaf):
-            flat[path] = standardize_shape(leaf)
+            try:  # what _about does, without the cost of a context manager per parameter
+                flat[path] = standardize_shape(leaf)
+            except InitregError as error:
+                _prefix(error, f"parameter {path!r}")
+                raise
         else:
             raise InvalidArgumentError(f"parameter {path!r} is {leaf!r}; valid: a shape (list of ints) or an array")
     return flat
@@ -519,7 +523,8 @@ def save_entries(
 
     At most about `chunk_bytes` of values are held at once (plus a whole tensor whose initializer
     cannot make slices). ``observe(entry, piece)`` sees every piece before it is written. A progress
-    bar runs on stderr unless `quiet` or stderr is not a terminal.
+    bar runs on stderr unless `quiet` or stderr is not a terminal. The file's size is checked against
+    the free space before anything is drawn (see `io.save_streamed`).
     """
     from initreg import io
     from initreg.progress import WriteProgress

@@ -7,12 +7,17 @@ plugins selectable by name, and bad input ending in one line on stderr with no f
 
 from __future__ import annotations
 
+import io
+import json
 import math
 import os
+import re
 import shutil
+import struct
 import subprocess
 import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +31,16 @@ INITREG = shutil.which("initreg", path=str(Path(sys.executable).parent))
 DEFAULT_RULES = {"weights": {"match": "*", "init": "lecun_normal"}, "biases": {"match": "*.bias", "init": "zeros"}}
 
 
-def initreg_command(cwd: Path, *args: str, extra_path: Path | None = None) -> subprocess.CompletedProcess[str]:
+def initreg_command(
+    cwd: Path, *args: str, extra_path: Path | None = None, temporary: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Runs `initreg args` in `cwd`; `extra_path` goes on PYTHONPATH, `temporary` is its TMPDIR."""
     assert INITREG is not None, "the initreg console script is not installed next to the interpreter"
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     if extra_path is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(extra_path), env.get("PYTHONPATH")]))
+    if temporary is not None:
+        env["TMPDIR"] = str(temporary)
     return subprocess.run([INITREG, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
 
 
@@ -115,24 +125,53 @@ def test_npz_output_holds_the_same_values(tmp_path: Path) -> None:
             np.testing.assert_array_equal(written[name], array)
 
 
-def test_multirun_writes_one_file_per_job_in_place(tmp_path: Path) -> None:
-    done = initreg_command(tmp_path, "-m", "init=lecun_normal,he_normal", "seed=1,2")
+def test_multirun_names_each_file_by_its_overrides_and_writes_nothing_else(tmp_path: Path) -> None:
+    work, scratch = tmp_path / "work", tmp_path / "scratch"
+    work.mkdir()
+    scratch.mkdir()
+    done = initreg_command(work, "-m", "init=lecun_normal,he_normal", "seed=1,2", temporary=scratch)
     assert done.returncode == 0, done.stderr
-    names = [f"mlp-{init}-seed{seed}" for init in ("lecun_normal", "he_normal") for seed in (1, 2)]
-    files = [f"{name}-job{job}.safetensors" for job, name in enumerate(names)]
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*files, "multirun.yaml"])
-    contents = [(tmp_path / name).read_bytes() for name in files]
-    assert len(set(contents)) == 4
+    # the default output pattern spells out init and seed already: no more is added
+    files = [f"mlp-{init}-seed{seed}.safetensors" for init in ("lecun_normal", "he_normal") for seed in (1, 2)]
+    assert sorted(p.name for p in work.iterdir()) == sorted(files)  # no multirun.yaml
+    assert list(scratch.iterdir()) == []  # Hydra's bookkeeping went to a temporary folder, since removed
+    assert len({(work / name).read_bytes() for name in files}) == 4
     single = initreg_command(tmp_path, "init=he_normal", "seed=2", "output=single.safetensors")
     assert single.returncode == 0, single.stderr
-    job, alone = load_file(tmp_path / files[3]), load_file(tmp_path / "single.safetensors")
-    for name, array in alone.items():
-        np.testing.assert_array_equal(job[name], array)
-    # a sweep over a key the file name does not mention still writes distinct files
-    swept = initreg_command(tmp_path, "-m", "rules.biases.init=zeros,ones", "output=swept.safetensors")
+    assert (tmp_path / "single.safetensors").read_bytes() == (work / files[3]).read_bytes()
+
+
+def test_multirun_with_an_explicit_output_names_files_by_their_overrides(tmp_path: Path) -> None:
+    done = initreg_command(tmp_path, "-m", "init=lecun_normal,he_normal", "seed=1,2", "output=out/w.safetensors")
+    assert done.returncode == 0, done.stderr
+    files = [f"w-init={init},seed={seed}.safetensors" for init in ("lecun_normal", "he_normal") for seed in (1, 2)]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(files)
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    alone = initreg_command(tmp_path, "init=he_normal", "seed=2", "output=alone.safetensors")
+    assert alone.returncode == 0, alone.stderr
+    assert (tmp_path / "alone.safetensors").read_bytes() == (tmp_path / "out" / files[3]).read_bytes()
+    # a key the pattern does not spell is added to it; characters unsafe in names are percent-encoded
+    swept = initreg_command(
+        tmp_path, "-m", "rules.biases.init=zeros,ones", '+rules.x={match:"dense_0.*",init:zeros}', "seed=1",
+        "output=swept-${seed}.npz",
+    )  # fmt: skip
     assert swept.returncode == 0, swept.stderr
-    zeros, ones = load_file(tmp_path / "swept-job0.safetensors"), load_file(tmp_path / "swept-job1.safetensors")
-    assert not zeros["dense_0.bias"].any() and (ones["dense_0.bias"] == 1).all()
+    rule = "rules.x=%7Bmatch%3A%22dense_0.%2A%22,init%3Azeros%7D"
+    zeros, ones = (tmp_path / f"swept-1-rules.biases.init={value},{rule}.npz" for value in ("zeros", "ones"))
+    with np.load(zeros) as first, np.load(ones) as second:
+        assert not first["dense_1.bias"].any() and (second["dense_1.bias"] == 1).all()
+        assert not first["dense_0.kernel"].any() and not second["dense_0.kernel"].any()
+
+
+def test_multirun_file_names_too_long_for_the_file_system_end_in_a_hash(tmp_path: Path) -> None:
+    long = "a" * 300
+    done = initreg_command(tmp_path, "-m", f"+model.note={long}1,{long}2", "output=o.safetensors")
+    assert done.returncode == 0, done.stderr
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert len(names) == 2 and names[0] != names[1]
+    for name in names:
+        assert len(name.encode()) <= 255 and name.startswith("o-model.note=aaaa")
+        assert re.fullmatch(r"o-model\.note=a+-[0-9a-f]{16}\.safetensors", name)
 
 
 def test_a_dry_run_prints_the_plan_of_gpt2_small_and_writes_nothing(tmp_path: Path) -> None:
@@ -270,3 +309,150 @@ def test_hydra_full_error_shows_the_traceback(tmp_path: Path) -> None:
     env = {**os.environ, "HYDRA_FULL_ERROR": "1"}
     done = subprocess.run([str(INITREG), "dtype=bfloat"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert done.returncode != 0 and "Traceback" in done.stderr and "'bfloat'" in done.stderr
+
+
+def safetensors_file(path: Path, header: str, data_bytes: int) -> None:
+    """A safetensors file with this JSON header text and zeroed data, as a hostile checkpoint might be."""
+    text = header.encode()
+    text += b" " * (-len(text) % 8)
+    path.write_bytes(struct.pack("<Q", len(text)) + text + bytes(data_bytes))
+
+
+def bomb_npz(path: Path) -> None:
+    """236 bytes declaring 10^15 float32 values."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (10**15,)})
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("w.npy", header.getvalue())
+
+
+def unsupported_npz(path: Path) -> None:
+    """A compressed .npz whose member claims a compression method zipfile does not know."""
+    np.savez_compressed(path, w=np.zeros((3, 3), np.float32))
+    raw = bytearray(path.read_bytes())
+    central = raw.find(b"PK\x01\x02")
+    raw[8:10] = raw[central + 10 : central + 12] = (99).to_bytes(2, "little")
+    path.write_bytes(bytes(raw))
+
+
+F32 = '{{"dtype":"F32","shape":{},"data_offsets":{}}}'
+CHECKPOINTS = {
+    "bomb.safetensors": lambda p: safetensors_file(p, '{"w":' + F32.format("[10000000000000000]", "[0,4]") + "}", 4),
+    "bomb.npz": bomb_npz,
+    "deep.safetensors": lambda p: safetensors_file(p, '{"w":' + "[" * 100_000 + "]" * 100_000 + "}", 0),
+    "infinity.safetensors": lambda p: safetensors_file(p, '{"w":' + F32.format("[Infinity]", "[0,8]") + "}", 8),
+    "rank65.safetensors": lambda p: safetensors_file(p, '{"w":' + F32.format([1] * 65, "[0,4]") + "}", 4),
+    "method.npz": unsupported_npz,
+}
+
+
+@pytest.mark.parametrize(
+    ("arguments", "named"),
+    [
+        (["model=file", "model.path=bomb.safetensors"], ["'bomb.safetensors'", "'w'", "40000000000000000", " 4"]),
+        (["model=file", "model.path=bomb.npz"], ["'bomb.npz'", "'w'", "4000000000000000", "stores 0"]),
+        (["model=file", "model.path=deep.safetensors"], ["'deep.safetensors'", "nested too deeply"]),
+        (["model=file", "model.path=infinity.safetensors"], ["'infinity.safetensors'", "Infinity"]),
+        (["model=file", "model.path=rank65.safetensors"], ["'rank65.safetensors'", "'w'", "at most 64"]),
+        (["model=file", "model.path=method.npz"], ["'method.npz'", "compression method"]),
+        (["+model.params.big=[" + "1" + "0" * 200 + ",2]"], ["'big'", "~10^200 elements", str(2**63 - 1)]),
+        (["+model.params.big=[1000000000000000]"], ["not enough space", "needs 40000000009", "(4.0 PB)", "free"]),
+        (["model=gpt2_small", "model.layers=100000000"], ["model.repeat.h.count=100000000", "1,000,000"]),
+        (["init=constant", "init.value=hello"], ["value='hello'"]),
+        (["init=constant", "init.value=inf"], ["value=inf", "finite"]),
+        (["init=variance_scaling", "init.scale=inf"], ["scale=inf", "finite"]),
+        (["init=constant", "init.value=1e39", "output=new/x.npz"], ["'dense_0.kernel'", "inf or NaN", "float32"]),
+        (["init=random_normal", "init.stddev=1e30", "dtype=float16"], ["'dense_0.kernel'", "inf or NaN", "float16"]),
+        (["init=random_normal", "init.stddev=-inf"], ["stddev=-inf"]),
+        (["init=variance_scaling", "init.input_axes=[5]", "init.output_axes=[1]"], ["axis 5", "rank 2", "-2 to 1"]),
+        (["rules.biases.init=identity", "output=new/sub/x.safetensors"], ["'dense_0.bias'", "2D"]),
+        (["chunk_mb=0", "output=new/x.safetensors"], ["chunk_mb"]),
+        (["output=/proc/x.safetensors"], ["cannot write '/proc/x.safetensors': No such file or directory"]),
+    ],
+)
+def test_malformed_input_gives_one_line_and_writes_nothing(
+    tmp_path: Path, arguments: list[str], named: list[str]
+) -> None:
+    for name, make in CHECKPOINTS.items():
+        make(tmp_path / name)
+    done = initreg_command(tmp_path, *arguments)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("initreg: error: ") and done.stderr.count("\n") == 1, done.stderr
+    for part in named:
+        assert part in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(CHECKPOINTS)  # no file, no folder
+
+
+def test_control_characters_in_tensor_names_are_escaped(tmp_path: Path) -> None:
+    name, ints = "w\x1b[31mred\x07", "n\x1b]0;title\x07"
+    header = {name: {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}}
+    header[ints] = {"dtype": "I32", "shape": [1], "data_offsets": [16, 20]}
+    safetensors_file(tmp_path / "c.safetensors", json.dumps(header), 20)
+    done = initreg_command(
+        tmp_path, "model=file", "model.path=c.safetensors", "allow_unused_rules=true", "output='[bold]x.safetensors'"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "\x1b" not in done.stdout + done.stderr and "\x07" not in done.stdout + done.stderr
+    assert "w\\x1b[31mred\\x07" in table_rows(done.stdout)
+    assert "n\\x1b]0;title\\x07 (int32)" in done.stderr
+    assert "wrote [bold]x.safetensors" in done.stdout
+    failed = initreg_command(tmp_path, "model=file", "model.path=c.safetensors", "output=y.safetensors")
+    assert failed.returncode == 2 and "\x1b" not in failed.stderr and "'w\\x1b[31mred\\x07'" in failed.stderr
+
+
+def test_a_full_disk_gives_one_line_naming_the_target_and_leaves_nothing(tmp_path: Path) -> None:
+    import resource
+    import signal
+
+    def limit_file_size() -> None:  # writes past 64 KiB fail with EFBIG, as on a full disk
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 16, 1 << 16))
+
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    for output in ("new/x.safetensors", "x.npz"):
+        done = subprocess.run(
+            [str(INITREG), f"output={output}"], cwd=tmp_path, env=env, capture_output=True, text=True,
+            preexec_fn=limit_file_size, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 2
+        assert done.stderr == f"initreg: error: cannot write '{output}': File too large\n"
+        assert list(tmp_path.iterdir()) == []
+
+
+def test_help_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    process = subprocess.Popen([str(INITREG), "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # the reader is gone before anything is written, as with `| head -0`
+    assert process.wait(timeout=60) == 1
+    assert process.stderr.read() == b""
+
+
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_while_writing_leave_nothing(tmp_path: Path, signum: str) -> None:
+    import signal
+    import time
+
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    process = subprocess.Popen(
+        [str(INITREG), "init=orthogonal", "+model.params.w=[3000,3000]",
+         "output=out/w.safetensors"],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob("out/.w.safetensors.*.tmp")):  # the header is written, the matrix is drawn
+        assert process.poll() is None and time.monotonic() < deadline, "the temporary file never appeared"
+        time.sleep(0.01)
+    process.send_signal(getattr(signal, signum))
+    assert process.wait(timeout=60) == 128 + getattr(signal, signum)
+    assert process.stderr is not None and process.stderr.read() == ""
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_huge_repeat_count_is_refused_before_any_list_is_made() -> None:
+    model = {"params": {"wte": [10, 4]}, "repeat": {"h": {"count": 10**12, "params": {"w": [4, 4], "b": [4]}}}}
+    with pytest.raises(initreg.InitregError, match=r"model.repeat.h.count=1000000000000 makes the model "
+                       r"2,000,000,000,001 parameters or more; valid: at most 1,000,000 in all"):  # fmt: skip
+        model_spec(model)
+    model["repeat"]["h"]["count"] = 3  # type: ignore[index]
+    spec, _ = model_spec(model)
+    assert len(initreg.tree.flatten(spec)) == 7

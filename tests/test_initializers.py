@@ -244,3 +244,65 @@ def test_constant_target_std_and_its_broadcast_error():
     assert initreg.Ones().target_std((3, 3)) == 0.0
     with pytest.raises(InvalidArgumentError, match=r"shape \(3,\) does not broadcast to shape \(2, 2\)"):
         initreg.Constant([1.0, 2.0, 3.0]).target_std((2, 2))
+
+
+@pytest.mark.parametrize("scale", [math.inf, math.nan, -math.inf, 10**400])
+def test_variance_scaling_scale_must_be_finite(scale):
+    with pytest.raises(InvalidArgumentError, match=rf"scale.*positive, finite.*Received: scale={scale!r}"):
+        initreg.VarianceScaling(scale=scale)
+
+
+@pytest.mark.parametrize(
+    ("name", "arguments", "named"),
+    [
+        ("RandomNormal", {"stddev": math.inf}, "stddev=inf"),
+        ("RandomNormal", {"mean": math.nan}, "mean=nan"),
+        ("TruncatedNormal", {"mean": 10**400}, "mean=1000"),
+        ("RandomUniform", {"maxval": math.inf}, "maxval=inf"),
+        ("Identity", {"gain": -math.inf}, "gain=-inf"),
+        ("Constant", {"value": math.inf}, "value=inf"),
+        ("Constant", {"value": [1.0, math.nan]}, "value=[1.0, nan]"),
+        ("Constant", {"value": "hello"}, "value='hello'"),
+        ("Constant", {"value": [1, "a"]}, "value=[1, 'a']"),
+        ("Constant", {"value": [[1, 2], [3]]}, "value=[[1, 2], [3]]"),
+        ("Constant", {"value": None}, "value=None"),
+    ],
+)
+def test_arguments_must_be_finite_numbers_named_in_the_error(name, arguments, named):
+    with pytest.raises(InvalidArgumentError) as error:
+        getattr(initreg, name)(**arguments)
+    assert named in str(error.value)
+
+
+def test_constant_takes_numbers_bools_and_rectangular_lists_as_keras_does():
+    for value in (True, 3, -2.5, [[1, 2], [3, 4]], np.float32(0.5), np.ones((2, 1))):
+        values = initreg.Constant(value)((2, 2))
+        np.testing.assert_array_equal(values, keras.initializers.Constant(value)((2, 2)))
+
+
+@pytest.mark.parametrize(
+    ("input_axes", "output_axes", "named"),
+    [([5], [1], "input_axes has axis 5, but shape (3, 4) has rank 2; valid axes: -2 to 1"),
+     ([0], [-3], "output_axes has axis -3, but shape (3, 4) has rank 2; valid axes: -2 to 1")],
+)  # fmt: skip
+def test_axes_outside_the_shape_are_named_with_the_rank_and_the_valid_range(input_axes, output_axes, named):
+    with pytest.raises(InvalidArgumentError) as error:
+        compute_fans((3, 4), input_axes, output_axes)
+    assert str(error.value) == named
+    with pytest.raises(InvalidArgumentError, match="valid axes: -2 to 1"):
+        initreg.HeNormal(input_axes=input_axes, output_axes=output_axes)((3, 4))
+    assert compute_fans((3, 4, 5), [-1], [0, 1]) == (5, 12)
+
+
+@pytest.mark.parametrize("axes", ["01", [0.5], [True], 3])
+def test_axes_must_be_lists_of_integers(axes):
+    with pytest.raises(InvalidArgumentError, match=r"input_axes must be a list of integer axes"):
+        initreg.VarianceScaling(input_axes=axes, output_axes=[1])
+
+
+def test_shapes_beyond_numpy_s_rank_or_an_int64_size_are_refused():
+    with pytest.raises(InvalidArgumentError, match="rank 65; valid: at most 64"):
+        initreg.Zeros()((1,) * 65)
+    with pytest.raises(InvalidArgumentError, match=rf"has {2**64} elements; valid: at most 2\^63 - 1"):
+        initreg.Zeros()((2**32, 2**32))
+    assert initreg.Zeros()((1,) * 64).shape == (1,) * 64

@@ -136,3 +136,101 @@ def test_bad_input_is_refused_by_name(tmp_path):
         init_tree({"extra": (2, 2), "w": (2, 2)}, {"kernels": {"match": "w", "init": "zeros"}})
     with pytest.raises(InitregError, match="2.5"):
         init_tree(SPEC, RULES, seed=2.5)
+
+
+FULL_DISK_WRITER = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+import dask
+from initreg import registry
+from initreg.errors import InitregError
+from initreg.interop import dask as initreg_dask
+
+registry.get_backend("numpy")  # loaded before the worker threads start
+dask.config.set(scheduler="threads")
+tree = initreg_dask.init_tree({"w": (1024, 1024)}, {"all": {"match": "*", "init": "he_normal"}}, chunks=(512, 1024))
+try:
+    getattr(initreg_dask, sys.argv[1])(tree, sys.argv[2])
+except InitregError as error:
+    print(type(error).__name__, error)
+"""
+
+
+@pytest.mark.parametrize(("writer", "name"), [("to_safetensors", "w.safetensors"), ("to_zarr", "w.zarr")])
+def test_a_full_disk_is_an_error_naming_the_target_and_leaves_nothing(tmp_path, writer, name):
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", FULL_DISK_WRITER, writer, str(tmp_path / name)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr  # not 135 (SIGBUS) and no traceback
+    assert done.stdout.startswith(f"WriteError cannot write {str(tmp_path / name)!r}: File too large"), done.stdout
+    assert os.listdir(tmp_path) == []
+
+
+def test_free_space_is_checked_before_writing(tmp_path, monkeypatch):
+    import shutil
+
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage._replace(free=1000))
+    tree = init_tree({"w": (100, 100)}, {"all": {"match": "*", "init": "zeros"}})
+    for write, name in ((to_safetensors, "w.safetensors"), (to_zarr, "w.zarr")):
+        with pytest.raises(
+            InitregError, match=rf"{name}': it needs 40\d\d\d bytes \(40.\d kB\), .* has 1000 bytes \(1.0 kB\) free"
+        ):
+            write(tree, tmp_path / name)
+    assert os.listdir(tmp_path) == []
+
+
+SIGNALED_WRITER = """
+import sys, time
+import dask
+import numpy as np
+from initreg import registry
+from initreg.interop import dask as initreg_dask
+
+registry.get_backend("numpy")  # loaded before the worker threads start
+
+def slow(block):
+    print("writing", flush=True)
+    time.sleep(1)
+    return block
+
+dask.config.set(scheduler="threads")
+tree = initreg_dask.init_tree({"w": (64, 1024)}, {"all": {"match": "*", "init": "he_normal"}}, chunks=(8, 1024))
+slowed = tree["w"].map_blocks(slow, meta=np.empty((0, 0), np.float32))
+getattr(initreg_dask, sys.argv[1])({"w": slowed}, sys.argv[2])
+"""
+
+
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGHUP"])
+@pytest.mark.parametrize(("writer", "name"), [("to_safetensors", "w.safetensors"), ("to_zarr", "w.zarr")])
+def test_sigterm_and_sighup_while_writing_leave_nothing(tmp_path, writer, name, signum):
+    import signal
+    import subprocess
+    import sys
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", SIGNALED_WRITER, writer, str(tmp_path / name)], stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None and process.stdout.readline() == "writing\n"
+    process.send_signal(getattr(signal, signum))
+    assert process.wait(timeout=60) == 128 + getattr(signal, signum)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fallocate"), reason="needs posix_fallocate")
+def test_the_safetensors_file_is_allocated_before_chunks_are_mapped(tmp_path):
+    """A sparse file written through a memory map dies with SIGBUS when the disk fills; an allocated one cannot."""
+    from initreg.interop.dask import _allocate
+
+    with open(tmp_path / "f", "wb") as file:
+        file.write(b"header")
+        _allocate(file.fileno(), 1 << 20)
+        status = os.fstat(file.fileno())
+    assert status.st_size == 1 << 20
+    assert status.st_blocks * 512 >= 1 << 20  # blocks reserved: not a hole
+    assert (tmp_path / "f").read_bytes()[:6] == b"header"

@@ -21,7 +21,7 @@ import pytest
 
 import initreg
 from initreg import io
-from initreg.errors import InvalidArgumentError
+from initreg.errors import InvalidArgumentError, WriteError
 
 ARRAYS = {
     "dense.kernel": np.arange(12, dtype=np.float32).reshape(3, 4) / 7,
@@ -171,7 +171,9 @@ def test_read_header_gives_shapes_and_dtypes_without_the_data(tmp_path: Path) ->
     path = io.save(ARRAYS, tmp_path / "params.safetensors")
     raw = path.read_bytes()
     (length,) = struct.unpack("<Q", raw[:8])
-    path.write_bytes(raw[: 8 + length])  # the data is gone: only the header can be read
+    with path.open("r+b") as file:  # the data is gone (a hole of zeros): only the header can be read
+        file.truncate(8 + length)
+        file.truncate(len(raw))
     assert io.read_header(path) == expected
     without_bf16 = [info for info in expected if info.dtype != "bfloat16"]
     npz = io.save({name: a for name, a in ARRAYS.items() if a.dtype != ml_dtypes.bfloat16}, tmp_path / "p.npz")
@@ -221,3 +223,219 @@ def test_the_format_comes_from_the_suffix_or_the_argument(tmp_path: Path) -> Non
         io.file_format("a.npz", "pickle")
     with np.load(io.save({"w": np.ones(2)}, tmp_path / "w.bin", format="npz")) as loaded:
         np.testing.assert_array_equal(loaded["w"], np.ones(2))
+
+
+def safetensors_bytes(header: str, data_bytes: int) -> bytes:
+    """A safetensors file with this JSON header text (padded as the format asks) and zeroed data."""
+    text = header.encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + bytes(data_bytes)
+
+
+def entry(shape: str, offsets: str, dtype: str = "F32") -> str:
+    return f'{{"dtype":"{dtype}","shape":{shape},"data_offsets":{offsets}}}'
+
+
+@pytest.mark.parametrize(
+    ("header", "data_bytes", "named"),
+    [
+        (
+            '{"w":' + entry("[1000000000000000]", "[0,4000000000000000]") + "}",
+            0,
+            ["'w'", "4000000000000000", "0 bytes"],
+        ),
+        ('{"w":' + entry("[1000000000000000]", "[0,8]") + "}", 8, ["'w'", "4000000000000000", "[0, 8] hold 8"]),
+        ('{"w":{"dtype":"F32","shape":[2]}}', 8, ["'w'", "data_offsets"]),
+        ('{"w":' + entry("[2]", '["0","8"]') + "}", 8, ["'w'", "data_offsets ['0', '8']"]),
+        ('{"w":' + entry("[2]", "[0,8,8]") + "}", 8, ["'w'", "[0, 8, 8]"]),
+        ('{"w":' + entry("[2]", "[4,12]") + "}", 12, ["'w'", "starts at byte 4", "where 0", "gap"]),
+        ('{"a":' + entry("[2]", "[0,8]") + ',"b":' + entry("[1]", "[4,8]") + "}", 8, ["'b'", "byte 4", "overlaps"]),
+        ('{"w":' + entry("[2]", "[0,8]") + "}", 12, ["'w'", "ends at byte 8", "holds 12 bytes"]),
+        ('{"w":' + entry("[Infinity]", "[0,8]") + "}", 8, ["Infinity"]),
+        ('{"w":' + entry("[2.0]", "[0,8]") + "}", 8, ["'w'", "shape [2.0]"]),
+        ('{"w":' + entry("[-2]", "[0,8]") + "}", 8, ["'w'", "shape [-2]"]),
+        (
+            '{"w":' + entry("[3]", "[0,2]", "F4") + "}",
+            2,
+            ["'w'", "F4", "12 bits, not a whole number of bytes", "hold 2"],
+        ),
+        ('{"w":' + entry("[2]", "[0,8]", "F33") + "}", 8, ["'w'", "'F33'", "'BF16'"]),
+        ('{"w":' + "[" * 100_000 + "]" * 100_000 + "}", 0, ["nested too deeply"]),
+        ('{"__metadata__":{"seed":3},"w":' + entry("[2]", "[0,8]") + "}", 8, ["__metadata__"]),
+    ],
+)
+def test_inconsistent_safetensors_headers_are_refused_as_the_safetensors_package_refuses_them(
+    tmp_path: Path, header: str, data_bytes: int, named: list[str]
+) -> None:
+    from safetensors import safe_open
+
+    path = tmp_path / "hostile.safetensors"
+    path.write_bytes(safetensors_bytes(header, data_bytes))
+    with pytest.raises(InvalidArgumentError) as error:
+        io.read_header(path)
+    for part in ["'" + str(path) + "'", *named]:
+        assert part in str(error.value)
+    with pytest.raises(Exception, match="Error while deserializing header"), safe_open(path, "np"):
+        pass
+
+
+@pytest.mark.parametrize(
+    ("header", "data_bytes", "expected"),
+    [
+        (
+            '{"a":' + entry("[2]", "[4,12]") + ',"b":' + entry("[2,1]", "[0,4]", "F16") + "}",
+            12,
+            [io.TensorInfo("a", (2,), "float32"), io.TensorInfo("b", (2, 1), "float16")],
+        ),
+        (
+            '{"e":' + entry("[0,5]", "[0,0]") + ',"f":' + entry("[4]", "[0,2]", "F4") + "}",
+            2,
+            [io.TensorInfo("e", (0, 5), "float32"), io.TensorInfo("f", (4,), "F4")],
+        ),
+    ],
+)
+def test_consistent_headers_in_any_order_are_read_as_the_safetensors_package_reads_them(
+    tmp_path: Path, header: str, data_bytes: int, expected: list[io.TensorInfo]
+) -> None:
+    from safetensors import safe_open
+
+    path = tmp_path / "fine.safetensors"
+    path.write_bytes(safetensors_bytes(header, data_bytes))
+    assert io.read_header(path) == expected
+    with safe_open(path, "np") as file:
+        assert sorted(file.keys()) == sorted(info.name for info in expected)
+
+
+def test_a_rank_above_numpys_limit_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "deep.safetensors"
+    path.write_bytes(safetensors_bytes('{"w":' + entry("[" + ",".join(["1"] * 65) + "]", "[0,4]") + "}", 4))
+    with pytest.raises(InvalidArgumentError, match="'w' has shape .* at most 64"):
+        io.read_header(path)
+
+
+def npy_member(shape: tuple[int, ...], data: bytes, dtype: str = "<f4") -> bytes:
+    import io as bytes_io
+
+    buffer = bytes_io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": dtype, "fortran_order": False, "shape": shape})
+    return buffer.getvalue() + data
+
+
+def test_npz_members_must_hold_what_their_header_declares(tmp_path: Path) -> None:
+    import zipfile
+
+    path = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("w.npy", npy_member((10**15,), b""))
+    assert path.stat().st_size < 300
+    with pytest.raises(InvalidArgumentError, match=r"'w' of dtype float32 and shape \[1000000000000000\] needs "
+                       r"4000000000000000 bytes, but its member stores 0"):  # fmt: skip
+        io.read_header(path)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("w.npy", npy_member((2, 3), bytes(20)))
+    with pytest.raises(InvalidArgumentError, match=r"'w' .* needs 24 bytes, but its member stores 20"):
+        io.read_header(path)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("w.npy", npy_member((2,), bytes(16), "|O"))
+    with pytest.raises(InvalidArgumentError, match="'w' .* no Python objects"):
+        io.read_header(path)
+
+
+def corrupt(path: Path, how: str) -> None:
+    """Breaks the one member of a compressed .npz: an unknown compression method, or damaged data."""
+    raw = bytearray(path.read_bytes())
+    if how == "method":
+        central = raw.find(b"PK\x01\x02")
+        raw[8:10] = raw[central + 10 : central + 12] = (99).to_bytes(2, "little")
+    else:
+        (name_length, extra_length) = struct.unpack("<HH", raw[26:30])
+        start = 30 + name_length + extra_length
+        raw[start : start + 40] = bytes(range(40))
+    path.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize(("how", "named"), [("method", "compression method"), ("data", "")])
+def test_an_npz_member_that_cannot_be_read_is_one_error(tmp_path: Path, how: str, named: str) -> None:
+    path = tmp_path / "broken.npz"
+    np.savez_compressed(path, w=np.arange(1000, dtype=np.float32))
+    corrupt(path, how)
+    with pytest.raises(InvalidArgumentError, match=f"'{path}' is not an .npz file or cannot be read .*{named}"):
+        io.read_header(path)
+
+
+def test_a_bad_crc_is_one_error(tmp_path: Path) -> None:
+    import zipfile
+
+    path = tmp_path / "crc.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("w.npy", npy_member((0,), b""))
+    raw = bytearray(path.read_bytes())
+    raw[14:18] = raw[raw.find(b"PK\x01\x02") + 16 : raw.find(b"PK\x01\x02") + 20] = b"\x01\x02\x03\x04"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(InvalidArgumentError, match="Bad CRC-32"):
+        io.read_header(path)
+
+
+def test_free_space_is_checked_before_anything_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage._replace(free=4000))
+    arrays = {"w": np.zeros(1000, np.float32)}
+    needs = r"not enough space for '{}': it needs {} bytes \({} kB\), '{}' has 4000 bytes \(4\.0 kB\) free"
+    header = io.safetensors_header([io.TensorInfo("w", (1000,), "float32")])
+    with pytest.raises(WriteError, match=needs.format(tmp_path / "w.safetensors", 4000 + len(header), "4.1", tmp_path)):
+        io.save(arrays, tmp_path / "w.safetensors")
+    with pytest.raises(WriteError, match=needs.format(tmp_path / "w.npz", io.npz_size(arrays), "6.0", tmp_path)):
+        io.save(arrays, tmp_path / "w.npz")
+    drawn = []
+    with pytest.raises(WriteError, match="not enough space for .*sub/w.safetensors"):
+        io.save_streamed([io.TensorInfo("w", (1000,), "float32")], drawn.append, tmp_path / "sub" / "w.safetensors")
+    with pytest.raises(WriteError, match="not enough space"):
+        initreg.save_tree({"w": (1000,)}, {"all": {"match": "*", "init": "zeros"}}, tmp_path / "t.safetensors")
+    assert drawn == [] and list(tmp_path.iterdir()) == []
+
+
+FULL_DISK_WRITER = """
+import resource, signal, sys
+import numpy as np
+from initreg import io
+from initreg.errors import WriteError
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 16, 1 << 16))
+try:
+    io.save({"w": np.zeros(1 << 16, np.float32)}, sys.argv[1])
+except WriteError as error:
+    print(error)
+"""
+
+
+@pytest.mark.parametrize("name", ["w.safetensors", "w.npz"])
+def test_a_full_disk_is_an_error_naming_the_target_and_leaves_nothing(tmp_path: Path, name: str) -> None:
+    target = tmp_path / name
+    done = subprocess.run(
+        [sys.executable, "-c", FULL_DISK_WRITER, str(target)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and done.stderr == ""
+    assert done.stdout == f"cannot write {str(target)!r}: File too large\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_an_unwritable_folder_is_reported_at_the_target_path() -> None:
+    with pytest.raises(WriteError) as error:
+        io.save({"w": np.ones(2, np.float32)}, "/proc/x.safetensors")
+    assert str(error.value).startswith("cannot write '/proc/x.safetensors': ")
+    assert ".tmp" not in str(error.value) and isinstance(error.value, OSError)
+
+
+def test_the_longest_names_work_and_longer_ones_are_one_error_naming_the_target(tmp_path: Path) -> None:
+    longest = tmp_path / ("w" * (255 - len(".safetensors")) + ".safetensors")
+    io.save({"w": np.ones(2, np.float32)}, longest)  # its temporary name is cut to fit
+    assert [p.name for p in tmp_path.iterdir()] == [longest.name]
+    too_long = tmp_path / ("w" * 256 + ".npz")
+    with pytest.raises(WriteError) as error:
+        io.save({"w": np.ones(2, np.float32)}, too_long)
+    assert str(error.value) == f"cannot write {str(too_long)!r}: File name too long"
+    assert [p.name for p in tmp_path.iterdir()] == [longest.name]

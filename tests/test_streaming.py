@@ -234,21 +234,22 @@ from initreg import io
 def pieces(tensor):
     yield np.ones(1000, np.float32)
     print("writing", flush=True)
-    time.sleep(60)  # SIGTERM arrives here
+    time.sleep(60)  # SIGTERM or SIGHUP arrives here
     yield np.ones(1000, np.float32)
 
 io.save_streamed([io.TensorInfo("w", (2000,), "float32")], pieces, sys.argv[1])
 """
 
 
-def test_sigterm_while_streaming_leaves_no_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_while_streaming_leave_no_file(tmp_path: Path, signum: int) -> None:
     target = tmp_path / "params.safetensors"
     process = subprocess.Popen(
         [sys.executable, "-c", TERMINATED_WRITER, str(target)], stdout=subprocess.PIPE, text=True
     )
     assert process.stdout is not None and process.stdout.readline() == "writing\n"
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=30) == 128 + signal.SIGTERM
+    process.send_signal(signum)
+    assert process.wait(timeout=30) == 128 + signum
     assert list(tmp_path.iterdir()) == []
 
 

@@ -58,6 +58,9 @@ def test_unflatten_like_rebuilds_the_given_structure() -> None:
         ({"a": (2, -1)}, "negative"),
         ({"a": {"b": (2, 1.5)}}, "a.b"),
         ({"": (1,)}, "''"),
+        ({"a": {"huge": (10**200, 2)}}, "parameter 'a.huge': shape (~10^200, 2) has ~10^200 elements"),
+        ({"big": (2**32, 2**31)}, f"parameter 'big': shape ({2**32}, {2**31}) has {2**63} elements; valid: at most"),
+        ({"deep": (1,) * 65}, "parameter 'deep': shape has rank 65; valid: at most 64"),
     ],
 )
 def test_bad_specs_name_the_parameter(spec: dict[str, object], named: str) -> None:

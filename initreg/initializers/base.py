@@ -21,18 +21,43 @@ Array = Any
 Shape = tuple[int, ...]
 
 
+MAX_RANK = 64  # NumPy's limit on the number of dimensions
+MAX_ELEMENTS = 2**63 - 1  # the most elements an array can index (int64 sizes)
+
+
+def magnitude(number: int) -> str:
+    """`number` in digits, or as ~10^k once it is too long to read (or to print: Python caps int digits)."""
+    return str(number) if number < 10**30 else f"~10^{int(math.log10(number))}"
+
+
 def standardize_shape(shape: Any) -> Shape:
-    """`shape` as a tuple of non-negative ints; anything else raises an error naming it."""
+    """`shape` as a tuple of non-negative ints, of rank <= MAX_RANK and at most MAX_ELEMENTS elements.
+
+    Anything else raises an error naming it.
+    """
     if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence):
         raise InvalidArgumentError(f"shape must be a sequence of non-negative integers; got {shape!r}")
+    if len(shape) > MAX_RANK:
+        raise InvalidArgumentError(f"shape has rank {len(shape)}; valid: at most {MAX_RANK} dimensions (NumPy's limit)")
     dims = []
     for dim in shape:
         if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
-            raise InvalidArgumentError(f"shape {tuple(shape)!r} has a non-integer dimension {dim!r}")
+            raise InvalidArgumentError(f"shape {_shape_text(shape)} has a non-integer dimension {dim!r}")
         if dim < 0:
-            raise InvalidArgumentError(f"shape {tuple(shape)!r} has a negative dimension {dim}")
+            raise InvalidArgumentError(f"shape {_shape_text(shape)} has a negative dimension {dim}")
         dims.append(int(dim))
+    size = math.prod(dims)
+    if size > MAX_ELEMENTS:
+        raise InvalidArgumentError(
+            f"shape {_shape_text(dims)} has {magnitude(size)} elements; valid: at most 2^63 - 1 = {MAX_ELEMENTS}"
+        )
     return tuple(dims)
+
+
+def _shape_text(shape: Sequence[Any]) -> str:
+    """A shape for a message, with huge integer dimensions abbreviated (see `magnitude`)."""
+    dims = [magnitude(d) if isinstance(d, int) and d >= 10**30 else repr(d) for d in shape]
+    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
 
 
 def standardize_seed(seed: Any) -> int | None:
@@ -44,9 +69,17 @@ def standardize_seed(seed: Any) -> int | None:
 
 def finite_number(name: str, value: Any) -> float:
     """`value` as a float; a bool, a non-number or a non-finite number raises naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float_or_inf(value)):
         raise InvalidArgumentError(f"Argument `{name}` must be a finite number. Received: {name}={value!r}")
     return float(value)
+
+
+def float_or_inf(value: float) -> float:
+    """float(value), or inf for an int too large for a float."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
 
 
 def non_negative(name: str, value: Any) -> float:

@@ -28,6 +28,27 @@ def _broadcasts(source: Shape, target: Shape) -> bool:
     return all(s in (1, t) for s, t in zip(source[::-1], target[::-1], strict=False))
 
 
+def _check_finite_numbers(value: Any) -> None:
+    """Raises unless `value` is a finite number or a (nested, rectangular) list of them."""
+    if isinstance(value, (int, float)):  # bools too, as in Keras, where they cast to 0 and 1
+        finite_number("value", float(value) if isinstance(value, bool) else value)
+        return
+    import numpy as np
+
+    try:
+        array = np.asarray(value)
+    except ValueError as error:  # ragged nested lists
+        raise InvalidArgumentError(
+            f"Argument `value` must be a number or an array of numbers. Received: value={value!r}"
+        ) from error
+    if array.dtype.kind not in "biuf":
+        raise InvalidArgumentError(
+            f"Argument `value` must be a number or an array of numbers. Received: value={value!r}"
+        )
+    if not np.isfinite(array).all():
+        raise InvalidArgumentError(f"Argument `value` must hold finite numbers. Received: value={value!r}")
+
+
 @register("constant", aliases=["Constant"])
 class Constant(Initializer):
     """Every element equals `value`; an array value is broadcast to the shape."""
@@ -35,6 +56,7 @@ class Constant(Initializer):
     def __init__(self, value: Any = 0.0) -> None:
         value = _tensor_value(value)
         self.value = value.tolist() if hasattr(value, "tolist") else value
+        _check_finite_numbers(self.value)
 
     def generate(self, shape: Shape, dtype: str, *, key: Key, backend: Backend, layout: str | None = None) -> Array:
         return backend.cast(backend.xp.asarray(self._broadcast(shape, dtype, backend), copy=True), dtype)

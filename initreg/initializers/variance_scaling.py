@@ -17,7 +17,7 @@ from typing import Any
 
 from initreg.distributions import Distribution, NormalDist, TruncatedNormalDist, UniformDist
 from initreg.errors import InvalidArgumentError, choices
-from initreg.initializers.base import RandomInitializer, Shape
+from initreg.initializers.base import RandomInitializer, Shape, float_or_inf
 from initreg.registry import register
 
 TRUNCATED_STD_FACTOR = 0.87962566103423978  # std of a standard normal truncated to [-2, 2]
@@ -60,13 +60,38 @@ def compute_fans(
         if axes is not None:
             input_axes, output_axes = axes
     if input_axes is not None and output_axes is not None:
-        return math.prod(shape[a] for a in input_axes), math.prod(shape[a] for a in output_axes)
+        return _axes_product(shape, input_axes, "input_axes"), _axes_product(shape, output_axes, "output_axes")
     if len(shape) == 0:
         return 1, 1
     if len(shape) == 1:
         return shape[0], shape[0]
     receptive_field = math.prod(shape[:-2])
     return shape[-2] * receptive_field, shape[-1] * receptive_field
+
+
+def _axes_product(shape: Shape, axes: Sequence[int], name: str) -> int:
+    """The product of shape[a] for a in `axes`; an axis outside -rank..rank-1 raises naming it."""
+    rank = len(shape)
+    for axis in _axes(name, axes) or ():
+        if not -rank <= axis < rank:
+            raise InvalidArgumentError(
+                f"{name} has axis {axis}, but shape {shape} has rank {rank}; valid axes: "
+                + (f"{-rank} to {rank - 1}" if rank else "none (a scalar has no axes)")
+            )
+    return math.prod(shape[a] for a in axes)
+
+
+def _axes(name: str, axes: Any) -> list[int] | None:
+    """`axes` as a list of ints (None stays None); anything else raises naming `name`."""
+    if axes is None:
+        return None
+    if (
+        isinstance(axes, (str, bytes))
+        or not isinstance(axes, Sequence)
+        or not all(isinstance(a, int) and not isinstance(a, bool) for a in axes)
+    ):
+        raise InvalidArgumentError(f"{name} must be a list of integer axes, such as [0]; got {axes!r}")
+    return list(axes)
 
 
 @register("variance_scaling", aliases=["VarianceScaling"])
@@ -82,8 +107,8 @@ class VarianceScaling(RandomInitializer):
         input_axes: Sequence[int] | None = None,
         output_axes: Sequence[int] | None = None,
     ) -> None:
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0.0:
-            raise InvalidArgumentError(f"Argument `scale` must be positive float. Received: scale={scale!r}")
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0.0 < float_or_inf(scale) < math.inf:
+            raise InvalidArgumentError(f"Argument `scale` must be a positive, finite float. Received: scale={scale!r}")
         if mode not in MODES:
             raise InvalidArgumentError(f"Invalid `mode` argument: {mode!r}; valid: {choices(MODES)}")
         distribution = distribution.lower() if isinstance(distribution, str) else distribution
@@ -96,8 +121,8 @@ class VarianceScaling(RandomInitializer):
         self.scale = float(scale)
         self.mode = mode
         self.distribution = distribution
-        self.input_axes = None if input_axes is None else list(input_axes)
-        self.output_axes = None if output_axes is None else list(output_axes)
+        self.input_axes = _axes("input_axes", input_axes)
+        self.output_axes = _axes("output_axes", output_axes)
         super().__init__(seed=seed)
 
     def fans(self, shape: Shape, layout: str | None = None) -> tuple[int, int]:

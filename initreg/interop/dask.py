@@ -8,13 +8,16 @@ are made whole, as one chunk (see initreg.slicing).
 
 ``to_zarr`` and ``to_safetensors`` write such a tree with the workers writing their own chunks into
 the target (a path every worker can reach), so no process ever holds more than its chunks. They run on
-the active distributed Client, else on local threads. Both write to a temporary name next to the
-target and rename it at the end (after a failure the temporary is removed once no task is running);
-the safetensors file is byte-identical to ``initreg.io.save`` of the in-memory tree.
+the active distributed Client, else on local threads. Both check the free space first (for zarr, the
+uncompressed size) and write to a temporary name next to the target, renamed at the end; after a
+failure, SIGTERM or SIGHUP the temporary is removed (once no local task is running). The safetensors
+file is allocated in full before any chunk is written through a memory map, so that a full disk is an
+error, not a SIGBUS. It is byte-identical to ``initreg.io.save`` of the in-memory tree.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -29,7 +32,7 @@ from dask.array.core import normalize_chunks
 
 from initreg.dtypes import numpy_dtype
 from initreg.errors import InvalidArgumentError
-from initreg.io import TensorInfo, replacing, safetensors_header
+from initreg.io import TensorInfo, free_space_for, planned_size, replacing, safetensors_header
 from initreg.slicing import init_slice, slices_independently, stream_seed
 from initreg.tree import PlanEntry, Rule, flatten, plan, unflatten
 
@@ -97,7 +100,7 @@ def init_tree(
 def compute_all(collections: Sequence[Any]) -> None:
     """Computes `collections` (for their writes): on the distributed Client dask would use, if any,
     else on a local thread pool. If a task fails, this raises only once no task is running any more,
-    so that cleaning up after it is final.
+    so that cleaning up after it is final. Interrupted (Ctrl-C, SIGTERM), it cancels the Client's futures.
     """
     client = _active_client()
     if client is None:
@@ -107,8 +110,12 @@ def compute_all(collections: Sequence[Any]) -> None:
     from distributed import wait
 
     futures = client.compute(list(collections))
-    wait(futures)
-    client.gather(futures)
+    try:
+        wait(futures)
+        client.gather(futures)
+    except BaseException:
+        client.cancel(futures)
+        raise
 
 
 def _active_client() -> Any:
@@ -144,6 +151,7 @@ def to_zarr(tree: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
         if array.dtype.name == "bfloat16":
             raise InvalidArgumentError(f"parameter {name!r} is bfloat16, which zarr cannot hold; use to_safetensors")
     target = _new_target(path)
+    free_space_for(target, sum(array.nbytes for array in leaves.values()))
     with replacing(target) as temporary:
         stores = [da.to_zarr(array, str(temporary), component=name, compute=False) for name, array in leaves.items()]
         compute_all(stores)
@@ -171,10 +179,12 @@ def to_safetensors(
     infos = [TensorInfo(name, tuple(int(d) for d in array.shape), array.dtype.name) for name, array in leaves.items()]
     header = safetensors_header(infos, metadata)
     target = _new_target(path)
+    size = planned_size(infos, "safetensors", metadata)
+    free_space_for(target, size)
     with replacing(target) as temporary:
         with open(temporary, "wb") as file:
             file.write(header)
-            file.truncate(len(header) + sum(info.nbytes for info in infos))
+            _allocate(file.fileno(), size)
         sources, targets, offset = [], [], len(header)
         for info, array in zip(infos, leaves.values(), strict=True):
             if info.nbytes:
@@ -185,3 +195,17 @@ def to_safetensors(
         with open(temporary, "rb+") as file:
             os.fsync(file.fileno())
     return target
+
+
+def _allocate(descriptor: int, size: int) -> None:
+    """Makes the file `size` bytes long with its blocks allocated, so that writes through a memory map
+    cannot meet a full disk (which would be a SIGBUS); a full disk raises OSError here instead.
+    Where the system cannot allocate ahead, the file is only extended."""
+    if hasattr(os, "posix_fallocate"):
+        try:
+            os.posix_fallocate(descriptor, 0, size)
+            return
+        except OSError as error:
+            if error.errno not in (errno.EINVAL, errno.EOPNOTSUPP):
+                raise
+    os.ftruncate(descriptor, size)
