@@ -4,13 +4,13 @@
     initreg -m init=lecun_normal,he_normal seed=1,2
     initreg list                              # initreg.listing.print_listing()
 
-The `init` group comes from the same two config sources any Hydra app gets from initreg's search-path
-plugin (hydra_plugins/initreg_searchpath), which configs/config.yaml lists in hydra.searchpath so that
-the command works with the plugin turned off too: pkg://initreg.configs.public (presets such as
-gpt2_normal, which win over a plugin's name) and initreg://, whose ``init/<name>`` is the structured
-config (initreg.schemas) of every registered initializer name and alias, plugins' included. The
-command's own `backend` group gets every registered backend name at start-up (``{name: <name>}`` in
-Hydra's ConfigStore) unless configs/backend/ ships a yaml of that name.
+The `init` group comes from the config source any Hydra app gets from initreg's search-path plugin
+(hydra_plugins/initreg_searchpath), initreg://, which configs/config.yaml lists in hydra.searchpath so
+that the command works with the plugin turned off too: it serves the presets of initreg.configs.public
+(such as gpt2_normal, which win over a plugin's name) and, as ``init/<name>``, the structured config
+(initreg.schemas) of every registered initializer name and alias, plugins' included. The command's own
+`backend` group gets every registered backend name at start-up (``{name: <name>}`` in Hydra's
+ConfigStore) unless configs/backend/ ships a yaml of that name.
 
 Overrides are code: the command refuses `hydra.callbacks` overrides, which call arbitrary functions.
 Bad input ends the command with exit code 2 and one line on stderr; HYDRA_FULL_ERROR=1 shows the

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SOURCES = ("pyproject.toml", "README.md", "initreg", "configs")
+SOURCES = ("pyproject.toml", "README.md", "initreg", "configs", "hydra_plugins")
 
 
 def run(*command: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -1,17 +1,19 @@
-"""Every Hydra app sees initreg's config groups: ``init`` (every registered initializer) and the public configs.
+"""Every Hydra app sees initreg's config groups: ``init`` (every registered initializer) and ``recipe``.
 
-Hydra imports this module in every app (it scans the hydra_plugins namespace package), so it imports
-nothing but Hydra at import time; initreg itself is imported only when the ``init`` group is asked for.
+Hydra imports this module in every app (it scans the hydra_plugins namespace package) and asks every
+config source about every config it looks for, so this module imports nothing but Hydra, and initreg
+itself is imported only when a path under one of initreg's groups is asked for.
 
-- `InitregSearchPathPlugin` appends two config sources to each app's search path, after the app's own:
-  ``pkg://initreg.configs.public`` (presets such as ``init/gpt2_normal`` and the ``recipe`` group) and
-  ``initreg://``. Set ``INITREG_HYDRA_PLUGIN=0`` to turn it off.
-- `InitregConfigSource` (the ``initreg://`` scheme) serves ``init/<name>`` for every registered
-  initializer name and alias, plugins' included: plugins are listed by their entry points and loaded
-  only when their node is asked for. A node is the initializer's structured config (initreg.schemas).
+- `InitregSearchPathPlugin` appends the ``initreg://`` source to each app's search path, after the app's
+  own configs. Set ``INITREG_HYDRA_PLUGIN=0`` to turn it off.
+- `InitregConfigSource` (the ``initreg://`` scheme) serves the groups `GROUPS`: every yaml in them in
+  the public config package initreg.configs.public (presets such as ``init/gpt2_normal``, recipes),
+  and ``init/<name>`` for every registered initializer name and alias, plugins' included, whose node is
+  the initializer's structured config (initreg.schemas); a preset of the same name wins. Plugins are
+  listed by their entry points and loaded only when their node is asked for.
 
-An app's own configs win: its search-path entries come first, and a name it stores in Hydra's
-ConfigStore under ``init`` is left to it.
+An app's own configs win: its search-path entries come first, and a config it stores in Hydra's
+ConfigStore under one of these groups is left to it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from hydra._internal.core_plugins.importlib_resources_config_source import ImportlibResourcesConfigSource
 from hydra.core.config_search_path import ConfigSearchPath
 from hydra.core.config_store import ConfigStore
 from hydra.core.object_type import ObjectType
@@ -29,30 +32,31 @@ SWITCH = "INITREG_HYDRA_PLUGIN"  # "0" turns the plugin off
 OFF = ("0", "false", "no", "off")
 PROVIDER = "initreg"
 SCHEME = "initreg"
-GROUP = "init"
+SOURCE = f"{SCHEME}://"
+INIT = "init"
+GROUPS = (INIT, "recipe")  # the top-level groups served: a new folder in configs/public/ is listed here
 PUBLIC = "pkg://initreg.configs.public"
-COMMAND = "pkg://initreg.configs"  # the initreg command's own config dir, which lists both sources itself
-SOURCES = (PUBLIC, f"{SCHEME}://")
+COMMAND = "pkg://initreg.configs"  # the initreg command's own config dir, which lists initreg:// itself
 
 
 class InitregSearchPathPlugin(SearchPathPlugin):
-    """Appends initreg's public configs and the ``initreg://`` source, unless turned off or already there."""
+    """Appends the ``initreg://`` source, unless turned off or already there."""
 
     def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
         if os.environ.get(SWITCH, "1").strip().lower() in OFF:
             return
-        if any(element.path in (*SOURCES, COMMAND) for element in search_path.get_path()):
+        if any(element.path in (SOURCE, COMMAND) for element in search_path.get_path()):
             return
-        for path in SOURCES:
-            search_path.append(PROVIDER, path)
+        search_path.append(PROVIDER, SOURCE)
 
 
 class InitregConfigSource(ConfigSource):
-    """The ``init`` group: ``init/<name>`` for every registered initializer name and alias."""
+    """initreg's groups: the public package's yaml files, and ``init/<name>`` for every registered initializer."""
 
     def __init__(self, provider: str, path: str) -> None:
         super().__init__(provider=provider, path=path)
         self._names: set[str] | None = None
+        self._package: ConfigSource | None = None
 
     @staticmethod
     def scheme() -> str:
@@ -62,35 +66,57 @@ class InitregConfigSource(ConfigSource):
         return True
 
     def is_group(self, config_path: str) -> bool:
-        return config_path.strip("/") in ("", GROUP)
+        path = config_path.strip("/")
+        return path in ("", *GROUPS) or (_ours(path) and self._public().is_group(path))
 
     def is_config(self, config_path: str) -> bool:
-        name = _option(config_path)
-        return name is not None and not _stored_by_the_app(name) and name in self._registered()
+        path = _normalized(config_path)
+        if not _ours(path) or _stored_by_the_app(path):
+            return False
+        return self._public().is_config(path) or self._initializer(path) is not None
 
     def list(self, config_path: str, results_filter: ObjectType | None) -> list[str]:
         path = config_path.strip("/")
-        if path == "" and results_filter in (None, ObjectType.GROUP):
-            return [GROUP]
-        if path == GROUP and results_filter in (None, ObjectType.CONFIG):
-            return sorted(name for name in self._registered() if not _stored_by_the_app(name))
-        return []
+        if path == "":
+            return list(GROUPS) if results_filter in (None, ObjectType.GROUP) else []
+        if not _ours(path):
+            return []
+        found = set(self._public().list(path, results_filter)) if self._public().is_group(path) else set()
+        if path == INIT and results_filter in (None, ObjectType.CONFIG):
+            found |= self._registered()
+        return sorted(name for name in found if not _stored_by_the_app(f"{path}/{name}"))
 
     def load_config(self, config_path: str) -> ConfigResult:
+        path = _normalized(config_path)
+        if self._public().is_config(path):
+            result = self._public().load_config(path)
+            result.provider, result.path = self.provider, self.full_path()
+            return result
+        name = self._initializer(path)
+        if name is None:
+            raise ConfigLoadError(f"{SOURCE} has no config {config_path!r}")
         from omegaconf import OmegaConf
 
         from initreg.errors import InitregError
         from initreg.schemas import node
 
-        name = _option(config_path)
-        if name is None:
-            raise ConfigLoadError(f"{SCHEME}:// has no config {config_path!r}; it serves {GROUP}/<name>")
         try:
             config = OmegaConf.structured(node(name))
         except InitregError as error:  # a plugin that failed to load, say
-            raise ConfigLoadError(f"{GROUP}/{name}: {error}") from error
+            raise ConfigLoadError(f"{INIT}/{name}: {error}") from error
         header: dict[str, Any] = {"package": None}
-        return ConfigResult(provider=self.provider, path=f"{SCHEME}://{self.path}", config=config, header=header)
+        return ConfigResult(provider=self.provider, path=self.full_path(), config=config, header=header)
+
+    def _public(self) -> ConfigSource:
+        """Hydra's own pkg:// source for initreg.configs.public (which imports initreg on first use)."""
+        if self._package is None:
+            self._package = ImportlibResourcesConfigSource(self.provider, PUBLIC)
+        return self._package
+
+    def _initializer(self, path: str) -> str | None:
+        """The initializer name of ``init/<name>`` if it is registered, else None."""
+        group, _, name = path.rpartition("/")
+        return name if group == INIT and name in self._registered() else None
 
     def _registered(self) -> set[str]:
         """Every initializer name and alias, read once per source (Hydra makes one per composition)."""
@@ -101,12 +127,15 @@ class InitregConfigSource(ConfigSource):
         return self._names
 
 
-def _option(config_path: str) -> str | None:
-    """The option name of ``init/<name>`` (with or without .yaml), or None for any other path."""
-    group, _, name = config_path.strip("/").removesuffix(".yaml").rpartition("/")
-    return name if group == GROUP and name else None
+def _normalized(config_path: str) -> str:
+    return config_path.strip("/").removesuffix(".yaml")
 
 
-def _stored_by_the_app(name: str) -> bool:
-    """Whether the app stored init/<name> in Hydra's ConfigStore (searched after plugins' sources)."""
-    return ConfigStore.instance().get_type(f"{GROUP}/{name}.yaml") == ObjectType.CONFIG
+def _ours(path: str) -> bool:
+    """Whether `path` is one of initreg's groups or lies under one."""
+    return path.partition("/")[0] in GROUPS
+
+
+def _stored_by_the_app(path: str) -> bool:
+    """Whether the app stored the config `path` in Hydra's ConfigStore (searched after plugins' sources)."""
+    return ConfigStore.instance().get_type(f"{path}.yaml") == ObjectType.CONFIG
