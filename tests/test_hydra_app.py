@@ -31,6 +31,8 @@ from tests.test_wheel import build_wheel, fresh_venv, run
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "hydra_app"
 SHAPES = {"hidden.weight": (16, 8), "hidden.bias": (16,), "out.weight": (4, 16), "out.bias": (4,)}
+PROBE = "configs/public/recipe/probe.yaml"
+PROBE_RECIPE = '# @package _global_\nrules:\n  probe: {match: "*.bias", init: ones}\n'
 NOT_IMPORTED = ("initreg", "numpy", "numba", "torch", "initreg_extra", "initreg_torch")
 
 
@@ -306,7 +308,7 @@ def built_plugin_wheel(workspace: Path) -> Path:
 
 @pytest.mark.wheel
 def test_the_example_app_from_the_wheels_in_a_fresh_venv(tmp_path: Path) -> None:
-    wheels = [build_wheel(tmp_path / "initreg"), built_plugin_wheel(tmp_path / "plugin")]
+    wheels = [build_wheel(tmp_path / "initreg", {PROBE: PROBE_RECIPE}), built_plugin_wheel(tmp_path / "plugin")]
     python = fresh_venv(tmp_path / "venv")
     run(python, "-m", "pip", "install", "--no-deps", "--no-index", *wheels, cwd=tmp_path)
     where = run(
@@ -321,3 +323,7 @@ def test_the_example_app_from_the_wheels_in_a_fresh_venv(tmp_path: Path) -> None
         folder = tmp_path / "cases" / name
         folder.mkdir(parents=True)
         case(app, folder)
+    # a yaml in configs/public/recipe/ ships and is served as a recipe option, with no code for it
+    out = app.ok("+recipe=probe", "save=w.safetensors", cwd=tmp_path)
+    assert "hidden.bias [16] rule=probe Ones()" in out
+    assert_weights(tmp_path / "w.safetensors", expected("he_normal", 0, biases="ones"))
