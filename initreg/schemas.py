@@ -39,7 +39,7 @@ import typing
 from collections.abc import Callable, Mapping, MutableMapping, MutableSequence, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Optional, Union, cast
 
-from initreg.errors import InvalidArgumentError
+from initreg.errors import InitregError, InvalidArgumentError
 from initreg.registry import initializers
 
 if TYPE_CHECKING:
@@ -112,7 +112,10 @@ def __getattr__(attribute: str) -> type:
     """The dataclass ``init/<name>`` or its Enum ``init/<name>:<argument>``, built if need be (for unpickling)."""
     if attribute.startswith(PREFIX):
         name, _, argument = attribute.removeprefix(PREFIX).partition(":")
-        found = schema(name)
+        try:
+            found = schema(name)
+        except InitregError as error:
+            raise AttributeError(f"module {__name__!r} has no attribute {attribute!r}: {error}") from error
         if not argument:
             return found
         if attribute in _choices:

@@ -254,6 +254,12 @@ def test_list_prints_the_registry() -> None:
         (["model=file", "model.path=missing.safetensors"], ["'missing.safetensors'", "No such file"]),
         (["output=params.pt"], ["'params.pt'", "'.npz'"]),
         (["sed=3"], ["'sed'", "+sed=3"]),
+        (["init=variance_scaling", "init.mode=fan_avgg"], ["init.mode=fan_avgg", "'fan_avgg'", "fan_geo_avg"]),
+        (["init=he_normal", "init.scael=2"], ["init.scael", "Key 'scael' not in 'init/he_normal'"]),
+        (["init.seed=3"], ["seed=3", "the tree's seed decides"]),
+        (['+rules.x={match:"*.kernel",init:{name:he_normal,seed:1}}'], ["rule 'x'", "the tree's seed decides"]),
+        (["+hydra.callbacks.x={_target_:pathlib.Path.write_text,self:x.pth,data:x}"], ["hydra.callbacks", "refused"]),
+        (["hydra/callbacks=x"], ["hydra.callbacks", "refused"]),
     ],
 )
 def test_bad_input_gives_one_line_and_no_file(tmp_path: Path, arguments: list[str], named: list[str]) -> None:
