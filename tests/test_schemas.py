@@ -119,10 +119,13 @@ def test_a_node_checks_values_and_gives_plain_values_to_the_constructor(probe: s
     assert type(made.config["mode"]) is str
 
 
-def test_variance_scaling_offers_its_modes_and_distributions() -> None:
+def test_variance_scaling_and_a_plugin_offer_their_choices() -> None:
     found = fields("variance_scaling")
     assert [m.name for m in found["mode"].type] == list(MODES)
     assert [m.name for m in found["distribution"].type] == [*DISTRIBUTIONS, "normal"]
+    stft = fields("stft")  # a plugin's choices, one of them None
+    assert [m.name for m in stft["side"].type] == ["real", "imag"]
+    assert [m.name for m in stft["scaling"].type.__args__[0]] == ["density", "spectrum"]
     node = OmegaConf.structured(schemas.node("variance_scaling"))
     node.scale, node.mode, node.distribution, node.input_axes, node.output_axes = 2, "fan_avg", "uniform", [0], [1]
     expected = initreg.VarianceScaling(2.0, "fan_avg", "uniform", input_axes=[0], output_axes=[1])
