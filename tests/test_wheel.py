@@ -69,6 +69,7 @@ def test_the_wheel_runs_initreg_from_a_fresh_venv(tmp_path: Path) -> None:
     }
     expected |= {p.relative_to(REPO).as_posix() for p in (REPO / "hydra_plugins").rglob("*.py")}
     assert expected <= shipped, f"missing from the wheel: {sorted(expected - shipped)}"
+    assert "hydra_plugins/__init__.py" not in shipped  # a namespace package, shared with other Hydra plugins
 
     python = fresh_venv(tmp_path / "venv")
     run(python, "-m", "pip", "install", "--no-deps", "--no-index", wheel, cwd=tmp_path)
