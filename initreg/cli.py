@@ -4,13 +4,13 @@
     initreg -m init=lecun_normal,he_normal seed=1,2
     initreg list                              # initreg.listing.print_listing()
 
-The `init` group comes from the config source any Hydra app gets from initreg's search-path plugin
-(hydra_plugins/initreg_searchpath), initreg://, which configs/config.yaml lists in hydra.searchpath so
-that the command works with the plugin turned off too: it serves the presets of initreg.configs.public
-(such as gpt2_normal, which win over a plugin's name) and, as ``init/<name>``, the structured config
-(initreg.schemas) of every registered initializer name and alias, plugins' included. The command's own
-`backend` group gets every registered backend name at start-up (``{name: <name>}`` in Hydra's
-ConfigStore) unless configs/backend/ ships a yaml of that name.
+The `init` group comes from initreg's Hydra plugin (hydra_plugins/initreg_searchpath), the same one
+any Hydra app gets: its config source initreg:// serves the presets of initreg.configs.public (such
+as gpt2_normal, which win over a plugin's name) and, as ``init/<name>``, the structured config
+(initreg.schemas) of every registered initializer name and alias, plugins' included. The command
+registers the plugin itself, so it works where Hydra's plugin scan misses it, and the plugin's switch
+does not apply to it. The command's own `backend` group gets every registered backend name at start-up
+(``{name: <name>}`` in Hydra's ConfigStore) unless configs/backend/ ships a yaml of that name.
 
 Overrides are code: the command refuses `hydra.callbacks` overrides, which call arbitrary functions.
 Bad input ends the command with exit code 2 and one line on stderr; HYDRA_FULL_ERROR=1 shows the
@@ -121,14 +121,15 @@ def _shipped_options(package: str, group: str) -> set[str]:
     return {item.name.removesuffix(".yaml") for item in folder.iterdir() if item.name.endswith(".yaml")}
 
 
-def _use_initreg_sources() -> None:
-    """Registers the initreg:// config source with Hydra (its plugin scan misses some editable installs)
-    and warns about a plugin's initializer name that a public preset hides."""
+def _use_initreg_plugin() -> None:
+    """Registers initreg's Hydra plugin (in case Hydra's scan of hydra_plugins missed it) and warns about
+    a plugin's initializer name that a public preset hides."""
     from hydra.core.plugins import Plugins
 
-    from hydra_plugins.initreg_searchpath.initreg_searchpath import InitregConfigSource
+    from hydra_plugins.initreg_searchpath.initreg_searchpath import InitregConfigSource, InitregSearchPathPlugin
 
     Plugins.instance().register(InitregConfigSource)
+    Plugins.instance().register(InitregSearchPathPlugin)  # appends initreg:// once, even if also scanned
     presets = _shipped_options(PUBLIC_PACKAGE, "init")
     for name, origin in registry.initializers.available().items():
         if name in presets and origin != registry.BUILT_IN:
@@ -389,7 +390,7 @@ def main() -> None:
     _refuse_callbacks(sys.argv[1:])
     app = hydra.main(config_path=f"pkg://{CONFIG_PACKAGE}", config_name="config", version_base="1.3")(initialize)
     with _reported_errors():
-        _use_initreg_sources()
+        _use_initreg_plugin()
         store_backend_options()
         app()
 

@@ -69,9 +69,7 @@ def make(name: str, **config: Any) -> Initializer:
     """The initializer registered as `name`, built from `config`: the `_target_` of every dataclass."""
     from initreg.registry import get
 
-    initializer = get({"name": name, **config})
-    assert initializer is not None
-    return initializer  # type: ignore[return-value]  # a mapping always gives an Initializer
+    return cast("Initializer", get({"name": name, **config}))  # a mapping always gives an Initializer
 
 
 def schema(name: str) -> type:
@@ -127,6 +125,7 @@ def __getattr__(attribute: str) -> type:
 
 
 def _dataclass(name: str, cls: type) -> type:
+    """The dataclass ``init/<name>``: _target_, name, then one field per constructor argument."""
     qualname = PREFIX + name
     fields: list[tuple[str, Any, Any]] = [
         ("_target_", str, dataclasses.field(default=TARGET)),

@@ -235,6 +235,21 @@ def test_a_plugin_initializer_is_selectable_by_name_with_its_parameters(tmp_path
     assert "hides the init 'gpt2_normal' registered by initreg-box-plugin" in done.stderr
 
 
+@pytest.mark.parametrize("switch", ["1", "0"])
+def test_help_lists_the_init_group_whether_or_not_the_hydra_plugin_is_switched_off(tmp_path: Path, switch: str) -> None:
+    env = {**os.environ, "INITREG_HYDRA_PLUGIN": switch}
+    done = subprocess.run([str(INITREG), "--help"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    (line,) = [line for line in done.stdout.splitlines() if line.startswith("init: ")]
+    assert {"he_normal", "HeNormal", "gpt2_normal", "delta_orthogonal"} <= set(line.removeprefix("init: ").split(", "))
+    done = subprocess.run(
+        [str(INITREG), "init=torch_default", "dry_run=true"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "torch_default()" in done.stdout
+
+
 def test_list_prints_the_registry() -> None:
     done = subprocess.run([str(INITREG), "list"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

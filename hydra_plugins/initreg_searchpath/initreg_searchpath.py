@@ -5,7 +5,8 @@ config source about every config it looks for, so this module imports nothing bu
 itself is imported only when a path under one of initreg's groups is asked for.
 
 - `InitregSearchPathPlugin` appends the ``initreg://`` source to each app's search path, after the app's
-  own configs. Set ``INITREG_HYDRA_PLUGIN=0`` to turn it off.
+  own configs. Set ``INITREG_HYDRA_PLUGIN=0`` to turn it off (except for the initreg command, whose
+  `init` group it is).
 - `InitregConfigSource` (the ``initreg://`` scheme) serves the groups `GROUPS`: every yaml in them in
   the public config package initreg.configs.public (presets such as ``init/gpt2_normal``, recipes),
   and ``init/<name>`` for every registered initializer name and alias, plugins' included, whose node is
@@ -36,18 +37,18 @@ SOURCE = f"{SCHEME}://"
 INIT = "init"
 GROUPS = (INIT, "recipe")  # the top-level groups served: a new folder in configs/public/ is listed here
 PUBLIC = "pkg://initreg.configs.public"
-COMMAND = "pkg://initreg.configs"  # the initreg command's own config dir, which lists initreg:// itself
+COMMAND = "pkg://initreg.configs"  # the initreg command's own config dir: its init group is initreg://
 
 
 class InitregSearchPathPlugin(SearchPathPlugin):
-    """Appends the ``initreg://`` source, unless turned off or already there."""
+    """Appends the ``initreg://`` source unless it is there or the switch is off (the command gets it anyway)."""
 
     def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
-        if os.environ.get(SWITCH, "1").strip().lower() in OFF:
+        paths = [element.path for element in search_path.get_path()]
+        if SOURCE in paths:
             return
-        if any(element.path in (SOURCE, COMMAND) for element in search_path.get_path()):
-            return
-        search_path.append(PROVIDER, SOURCE)
+        if COMMAND in paths or os.environ.get(SWITCH, "1").strip().lower() not in OFF:
+            search_path.append(PROVIDER, SOURCE)
 
 
 class InitregConfigSource(ConfigSource):
@@ -67,7 +68,7 @@ class InitregConfigSource(ConfigSource):
 
     def is_group(self, config_path: str) -> bool:
         path = config_path.strip("/")
-        return path in ("", *GROUPS) or (_ours(path) and self._public().is_group(path))
+        return path in ("", INIT) or (_ours(path) and self._public().is_group(path))
 
     def is_config(self, config_path: str) -> bool:
         path = _normalized(config_path)
@@ -78,7 +79,8 @@ class InitregConfigSource(ConfigSource):
     def list(self, config_path: str, results_filter: ObjectType | None) -> list[str]:
         path = config_path.strip("/")
         if path == "":
-            return list(GROUPS) if results_filter in (None, ObjectType.GROUP) else []
+            groups = [group for group in GROUPS if self.is_group(group)]
+            return groups if results_filter in (None, ObjectType.GROUP) else []
         if not _ours(path):
             return []
         found = set(self._public().list(path, results_filter)) if self._public().is_group(path) else set()
