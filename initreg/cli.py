@@ -4,13 +4,15 @@
     initreg -m init=lecun_normal,he_normal seed=1,2
     initreg list                              # initreg.listing.print_listing()
 
-Plugins cannot ship yaml in configs/, so every name and alias in the initializer and backend
-registries becomes a Hydra config-group option at start-up: ``init/<name>`` holds ``{name: <name>}``
-plus the constructor's defaults (so ``init.scale=2`` overrides one), ``backend/<name>`` holds
-``{name: <name>}``. They go into Hydra's ConfigStore, a config source Hydra searches next to
-configs/; a yaml file of the same name in configs/<group>/ wins. So a newly installed plugin is
-selectable at once, and Hydra's own validation, help and tab completion see every name.
+The `init` group comes from initreg's Hydra plugin (hydra_plugins/initreg_searchpath), the same one
+any Hydra app gets: its config source initreg:// serves the presets of initreg.configs.public (such
+as gpt2_normal, which win over a plugin's name) and, as ``init/<name>``, the structured config
+(initreg.schemas) of every registered initializer name and alias, plugins' included. The command
+registers the plugin itself, so it works where Hydra's plugin scan misses it, and the plugin's switch
+does not apply to it. The command's own `backend` group gets every registered backend name at start-up
+(``{name: <name>}`` in Hydra's ConfigStore) unless configs/backend/ ships a yaml of that name.
 
+Overrides are code: the command refuses `hydra.callbacks` overrides, which call arbitrary functions.
 Bad input ends the command with exit code 2 and one line on stderr, with nothing written (no file,
 no folder); HYDRA_FULL_ERROR=1 shows the traceback instead. Names from files are printed with their
 control characters escaped. In a multirun each job's file is named by the job's overrides, and
@@ -22,7 +24,6 @@ from __future__ import annotations
 import difflib
 import functools
 import hashlib
-import inspect
 import json
 import math
 import os
@@ -49,6 +50,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 from initreg import __version__, io, registry, tree
 from initreg.dtypes import FLOAT_DTYPES
 from initreg.errors import InitregError, InvalidArgumentError, printable
+from initreg.schemas import plain
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -58,9 +60,8 @@ if TYPE_CHECKING:
     from initreg.tree import PlanEntry
 
 CONFIG_PACKAGE = "initreg.configs"
+PUBLIC_PACKAGE = "initreg.configs.public"
 EXIT_BAD_INPUT = 2
-MISSING = "???"  # OmegaConf's marker for a value that must be given
-PRIMITIVES = (type(None), bool, int, float, str)
 MAX_TENSORS = 1_000_000  # the most parameters a model config may make (GPT-2 XL has 580)
 MAX_NAME_BYTES = 255  # the longest file name most file systems take
 SAFE_IN_NAMES = "=,+~@"  # characters kept as they are in a job's file name, besides letters, digits and _.-
@@ -101,7 +102,10 @@ def _one_line(error: BaseException) -> str:
         return str(error).strip().splitlines()[0]
     if isinstance(error, OSError) and error.filename is not None:
         return f"{error.filename}: {error.strerror or error}"
-    return " ".join(str(error).split())  # Hydra's messages span lines
+    message = " ".join(str(error).split())  # Hydra's messages span lines
+    if isinstance(error.__cause__, OmegaConfBaseException):  # what was wrong with an override
+        message += ": " + _one_line(error.__cause__)
+    return message
 
 
 @contextmanager
@@ -124,59 +128,57 @@ def _show_warning(message: Warning | str, category: type[Warning], *_: Any, **__
 # --- registry names as config-group options ----------------------------------------------------
 
 
-def _shipped_options(group: str) -> set[str]:
-    folder = files(CONFIG_PACKAGE) / group
+def _shipped_options(package: str, group: str) -> set[str]:
+    folder = files(package) / group
     return {item.name.removesuffix(".yaml") for item in folder.iterdir() if item.name.endswith(".yaml")}
 
 
-def _constructor_defaults(cls: type) -> dict[str, Any]:
-    """The constructor's arguments with their defaults (MISSING if none), for `init.<argument>=` overrides.
+def _use_initreg_plugin() -> None:
+    """Registers initreg's Hydra plugin (in case Hydra's scan of hydra_plugins missed it) and warns about
+    a plugin's initializer name that a public preset hides."""
+    from hydra.core.plugins import Plugins
 
-    `seed` is left out: the tree's seed keys every parameter. Defaults that are not plain values are
-    left out too (set them with `+init.<argument>=`).
-    """
-    defaults: dict[str, Any] = {}
-    for name, parameter in inspect.signature(cls).parameters.items():
-        if name == "seed" or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
-            continue
-        default = parameter.default
-        if default is parameter.empty:
-            defaults[name] = MISSING
-        elif isinstance(default, PRIMITIVES):
-            defaults[name] = default
-        elif isinstance(default, (list, tuple)) and all(isinstance(item, PRIMITIVES) for item in default):
-            defaults[name] = list(default)
-    return defaults
+    from hydra_plugins.initreg_searchpath.initreg_searchpath import InitregConfigSource, InitregSearchPathPlugin
+
+    Plugins.instance().register(InitregConfigSource)
+    Plugins.instance().register(InitregSearchPathPlugin)  # appends initreg:// once, even if also scanned
+    presets = _shipped_options(PUBLIC_PACKAGE, "init")
+    for name, origin in registry.initializers.available().items():
+        if name in presets and origin != registry.BUILT_IN:
+            warnings.warn(
+                f"init={name} selects the preset init/{name}.yaml, "
+                f"which hides the init {name!r} registered by {origin}",
+                stacklevel=2,
+            )
 
 
-def store_registry_options() -> None:
-    """Adds every registered initializer and backend name, plugins' included, as an init/backend option."""
+def store_backend_options() -> None:
+    """Adds every registered backend name, plugins' included, as a backend option, unless configs/ ships it."""
     store = ConfigStore.instance()
-    shipped = _shipped_options("init")
-    for entry in registry.initializers.entries():
-        defaults = _constructor_defaults(entry.value)
-        for name in (entry.name, *entry.aliases):
-            _store_unless_shipped(store, "init", name, {"name": name, **defaults}, shipped, entry.origin)
-    shipped = _shipped_options("backend")
-    for backend in registry.backends.entries():
-        for name in (backend.name, *backend.aliases):
-            _store_unless_shipped(store, "backend", name, {"name": name}, shipped, backend.origin)
+    shipped = _shipped_options(CONFIG_PACKAGE, "backend")
+    for name in registry.backends.available():
+        if name not in shipped:
+            store.store(group="backend", name=name, node={"name": name})
 
 
-def _store_unless_shipped(
-    store: ConfigStore, group: str, name: str, node: dict[str, Any], shipped: set[str], origin: str
-) -> None:
-    """Stores group/name, unless configs/ ships it; a shipped yaml hiding a plugin's name is warned about."""
-    if name in shipped:
-        if origin == registry.BUILT_IN:  # initreg's own configs for its own names
-            return
-        warnings.warn(
-            f"{group}={name} selects configs/{group}/{name}.yaml, which hides the {group} {name!r} "
-            f"registered by {origin}",
-            stacklevel=2,
-        )
-        return
-    store.store(group=group, name=name, node=node)
+def _refuse_callbacks(overrides: Sequence[str]) -> None:
+    """Hydra's callbacks call any function a config names: the command takes none from the command line."""
+    for override in overrides:
+        key = override.lstrip("+~").partition("=")[0].replace("/", ".")
+        if key == "hydra.callbacks" or key.startswith("hydra.callbacks."):
+            _fail(f"{override!r}: hydra.callbacks overrides are refused (a callback runs arbitrary code)")
+
+
+def _refuse_initializer_seeds(rules: Mapping[str, Any]) -> None:
+    """An initializer's own seed would be ignored in a tree, whose seed keys every parameter: refused."""
+    for name, rule in rules.items():
+        init = rule.get("init") if isinstance(rule, Mapping) else None
+        seed = init.get("seed") if isinstance(init, Mapping) else None
+        if seed is not None:
+            raise InvalidArgumentError(
+                f"rule {name!r}: init seed={seed} is not used, since the tree's seed decides every parameter's "
+                f"values (with its path); set seed={seed} instead"
+            )
 
 
 # --- models ------------------------------------------------------------------------------------
@@ -431,7 +433,8 @@ def _draw(entries: Sequence[PlanEntry], settings: Mapping[str, Any], backend: Ba
 def initialize(cfg: DictConfig) -> None:
     """The Hydra task: plan the model's tree by the rules, draw it, write it, print the table."""
     with _reported_errors():
-        settings = cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True))
+        settings = cast(dict[str, Any], plain(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)))
+        _refuse_initializer_seeds(settings["rules"])
         spec, notes = model_spec(settings["model"])
         for note in notes:
             print(f"initreg: note: {printable(note)}", file=sys.stderr)
@@ -487,9 +490,11 @@ def main() -> None:
     warnings.showwarning = _show_warning
     for signum in io.TERMINATING_SIGNALS:  # unwinds, so that a half-written temporary file is removed
         signal.signal(signum, io.exit_on_signal)
+    _refuse_callbacks(sys.argv[1:])
     app = hydra.main(config_path=f"pkg://{CONFIG_PACKAGE}", config_name="config", version_base="1.3")(initialize)
     with _scratch_folder(), _reported_errors():
-        store_registry_options()
+        _use_initreg_plugin()
+        store_backend_options()
         app()
 
 

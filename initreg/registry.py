@@ -20,7 +20,7 @@ import inspect
 import signal
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -207,6 +207,19 @@ class Registry(Generic[T]):
         """Every canonical name with its aliases, plugins included."""
         return {e.name: e.aliases for e in self.entries()}
 
+    def available(self) -> dict[str, str]:
+        """Every name and alias, plugins' included, with the distribution it comes from, without loading any plugin.
+
+        A plugin is listed by its entry-point names until it is loaded; one that then fails to load
+        (with a PluginWarning) is unknown when asked for.
+        """
+        with _LOCK:
+            found = {name: self._entries[canonical].origin for name, canonical in self._lookup.items()}
+            for name, candidates in self._plugin_names().items():
+                first = min(candidates, key=lambda e: _distribution_name(e) != BUILT_IN)  # as _load_plugin picks
+                found.setdefault(name, _distribution_name(first))
+        return dict(sorted(found.items()))
+
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
@@ -335,19 +348,20 @@ def names() -> dict[str, tuple[str, ...]]:
 
 
 def get(identifier: Any, **config: Any) -> Initializer | Callable[..., Any] | None:
-    """An initializer from a name, alias, serialized dict, instance, class or callable.
+    """An initializer from a name, alias, mapping, instance, class or callable.
 
-    None gives None, as in Keras. Keyword arguments are config values: ``get("lecun_normal", seed=3)``.
+    A mapping is a Keras dict (with 'class_name') or ``{name, **config}``: a dict, or a Hydra node
+    such as ``cfg.init`` (its `_target_` is ignored). None gives None, as in Keras. Keyword arguments
+    are config values: ``get("lecun_normal", seed=3)``.
     """
     from initreg.initializers.base import Initializer
-    from initreg.serialization import deserialize
 
     if identifier is None:
         return None
     if isinstance(identifier, str):
         return initializers.get(identifier).from_config(config)
-    if isinstance(identifier, dict):
-        return deserialize(identifier, **config)
+    if isinstance(identifier, Mapping):
+        return _from_mapping(identifier, config)
     if isinstance(identifier, Initializer):
         return identifier.from_config({**identifier.get_config(), **config}) if config else identifier
     if inspect.isclass(identifier) and issubclass(identifier, Initializer):
@@ -357,8 +371,33 @@ def get(identifier: Any, **config: Any) -> Initializer | Callable[..., Any] | No
         return function
     raise InvalidArgumentError(
         f"could not interpret initializer identifier {identifier!r}; valid: a name such as 'lecun_normal', "
-        "a serialized dict, an Initializer instance or class, or a callable(shape, dtype=None)"
+        "a Keras dict or {name, **config}, an Initializer instance or class, or a callable(shape, dtype=None)"
     )
+
+
+def _from_mapping(mapping: Mapping[str, Any], config: dict[str, Any]) -> Initializer:
+    """An initializer from a Keras dict (with 'class_name') or from {name, **config}, such as a Hydra node.
+
+    OmegaConf containers are read as plain values; a `_target_` key is ignored.
+    """
+    from initreg.schemas import plain
+    from initreg.serialization import deserialize
+
+    settings = plain(mapping)
+    if "class_name" in settings:
+        return deserialize(settings, **config)
+    settings = {key: value for key, value in settings.items() if key != "_target_"}
+    name = settings.pop("name", None)
+    if not isinstance(name, str):
+        raise InvalidArgumentError(
+            f"initializer config {settings!r} needs a 'name' (e.g. {{name: variance_scaling, scale: 2}}) "
+            "or a Keras 'class_name'"
+        )
+    settings.update(config)
+    try:
+        return initializers.get(name).from_config(settings)
+    except TypeError as error:  # a plugin's constructor rejecting its arguments
+        raise InvalidArgumentError(f"initializer {name!r} rejected {settings!r}: {error}") from error
 
 
 def get_backend(backend: str | Backend | None = None) -> Backend:

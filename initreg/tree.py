@@ -39,6 +39,7 @@ from initreg.initializers.base import Array, Initializer, Shape, standardize_sha
 from initreg.initializers.variance_scaling import LAYOUTS, VarianceScaling, compute_fans
 from initreg.registry import get, get_backend
 from initreg.rng import derive_key
+from initreg.schemas import plain
 from initreg.slicing import slices_independently, stream_seed
 
 if TYPE_CHECKING:
@@ -221,28 +222,13 @@ def _rebuild(node: Any, prefix: str, flat: Mapping[str, Any]) -> Any:
 
 
 def _initializer(value: Any) -> Initializer:
-    """An Initializer from a name, {name, **config}, a Keras dict, or an instance."""
-    if isinstance(value, Mapping):
-        config = dict(value)
-        if "class_name" in config:
-            found = get(config)
-        elif isinstance(config.get("name"), str):
-            name = config.pop("name")
-            try:
-                found = get(name, **config)
-            except TypeError as error:  # a plugin's constructor rejecting its arguments
-                raise InvalidArgumentError(f"initializer {name!r} rejected {config!r}: {error}") from error
-        else:
-            raise InvalidArgumentError(
-                f"init {value!r} needs a 'name' (e.g. {{name: variance_scaling, scale: 2}}) or a Keras 'class_name'"
-            )
-    elif isinstance(value, (str, Initializer)):
-        found = get(value)
-    else:
+    """An Initializer from a name, {name, **config} (a Hydra node too), a Keras dict, or an instance."""
+    if not isinstance(value, (str, Initializer, Mapping)):
         raise InvalidArgumentError(
             f"init {value!r} is not an initializer; valid: a name, {{name: ..., **config}}, a Keras dict "
             "or an Initializer"
         )
+    found = get(value)
     if not isinstance(found, Initializer):
         raise InvalidArgumentError(f"init {value!r} is a plain callable; a tree needs an initreg Initializer")
     return found
@@ -276,12 +262,13 @@ def _rule(name: str, value: Mapping[str, Any]) -> Rule:
 def parse_rules(rules: Mapping[str, Mapping[str, Any] | Rule | None]) -> list[Rule]:
     """Rules in order from ``{name: {match, init, dtype?, layout?}}``; a rule set to None is dropped.
 
-    `init` is a registered name, ``{name: ..., **config}``, a Keras dict or an Initializer.
+    `init` is a registered name, ``{name: ..., **config}``, a Keras dict or an Initializer. `rules` may
+    be a Hydra node (an OmegaConf DictConfig, such as ``cfg.rules``).
     """
     if not isinstance(rules, Mapping):
         raise InvalidArgumentError(f"rules must be a mapping of rule names to {{match, init}}; got {rules!r}")
     parsed = []
-    for name, value in rules.items():
+    for name, value in plain(rules).items():
         if value is None:
             continue
         with _about(f"rule {name!r}"):

@@ -274,6 +274,21 @@ def test_a_plugin_initializer_is_selectable_by_name_with_its_parameters(tmp_path
     assert "hides the init 'gpt2_normal' registered by initreg-box-plugin" in done.stderr
 
 
+@pytest.mark.parametrize("switch", ["1", "0"])
+def test_help_lists_the_init_group_whether_or_not_the_hydra_plugin_is_switched_off(tmp_path: Path, switch: str) -> None:
+    env = {**os.environ, "INITREG_HYDRA_PLUGIN": switch}
+    done = subprocess.run([str(INITREG), "--help"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    (line,) = [line for line in done.stdout.splitlines() if line.startswith("init: ")]
+    assert {"he_normal", "HeNormal", "gpt2_normal", "delta_orthogonal"} <= set(line.removeprefix("init: ").split(", "))
+    done = subprocess.run(
+        [str(INITREG), "init=torch_default", "dry_run=true"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "torch_default()" in done.stdout
+
+
 def test_list_prints_the_registry() -> None:
     done = subprocess.run([str(INITREG), "list"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -293,6 +308,12 @@ def test_list_prints_the_registry() -> None:
         (["model=file", "model.path=missing.safetensors"], ["'missing.safetensors'", "No such file"]),
         (["output=params.pt"], ["'params.pt'", "'.npz'"]),
         (["sed=3"], ["'sed'", "+sed=3"]),
+        (["init=variance_scaling", "init.mode=fan_avgg"], ["init.mode=fan_avgg", "'fan_avgg'", "fan_geo_avg"]),
+        (["init=he_normal", "init.scael=2"], ["init.scael", "Key 'scael' not in 'init/he_normal'"]),
+        (["init.seed=3"], ["seed=3", "the tree's seed decides"]),
+        (['+rules.x={match:"*.kernel",init:{name:he_normal,seed:1}}'], ["rule 'x'", "the tree's seed decides"]),
+        (["+hydra.callbacks.x={_target_:pathlib.Path.write_text,self:x.pth,data:x}"], ["hydra.callbacks", "refused"]),
+        (["hydra/callbacks=x"], ["hydra.callbacks", "refused"]),
     ],
 )
 def test_bad_input_gives_one_line_and_no_file(tmp_path: Path, arguments: list[str], named: list[str]) -> None:

@@ -1,4 +1,5 @@
-"""Installs in fresh venvs: the built wheel on its own, and the README's two commands run in order.
+"""Installs in fresh venvs: the built wheel on its own (configs/ and the Hydra plugin ship inside it),
+and the README's two commands run in order.
 
 The wheel is built from a copy of the sources (so the checkout gets no build/ folder) and installed
 into a new venv that sees this environment's site-packages through a .pth file, so that numpy,
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import sysconfig
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -27,7 +29,7 @@ import pytest
 import initreg
 
 REPO = Path(__file__).resolve().parents[1]
-SOURCES = ("pyproject.toml", "README.md", "initreg", "configs")
+SOURCES = ("pyproject.toml", "README.md", "initreg", "configs", "hydra_plugins")
 NOT_INHERITED = ("PYTHONPATH", "HYDRA_FULL_ERROR", "VIRTUAL_ENV", "PYTHONDONTWRITEBYTECODE", "INITREG_CACHE_DIR")
 
 
@@ -39,14 +41,18 @@ def run(*command: str | Path, cwd: Path, timeout: float = 300, **environment: st
     return done
 
 
-def build_wheel(workspace: Path) -> Path:
+def build_wheel(workspace: Path, added: Mapping[str, str] | None = None) -> Path:
+    """The wheel built from a copy of the sources, with the files `added` (path: text) written into the copy."""
     source = workspace / "source"
     for name in SOURCES:
         if (REPO / name).is_dir():
             shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
-            source.mkdir(exist_ok=True)
+            source.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, source / name)
+    for name, text in (added or {}).items():
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_text(text)
     dist = workspace / "dist"
     run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", dist, source, cwd=workspace)
     (wheel,) = dist.glob("initreg-*.whl")
@@ -72,7 +78,9 @@ def test_the_wheel_runs_initreg_from_a_fresh_venv(tmp_path: Path) -> None:
     expected |= {
         f"initreg/configs/{p.relative_to(REPO / 'configs').as_posix()}" for p in (REPO / "configs").rglob("*.yaml")
     }
+    expected |= {p.relative_to(REPO).as_posix() for p in (REPO / "hydra_plugins").rglob("*.py")}
     assert expected <= shipped, f"missing from the wheel: {sorted(expected - shipped)}"
+    assert "hydra_plugins/__init__.py" not in shipped  # a namespace package, shared with other Hydra plugins
 
     python = fresh_venv(tmp_path / "venv")
     run(python, "-m", "pip", "install", "--no-deps", "--no-index", wheel, cwd=tmp_path)

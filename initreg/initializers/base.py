@@ -6,8 +6,8 @@ import inspect
 import math
 import numbers
 import random
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from initreg.dtypes import standardize_dtype
 from initreg.errors import InvalidArgumentError
@@ -96,6 +96,9 @@ class Initializer:
     Subclasses implement `generate`, which receives the random-stream key explicitly, so that a tree
     of parameters can key each one by (seed, path) while a direct call uses (self.seed, "").
     """
+
+    # constructor arguments that take one of a few strings, by name: Hydra checks them (initreg.schemas)
+    config_choices: ClassVar[Mapping[str, Sequence[str | None]]] = {}
 
     def __call__(
         self, shape: Sequence[int], dtype: Any = None, *, layout: str | None = None, backend: Any = None

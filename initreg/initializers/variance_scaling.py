@@ -12,8 +12,8 @@ sqrt(fan_in fan_out) by `mode`, and with s = scale / max(1, n):
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 from initreg.distributions import Distribution, NormalDist, TruncatedNormalDist, UniformDist
 from initreg.errors import InvalidArgumentError, choices
@@ -97,6 +97,11 @@ def _axes(name: str, axes: Any) -> list[int] | None:
 @register("variance_scaling", aliases=["VarianceScaling"])
 class VarianceScaling(RandomInitializer):
     """Keras's VarianceScaling, plus JAX's fan_geo_avg mode (see the module docstring for the math)."""
+
+    config_choices: ClassVar[Mapping[str, Sequence[str | None]]] = {
+        "mode": MODES,
+        "distribution": (*DISTRIBUTIONS, "normal"),  # "normal" is Keras's old name for truncated_normal
+    }
 
     def __init__(
         self,

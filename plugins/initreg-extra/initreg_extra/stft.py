@@ -13,7 +13,8 @@ Deterministic: no random stream is used.
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -50,6 +51,8 @@ def _window_values(window: str | list[float] | None, length: int, periodic: bool
 
 class STFT(Initializer):
     """Real or imaginary DFT kernels with a window (see the module docstring), as Keras 3 makes them."""
+
+    config_choices: ClassVar[Mapping[str, Sequence[str | None]]] = {"side": SIDES, "scaling": SCALINGS}
 
     def __init__(
         self,
