@@ -362,3 +362,28 @@ def test_non_default_truncation_is_in_the_config_and_round_trips(init, extra):
 def test_bad_truncation_arguments_are_clear_errors(cls, arguments, message):
     with pytest.raises(InvalidArgumentError, match=message):
         getattr(initreg, cls)(**arguments)
+
+
+@pytest.mark.parametrize("shape", [(16, 3, 3, 3), (64, 8, 3, 3), (8, 4, 5), (6, 10), (10, 6)])
+def test_orthogonal_in_torch_layout_is_torchs_orthogonal(shape):
+    """torch.nn.init.orthogonal_ makes weight.view(out, -1) (semi-)orthogonal; so does layout="torch"."""
+    torch = pytest.importorskip("torch")
+    gain = 1.5
+    theirs = torch.nn.init.orthogonal_(torch.empty(shape, dtype=torch.float64), gain=gain).view(shape[0], -1).numpy()
+    ours = initreg.Orthogonal(gain=gain, seed=1)(shape, dtype="float64", layout="torch").reshape(shape[0], -1)
+    for matrix in (theirs, ours):
+        rows, cols = matrix.shape
+        gram = matrix @ matrix.T if rows <= cols else matrix.T @ matrix
+        np.testing.assert_allclose(gram, gain**2 * np.eye(min(rows, cols)), atol=1e-12)
+    rows, cols = ours.shape
+    rms = float(np.sqrt(np.mean(theirs**2)))  # exact for an orthogonal matrix: gain / sqrt(max(rows, cols))
+    assert initreg.Orthogonal(gain=gain).target_std(shape, layout="torch") == pytest.approx(rms, rel=1e-9)
+    if len(shape) > 2:  # the Keras reading of the same shape is another matrix, not orthogonal in torch's view
+        keras_read = initreg.Orthogonal(gain=gain, seed=1)(shape, dtype="float64").reshape(shape[0], -1)
+        gram = keras_read @ keras_read.T if rows <= cols else keras_read.T @ keras_read
+        assert np.abs(gram - gain**2 * np.eye(min(rows, cols))).max() > 0.1
+
+
+def test_orthogonal_refuses_an_unknown_layout():
+    with pytest.raises(InvalidArgumentError, match="unknown layout 'tf'.*'keras', 'torch'"):
+        initreg.Orthogonal()((3, 3), layout="tf")

@@ -160,3 +160,10 @@ def test_a_zero_dimensional_parameter_is_filled_in_place(device):
     expected = init_tree({"scale": (), "linear.weight": (3, 4)}, rules, seed=2, layout="torch")
     assert module.scale.shape == () and module.scale.item() == float(expected["scale"])
     np.testing.assert_array_equal(module.linear.weight.detach().numpy(), expected["linear.weight"])
+
+
+def test_orthogonal_on_a_conv2d_gives_orthonormal_rows_as_torch_does():
+    conv = torch.nn.Conv2d(8, 16, 3)  # weight (16, 8, 3, 3): 16 rows of length 72
+    initialize(conv, {"w": {"match": "weight", "init": "orthogonal"}, "b": {"match": "bias", "init": "zeros"}}, seed=4)
+    rows = conv.weight.detach().double().view(16, -1).numpy()
+    np.testing.assert_allclose(rows @ rows.T, np.eye(16), atol=1e-5)
