@@ -57,9 +57,13 @@ class Constant(Initializer):
 
     dtypes: ClassVar[tuple[str, ...]] = FLOAT_DTYPES + EXACT_DTYPES
 
-    def __init__(self, value: Any = 0.0) -> None:
+    def __init__(self, value: Any = 0.0, *, broadcast: bool = True) -> None:
+        """`broadcast=False` makes only the value's own shape (what ``initreg.get(array)`` gives, as Keras's get)."""
+        if not isinstance(broadcast, bool):
+            raise InvalidArgumentError(f"Argument `broadcast` must be True or False. Received: {broadcast=!r}")
         value = _tensor_value(value)
         self.value = value.tolist() if hasattr(value, "tolist") else value
+        self.broadcast = broadcast
 
     def generate(self, shape: Shape, dtype: str, *, key: Key, backend: Backend, layout: str | None = None) -> Array:
         return backend.cast(backend.xp.asarray(self._broadcast(shape, dtype, backend), copy=True), dtype)
@@ -76,6 +80,10 @@ class Constant(Initializer):
         xp = backend.xp
         value = _exact_value(self.value, dtype) if dtype in EXACT_DTYPES else self.value
         value = xp.asarray(value, dtype=backend.compute_dtype(dtype))
+        if not self.broadcast and tuple(value.shape) != shape:
+            raise InvalidArgumentError(
+                f"this initializer holds an array of shape {tuple(value.shape)}; it cannot make shape {shape}"
+            )
         if not _broadcasts(tuple(value.shape), shape):  # checked here: libraries raise different errors
             raise InvalidArgumentError(
                 f"Constant value of shape {tuple(value.shape)} does not broadcast to shape {shape}"
@@ -89,7 +97,8 @@ class Constant(Initializer):
         return float(values.std()) if math.prod(shape) else 0.0
 
     def get_config(self) -> dict[str, Any]:
-        return {"value": self.value}
+        """Keras's config; broadcast is added only when it is False."""
+        return {"value": self.value} if self.broadcast else {"value": self.value, "broadcast": False}
 
 
 @register("zeros", aliases=["Zeros", "zero"])
