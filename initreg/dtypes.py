@@ -25,10 +25,10 @@ def standardize_dtype(dtype: Any, valid: tuple[str, ...] = FLOAT_DTYPES) -> str:
         return name
     if name in EXACT_DTYPES:
         raise InvalidArgumentError(
-            f"dtype {dtype!r} is not a floating dtype, and only the constants (Zeros, Ones, Constant) make "
+            f"dtype {name!r} is not a floating dtype, and only the constants (Zeros, Ones, Constant) make "
             f"integer or bool values; valid here: {choices(valid)}"
         )
-    raise InvalidArgumentError(f"dtype {dtype!r} is not a dtype initreg can produce; valid: {choices(valid)}")
+    raise InvalidArgumentError(f"dtype {name!r} is not a dtype initreg can produce; valid: {choices(valid)}")
 
 
 def _dtype_name(dtype: Any) -> str:
