@@ -287,3 +287,13 @@ def test_normal_means_truncated_as_in_keras_and_untruncated_is_jaxs_normal():
     assert np.abs(keras_normal).max() <= 2 * sigma / 0.87962566103423978
     assert np.abs(untruncated).max() > 4 * sigma and np.abs(jax_normal).max() > 4 * sigma
     assert stats.ks_2samp(untruncated.ravel(), jax_normal.ravel()).pvalue > 1e-3
+
+
+def test_a_sharded_complex_parameter_equals_the_unsharded_one(mesh):
+    shape, sharding = (16, 24), NamedSharding(mesh, PartitionSpec("x", "y"))
+    array = init_sharded("glorot_normal", shape, sharding, seed=9, path="w", dtype=jnp.complex64)
+    whole = parameter_slice(initreg.GlorotNormal(), shape, (), 9, "w", "complex64", None)
+    assert array.dtype == jnp.complex64
+    for shard in array.addressable_shards:
+        np.testing.assert_array_equal(np.asarray(shard.data), whole[shard.index])
+    np.testing.assert_array_equal(np.asarray(array), whole)

@@ -325,3 +325,16 @@ def test_reinitialize_gives_einsum_kernels_the_axes_of_their_equation():
         init = {"class_name": "LecunNormal", "config": {"input_axes": axes[0], "output_axes": axes[1]}}
         expected = init_slice(init, weights[path].shape, (), seed=1, path=path)
         np.testing.assert_array_equal(weights[path], expected, err_msg=path)
+
+
+def test_a_layer_with_initreg_initializers_quantizes_to_int8():
+    layer = keras.layers.Dense(8, kernel_initializer=initreg.LecunNormal(seed=1), bias_initializer=initreg.Zeros())
+    layer.build((None, 16))
+    kernel = np.asarray(layer.kernel.numpy())
+    layer.quantize("int8")
+    assert "int8" in {keras.backend.standardize_dtype(weight.dtype) for weight in layer.weights}
+    x = np.linspace(-1, 1, 32, dtype=np.float32).reshape(2, 16)
+    np.testing.assert_allclose(np.asarray(layer(x)), x @ kernel, atol=0.02)
+    _same_initializer(
+        keras.layers.Dense.from_config(layer.get_config()).kernel_initializer, initreg.LecunNormal(seed=1)
+    )
