@@ -221,7 +221,9 @@ class Sparse(RandomInitializer):
         xp = backend.xp
         values = backend.draw(self.distribution_for(shape), key, shape, dtype)
         words = xp.reshape(rng.words_range(key, 0, rows * cols, xp, stream=AUXILIARY_STREAM), shape)
-        ranks = xp.argsort(xp.argsort(words, axis=0, stable=True), axis=0, stable=True)  # each column's ranks
+        row = xp.reshape(xp.arange(rows, dtype=xp.uint64), (rows, 1))
+        distinct = (xp.astype(words, xp.uint64) << 32) | row  # ties broken by row, whatever the sort
+        ranks = xp.argsort(xp.argsort(distinct, axis=0), axis=0)  # each column's ranks
         return xp.where(ranks < self.zeros_per_column(shape), xp.zeros_like(values), values)
 
     def generate_slice(
