@@ -150,10 +150,76 @@ def test_every_float_dtype_works(name, dtype):
     assert np.all(np.isfinite(np.asarray(values, dtype=np.float64)))
 
 
-@pytest.mark.parametrize("dtype", ["int32", "uint8", "bool", "complex64", np.int64, "float8"])
-def test_non_float_dtype_is_a_clear_error(dtype):
-    with pytest.raises(InvalidArgumentError, match="not a floating dtype.*'float16', 'bfloat16', 'float32', 'float64'"):
+@pytest.mark.parametrize("dtype", ["int32", "uint8", "bool", np.int64])
+@pytest.mark.parametrize("name", ["LecunNormal", "RandomUniform", "TruncatedNormal", "Orthogonal", "Identity"])
+def test_only_constants_make_integer_and_bool_dtypes(name, dtype):
+    message = "not a floating dtype.*only the constants.*valid here: 'float16', 'bfloat16', 'float32', 'float64'$"
+    with pytest.raises(InvalidArgumentError, match=message):
+        getattr(initreg, name)()((2, 2), dtype=dtype)
+    with pytest.raises(InvalidArgumentError, match=message):
+        initreg.init_slice(name, (2, 2), (), seed=0, path="w", dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", ["complex64", "float8", "int4"])
+def test_other_dtypes_are_a_clear_error(dtype):
+    with pytest.raises(InvalidArgumentError, match=f"'{dtype}' is not a dtype initreg can produce.*'bool', 'int8'"):
         initreg.Zeros()((2, 2), dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", ["bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"])
+@pytest.mark.parametrize(
+    ("name", "value"), [("Zeros", None), ("Ones", None), ("Constant", 3.7), ("Constant", [0.0, 2.5])]
+)
+def test_constants_make_integer_and_bool_dtypes_as_keras_does(name, value, dtype):
+    arguments = {} if value is None else {"value": value}
+    ours = getattr(initreg, name)(**arguments)((3, 2), dtype=dtype)
+    theirs = np.asarray(getattr(keras.initializers, name)(**arguments)((3, 2), dtype=dtype))
+    assert ours.dtype == np.dtype(dtype) and theirs.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(ours, theirs)
+    np.testing.assert_array_equal(
+        initreg.init_slice(
+            name if value is None else {"class_name": name, "config": arguments},
+            (3, 2),
+            (slice(1, 3),),
+            seed=0,
+            path="w",
+            dtype=dtype,
+        ),
+        ours[1:3],
+    )
+
+
+def test_integer_constants_keep_every_bit_and_refuse_values_that_do_not_fit():
+    assert initreg.Constant(2**62 + 1)((2,), dtype="int64").tolist() == [2**62 + 1] * 2
+    assert initreg.Constant([-1.9, 1.9])((2,), dtype="int32").tolist() == [-1, 1]  # toward zero, as Keras casts
+    for value, dtype, message in [
+        (300, "int8", r"300 does not fit int8; valid: -128 \.\. 127"),
+        (-1, "uint8", "does not fit uint8; valid: 0 .. 255"),
+        (2.0**63, "int64", "does not fit int64"),
+        (float("nan"), "int32", "must be a finite number. Received: value=nan"),
+        ([1.0, float("inf")], "int16", r"must hold finite numbers. Received: value=\[1.0, inf\]"),
+    ]:
+        with pytest.raises(InvalidArgumentError, match=message):
+            initreg.Constant(value)((2,), dtype=dtype)
+    assert initreg.Constant(2.5)((1,), dtype="bool").tolist() == [True]
+
+
+def test_a_keras_layer_adds_integer_and_bool_weights_with_initreg_constants():
+    class State(keras.layers.Layer):
+        def build(self, input_shape):
+            self.codes = self.add_weight(shape=(4, 3), dtype="int8", initializer=initreg.Constant(-5), trainable=False)
+            self.count = self.add_weight(shape=(), dtype="int32", initializer=initreg.Zeros(), trainable=False)
+            self.mask = self.add_weight(shape=(3,), dtype="bool", initializer=initreg.Ones(), trainable=False)
+
+        def call(self, x):
+            return x
+
+    layer = State()
+    layer.build((None, 4))
+    assert keras.backend.standardize_dtype(layer.codes.dtype) == "int8"
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.codes), np.full((4, 3), -5, np.int8))
+    assert keras.ops.convert_to_numpy(layer.count).dtype == np.int32 and int(layer.count.numpy()) == 0
+    assert keras.ops.convert_to_numpy(layer.mask).tolist() == [True] * 3
 
 
 @pytest.mark.parametrize(
@@ -306,3 +372,146 @@ def test_shapes_beyond_numpy_s_rank_or_an_int64_size_are_refused():
     with pytest.raises(InvalidArgumentError, match=rf"has {2**64} elements; valid: at most 2\^63 - 1"):
         initreg.Zeros()((2**32, 2**32))
     assert initreg.Zeros()((1,) * 64).shape == (1,) * 64
+
+
+# Truncation: cutoff (relative to the mean) and absolute bounds [a, b]
+
+
+def test_truncated_std_factor_is_keras_literal_at_two_and_scipy_elsewhere():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    from initreg.initializers.variance_scaling import truncated_std_factor
+
+    assert truncated_std_factor(2.0) == 0.87962566103423978  # Keras's literal, bit for bit
+    assert truncated_std_factor(2.0) == pytest.approx(float(scipy_stats.truncnorm.std(-2, 2)), rel=1e-15)
+    for cutoff in [0.5, 1.0, 3.0, 4.5]:
+        assert truncated_std_factor(cutoff) == pytest.approx(
+            float(scipy_stats.truncnorm.std(-cutoff, cutoff)), rel=1e-13
+        )
+
+
+@pytest.mark.parametrize("cutoff", [1.0, 3.0])
+def test_truncated_normal_cutoff_is_scipys_truncnorm(cutoff):
+    scipy_stats = pytest.importorskip("scipy.stats")
+    mean, stddev = 0.5, 2.0
+    init = initreg.TruncatedNormal(mean, stddev, seed=7, cutoff=cutoff)
+    values = init((200_000,), dtype="float64")
+    assert values.min() >= mean - cutoff * stddev and values.max() <= mean + cutoff * stddev
+    expected = scipy_stats.truncnorm(-cutoff, cutoff, loc=mean, scale=stddev)
+    assert init.target_std((3,)) == pytest.approx(float(expected.std()), rel=1e-13)
+    assert scipy_stats.kstest(values, expected.cdf).pvalue > 1e-3
+    assert scipy_stats.kstest(values, scipy_stats.truncnorm(-2, 2, loc=mean, scale=stddev).cdf).pvalue < 1e-10
+
+
+@pytest.mark.parametrize(
+    ("mean", "std", "a", "b"), [(0.0, 1.0, -2.0, 2.0), (0.1, 0.7, -0.3, 1.9), (0.0, 0.02, -0.04, 0.04)]
+)
+def test_truncated_normal_absolute_bounds_are_torchs_trunc_normal(mean, std, a, b):
+    torch = pytest.importorskip("torch")
+    scipy_stats = pytest.importorskip("scipy.stats")
+    init = initreg.TruncatedNormal(mean, std, seed=3, a=a, b=b)
+    for dtype in ["float32", "float64"]:
+        values = init((100_000,), dtype=dtype)
+        assert values.min() >= a and values.max() <= b  # the written bounds themselves, never rounded past
+    values = init((100_000,), dtype="float64")
+    torch.manual_seed(0)
+    theirs = torch.nn.init.trunc_normal_(torch.empty(100_000, dtype=torch.float64), mean, std, a, b).numpy()
+    assert scipy_stats.ks_2samp(values, theirs).pvalue > 1e-3
+    expected = scipy_stats.truncnorm((a - mean) / std, (b - mean) / std, loc=mean, scale=std)
+    assert scipy_stats.kstest(values, expected.cdf).pvalue > 1e-3
+    assert init.target_std((5,)) == pytest.approx(float(expected.std()), rel=1e-12)
+
+
+def test_variance_scaling_cutoff_keeps_the_target_std_and_cuts_at_cutoff_sigma():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    shape, cutoff = (400, 500), 3.0
+    init = initreg.VarianceScaling(2.0, "fan_in", "truncated_normal", seed=1, cutoff=cutoff)
+    target = math.sqrt(2.0 / 400)
+    sigma = target / float(scipy_stats.truncnorm.std(-cutoff, cutoff))
+    assert init.target_std(shape) == pytest.approx(target, rel=1e-13)
+    values = init(shape, dtype="float64")
+    assert np.abs(values).max() <= cutoff * sigma
+    assert np.abs(values).max() > 2.5 * sigma  # not cut at Keras's 2 sigma
+    assert values.std() == pytest.approx(target, rel=0.01)
+    assert initreg.HeNormal(seed=1, cutoff=cutoff).distribution_for(shape) == init.distribution_for(shape)
+
+
+def test_default_truncation_is_unchanged_and_keras_reads_the_config():
+    import json
+
+    for ours, theirs in [
+        (initreg.TruncatedNormal(0.5, 0.1, seed=9), keras.initializers.TruncatedNormal(0.5, 0.1, seed=9)),
+        (initreg.VarianceScaling(seed=2), keras.initializers.VarianceScaling(seed=2)),
+        (initreg.LecunNormal(seed=3), keras.initializers.LecunNormal(seed=3)),
+    ]:
+        assert json.dumps(ours.get_config()) == json.dumps(theirs.get_config())
+        rebuilt = keras.initializers.deserialize(initreg.serialize(ours))
+        assert type(rebuilt) is type(theirs) and rebuilt.get_config() == theirs.get_config()
+    assert initreg.TruncatedNormal(seed=1).distribution_for((3,)) == initreg.distributions.TruncatedNormalDist(
+        0.0, 0.05
+    )
+
+
+@pytest.mark.parametrize(
+    ("init", "extra"),
+    [
+        (initreg.TruncatedNormal(seed=1, cutoff=3.0), {"cutoff": 3.0}),
+        (initreg.TruncatedNormal(0.1, 0.7, seed=1, a=-0.3, b=1.9), {"a": -0.3, "b": 1.9}),
+        (initreg.VarianceScaling(seed=1, cutoff=2.5), {"cutoff": 2.5}),
+        (initreg.GlorotNormal(seed=1, cutoff=1.5), {"cutoff": 1.5}),
+    ],
+    ids=repr,
+)
+def test_non_default_truncation_is_in_the_config_and_round_trips(init, extra):
+    config = init.get_config()
+    assert {key: config[key] for key in extra} == extra
+    rebuilt = type(init).from_config(config)
+    assert rebuilt == init and np.array_equal(rebuilt((7, 5)), init((7, 5)))
+    assert initreg.deserialize(initreg.serialize(init)) == init
+
+
+@pytest.mark.parametrize(
+    ("cls", "arguments", "message"),
+    [
+        ("TruncatedNormal", {"cutoff": 0.0}, r"`cutoff` must be > 0.*cutoff=0.0"),
+        ("TruncatedNormal", {"cutoff": -1}, r"`cutoff` must be > 0"),
+        ("TruncatedNormal", {"cutoff": float("inf")}, "`cutoff` must be a finite number"),
+        ("TruncatedNormal", {"cutoff": "2"}, "`cutoff` must be a finite number"),
+        ("TruncatedNormal", {"a": -1.0}, "`a` and `b` must be given together"),
+        ("TruncatedNormal", {"a": 1.0, "b": 1.0}, "`a` must be below `b`"),
+        ("TruncatedNormal", {"a": -1.0, "b": float("nan")}, "`b` must be a finite number"),
+        ("TruncatedNormal", {"a": -1.0, "b": 1.0, "cutoff": 3.0}, "either `cutoff`.*or `a` and `b`"),
+        ("TruncatedNormal", {"stddev": 0.0, "a": -1.0, "b": 1.0}, "`stddev` must be > 0 with absolute bounds"),
+        ("TruncatedNormal", {"stddev": 0.01, "a": 1.0, "b": 2.0}, "probability is 0"),
+        ("VarianceScaling", {"cutoff": float("nan")}, "`cutoff` must be a finite number"),
+        ("VarianceScaling", {"distribution": "uniform", "cutoff": 3.0}, "only to distribution='truncated_normal'"),
+        ("HeUniform", {"cutoff": 3.0}, "only to distribution='truncated_normal'"),
+    ],
+)
+def test_bad_truncation_arguments_are_clear_errors(cls, arguments, message):
+    with pytest.raises(InvalidArgumentError, match=message):
+        getattr(initreg, cls)(**arguments)
+
+
+@pytest.mark.parametrize("shape", [(16, 3, 3, 3), (64, 8, 3, 3), (8, 4, 5), (6, 10), (10, 6)])
+def test_orthogonal_in_torch_layout_is_torchs_orthogonal(shape):
+    """torch.nn.init.orthogonal_ makes weight.view(out, -1) (semi-)orthogonal; so does layout="torch"."""
+    torch = pytest.importorskip("torch")
+    gain = 1.5
+    theirs = torch.nn.init.orthogonal_(torch.empty(shape, dtype=torch.float64), gain=gain).view(shape[0], -1).numpy()
+    ours = initreg.Orthogonal(gain=gain, seed=1)(shape, dtype="float64", layout="torch").reshape(shape[0], -1)
+    for matrix in (theirs, ours):
+        rows, cols = matrix.shape
+        gram = matrix @ matrix.T if rows <= cols else matrix.T @ matrix
+        np.testing.assert_allclose(gram, gain**2 * np.eye(min(rows, cols)), atol=1e-12)
+    rows, cols = ours.shape
+    rms = float(np.sqrt(np.mean(theirs**2)))  # exact for an orthogonal matrix: gain / sqrt(max(rows, cols))
+    assert initreg.Orthogonal(gain=gain).target_std(shape, layout="torch") == pytest.approx(rms, rel=1e-9)
+    if len(shape) > 2:  # the Keras reading of the same shape is another matrix, not orthogonal in torch's view
+        keras_read = initreg.Orthogonal(gain=gain, seed=1)(shape, dtype="float64").reshape(shape[0], -1)
+        gram = keras_read @ keras_read.T if rows <= cols else keras_read.T @ keras_read
+        assert np.abs(gram - gain**2 * np.eye(min(rows, cols))).max() > 0.1
+
+
+def test_orthogonal_refuses_an_unknown_layout():
+    with pytest.raises(InvalidArgumentError, match="unknown layout 'tf'.*'keras', 'torch'"):
+        initreg.Orthogonal()((3, 3), layout="tf")

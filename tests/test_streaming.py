@@ -49,6 +49,12 @@ RULES = {
     "table": {"match": "table", "init": {"name": "constant", "value": [1.0, -2.0, 0.5]}, "dtype": "bfloat16"},
     "normal": {"match": "*.bias", "init": {"name": "random_normal", "stddev": 3}, "dtype": "float64"},
     "scales": {"match": "*.scale", "init": "ones"},
+    "bounded": {
+        "match": "block.1.dense.kernel",
+        "init": {"name": "truncated_normal", "mean": 0.1, "stddev": 0.7, "a": -0.3, "b": 1.9},
+        "dtype": "float64",
+    },
+    "cut": {"match": "conv.bias", "init": {"name": "he_normal", "cutoff": 3.0}},
 }
 GPT2_XL = {"layers": 48, "d_model": 1600, "vocab": 50257, "positions": 1024}
 

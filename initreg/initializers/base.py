@@ -9,7 +9,7 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from initreg.dtypes import standardize_dtype
+from initreg.dtypes import FLOAT_DTYPES, standardize_dtype
 from initreg.errors import InvalidArgumentError
 from initreg.rng import Key, derive_key
 
@@ -90,6 +90,14 @@ def non_negative(name: str, value: Any) -> float:
     return number
 
 
+def positive(name: str, value: Any) -> float:
+    """`value` as a float that must be finite and > 0."""
+    number = finite_number(name, value)
+    if number <= 0:
+        raise InvalidArgumentError(f"Argument `{name}` must be > 0. Received: {name}={value!r}")
+    return number
+
+
 class Initializer:
     """Makes an array of a given shape and dtype: ``init(shape, dtype=None)``.
 
@@ -99,11 +107,12 @@ class Initializer:
 
     # constructor arguments that take one of a few strings, by name: Hydra checks them (initreg.schemas)
     config_choices: ClassVar[Mapping[str, Sequence[str | None]]] = {}
+    dtypes: ClassVar[tuple[str, ...]] = FLOAT_DTYPES  # the dtypes it can make
 
     def __call__(
         self, shape: Sequence[int], dtype: Any = None, *, layout: str | None = None, backend: Any = None
     ) -> Array:
-        """An array of `shape` and `dtype` (float32 by default) on `backend` (NumPy by default).
+        """An array of `shape` and `dtype` (float32 by default; one of `self.dtypes`) on `backend` (NumPy by default).
 
         `layout` names the weight layout fans are computed for: "keras" (the default,
         [..., in, out]) or "torch" ([out, in, ...]).
@@ -111,8 +120,8 @@ class Initializer:
         from initreg.registry import get_backend
 
         return self.generate(
-            standardize_shape(shape), standardize_dtype(dtype), key=self.key(), backend=get_backend(backend),
-            layout=layout,
+            standardize_shape(shape), standardize_dtype(dtype, self.dtypes), key=self.key(),
+            backend=get_backend(backend), layout=layout,
         )  # fmt: skip
 
     def key(self, path: str = "") -> Key:

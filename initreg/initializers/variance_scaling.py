@@ -3,8 +3,9 @@
 For a weight with fans (fan_in, fan_out), n is fan_in, fan_out, (fan_in + fan_out)/2 or
 sqrt(fan_in fan_out) by `mode`, and with s = scale / max(1, n):
 
-- truncated_normal:   N(0, sigma^2) cut at +-2 sigma, sigma = sqrt(s) / 0.87962566103423978, so that the
-                      std after truncation is sqrt(s)
+- truncated_normal:   N(0, sigma^2) cut at +-cutoff sigma (cutoff 2 by default, as in Keras),
+                      sigma = sqrt(s) / c(cutoff) with c(cutoff) the std of a standard normal truncated to
+                      [-cutoff, cutoff] (c(2) = 0.87962566103423978), so that the std after truncation is sqrt(s)
 - untruncated_normal: N(0, s)
 - uniform:            U(-limit, limit), limit = sqrt(3 s)
 """
@@ -15,15 +16,22 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from initreg.distributions import Distribution, NormalDist, TruncatedNormalDist, UniformDist
+from initreg.distributions import DEFAULT_CUTOFF, Distribution, NormalDist, TruncatedNormalDist, UniformDist
 from initreg.errors import InvalidArgumentError, choices
-from initreg.initializers.base import RandomInitializer, Shape, float_or_inf
+from initreg.initializers.base import RandomInitializer, Shape, float_or_inf, positive
 from initreg.registry import register
 
 TRUNCATED_STD_FACTOR = 0.87962566103423978  # std of a standard normal truncated to [-2, 2]
 MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
 DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "uniform")
 LAYOUTS = ("keras", "torch")
+
+
+def truncated_std_factor(cutoff: float) -> float:
+    """c(cutoff): the std of a standard normal truncated to [-cutoff, cutoff]; Keras's own literal at 2."""
+    if cutoff == DEFAULT_CUTOFF:
+        return TRUNCATED_STD_FACTOR
+    return TruncatedNormalDist(0.0, 1.0, -cutoff, cutoff).std
 
 
 def layout_axes(layout: str, rank: int) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
@@ -111,6 +119,9 @@ class VarianceScaling(RandomInitializer):
         seed: int | None = None,
         input_axes: Sequence[int] | None = None,
         output_axes: Sequence[int] | None = None,
+        *,
+        cutoff: float = DEFAULT_CUTOFF,
+        strict_fans: bool = False,
     ) -> None:
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0.0 < float_or_inf(scale) < math.inf:
             raise InvalidArgumentError(f"Argument `scale` must be a positive, finite float. Received: scale={scale!r}")
@@ -123,6 +134,15 @@ class VarianceScaling(RandomInitializer):
             raise InvalidArgumentError(
                 f"Invalid `distribution` argument: {distribution!r}; valid: {choices(DISTRIBUTIONS)}"
             )
+        if not isinstance(strict_fans, bool):
+            raise InvalidArgumentError(f"Argument `strict_fans` must be True or False. Received: {strict_fans=!r}")
+        self.strict_fans = strict_fans
+        self.cutoff = positive("cutoff", cutoff)
+        if self.cutoff != DEFAULT_CUTOFF and distribution != "truncated_normal":
+            raise InvalidArgumentError(
+                f"Argument `cutoff` applies only to distribution='truncated_normal'. Received: {cutoff=!r} with "
+                f"distribution={distribution!r}"
+            )
         self.scale = float(scale)
         self.mode = mode
         self.distribution = distribution
@@ -131,7 +151,15 @@ class VarianceScaling(RandomInitializer):
         super().__init__(seed=seed)
 
     def fans(self, shape: Shape, layout: str | None = None) -> tuple[int, int]:
-        """(fan_in, fan_out) for `shape`: the constructor's axes if both are set, else `layout`'s."""
+        """(fan_in, fan_out) for `shape`: the constructor's axes if both are set, else `layout`'s.
+
+        With strict_fans, a shape of rank < 2 raises, as torch does, instead of Keras's (1, 1) and (n, n).
+        """
+        if self.strict_fans and len(shape) < 2:
+            raise InvalidArgumentError(
+                f"Fan in and fan out can not be computed for a tensor with fewer than 2 dimensions "
+                f"(strict_fans=True, as in torch); received shape={shape} of rank {len(shape)}"
+            )
         if self.input_axes is not None and self.output_axes is not None:
             return compute_fans(shape, self.input_axes, self.output_axes)
         return compute_fans(shape, layout=layout)
@@ -150,25 +178,34 @@ class VarianceScaling(RandomInitializer):
     def distribution_for(self, shape: Shape, layout: str | None = None) -> Distribution:
         variance = self.variance(shape, layout)
         if self.distribution == "truncated_normal":
-            return TruncatedNormalDist(0.0, math.sqrt(variance) / TRUNCATED_STD_FACTOR)
+            sigma = math.sqrt(variance) / truncated_std_factor(self.cutoff)
+            return TruncatedNormalDist(0.0, sigma, -self.cutoff, self.cutoff)
         if self.distribution == "untruncated_normal":
             return NormalDist(0.0, math.sqrt(variance))
         limit = math.sqrt(3.0 * variance)
         return UniformDist(-limit, limit)
 
     def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "scale": self.scale,
-            "mode": self.mode,
-            "distribution": self.distribution,
-            "input_axes": self.input_axes,
-            "output_axes": self.output_axes,
-        }
+        """Keras's config; cutoff and strict_fans are added only when they are not the defaults."""
+        return self._with_extras(
+            {
+                **super().get_config(),
+                "scale": self.scale,
+                "mode": self.mode,
+                "distribution": self.distribution,
+                "input_axes": self.input_axes,
+                "output_axes": self.output_axes,
+            }
+        )
+
+    def _with_extras(self, config: dict[str, Any]) -> dict[str, Any]:
+        if self.cutoff != DEFAULT_CUTOFF:
+            config = {**config, "cutoff": self.cutoff}
+        return {**config, "strict_fans": True} if self.strict_fans else config
 
 
 class _Preset(VarianceScaling):
-    """A VarianceScaling with fixed scale, mode and distribution; only seed and axes are config."""
+    """A VarianceScaling with fixed scale, mode and distribution; seed, axes, cutoff and strict_fans are config."""
 
     SCALE = 1.0
     MODE = "fan_in"
@@ -179,11 +216,19 @@ class _Preset(VarianceScaling):
         seed: int | None = None,
         input_axes: Sequence[int] | None = None,
         output_axes: Sequence[int] | None = None,
+        *,
+        cutoff: float = DEFAULT_CUTOFF,
+        strict_fans: bool = False,
     ) -> None:
-        super().__init__(self.SCALE, self.MODE, self.DISTRIBUTION, seed, input_axes, output_axes)
+        super().__init__(
+            self.SCALE, self.MODE, self.DISTRIBUTION, seed, input_axes, output_axes,
+            cutoff=cutoff, strict_fans=strict_fans,
+        )  # fmt: skip
 
     def get_config(self) -> dict[str, Any]:
-        return {"seed": self._init_seed, "input_axes": self.input_axes, "output_axes": self.output_axes}
+        return self._with_extras(
+            {"seed": self._init_seed, "input_axes": self.input_axes, "output_axes": self.output_axes}
+        )
 
 
 @register("lecun_normal", aliases=["LecunNormal"])

@@ -1,5 +1,6 @@
 """Adapters to other frameworks: jax (Flax initializers, sharded arrays), keras (re-initializing a
-model), torch (initializing an nn.Module by glob rules) and dask (trees of chunked arrays).
+model; registering initreg's classes with Keras's serialization and layers), torch (initializing an
+nn.Module by glob rules) and dask (trees of chunked arrays).
 
 Each module imports its framework when the module itself is imported; `import initreg` imports none.
 """
