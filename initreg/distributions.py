@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+DEFAULT_CUTOFF = 2.0  # Keras's truncation: within two stddevs of the mean
+
 
 @dataclass(frozen=True)
 class UniformDist:
@@ -39,26 +41,40 @@ class TruncatedNormalDist:
     """mean + stddev * Z, with Z a standard normal conditioned on [low, high] (in stddev units).
 
     Its std is stddev * sqrt(1 + (a phi(a) - b phi(b)) / P - ((phi(a) - phi(b)) / P)^2), where
-    P = Phi(b) - Phi(a); for [-2, 2] that is stddev * 0.87962566103423978.
+    P = Phi(b) - Phi(a); for [-2, 2] that is stddev * 0.87962566103423978. `support`, when given, is
+    the support in output units exactly as the caller wrote it (torch's absolute [a, b]), so that
+    values are clipped to those numbers rather than to mean + low * stddev, which may round past them.
     """
 
     mean: float
     stddev: float
-    low: float = -2.0
-    high: float = 2.0
+    low: float = -DEFAULT_CUTOFF
+    high: float = DEFAULT_CUTOFF
+    support: tuple[float, float] | None = None
 
     @property
     def std(self) -> float:
-        a, b = self.low, self.high
-        mass = 0.5 * (math.erf(b / math.sqrt(2.0)) - math.erf(a / math.sqrt(2.0)))
+        a, b, mass = self.low, self.high, self.mass
         pdf_a, pdf_b = _standard_normal_pdf(a), _standard_normal_pdf(b)
         variance = 1.0 + (a * pdf_a - b * pdf_b) / mass - ((pdf_a - pdf_b) / mass) ** 2
         return self.stddev * math.sqrt(variance)
 
     @property
     def bounds(self) -> tuple[float, float]:
-        """The support in output units: (mean + low * stddev, mean + high * stddev)."""
+        """The support in output units: `support`, else (mean + low * stddev, mean + high * stddev)."""
+        if self.support is not None:
+            return self.support
         return self.mean + self.low * self.stddev, self.mean + self.high * self.stddev
+
+    @classmethod
+    def between(cls, mean: float, stddev: float, a: float, b: float) -> TruncatedNormalDist:
+        """N(mean, stddev^2) conditioned on the absolute interval [a, b], as torch's trunc_normal_."""
+        return cls(mean, stddev, (a - mean) / stddev, (b - mean) / stddev, support=(a, b))
+
+    @property
+    def mass(self) -> float:
+        """P = Phi(high) - Phi(low), the probability of [low, high] under the standard normal."""
+        return 0.5 * (math.erf(self.high / math.sqrt(2.0)) - math.erf(self.low / math.sqrt(2.0)))
 
 
 Distribution = UniformDist | NormalDist | TruncatedNormalDist

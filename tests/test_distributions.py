@@ -78,3 +78,18 @@ def test_truncated_values_never_leave_their_bounds_after_the_cast(dtype, stddev)
 def test_uniform_never_reaches_maxval_after_the_cast(dtype):
     values = np.asarray(initreg.RandomUniform(-1.0, 1.0, seed=6)((500, 500), dtype=dtype), dtype=np.float64)
     assert values.min() >= -1.0 and values.max() < 1.0
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+def test_absolute_bounds_are_kept_exactly_after_the_cast(dtype):
+    """mean + ((a - mean) / std) * std rounds past a = -0.3 in float64; the written bounds are what clips."""
+    values = initreg.TruncatedNormal(0.1, 0.7, seed=5, a=-0.3, b=1.9)((400, 500), dtype=dtype)
+    wide = np.asarray(values, dtype=np.float64)
+    assert wide.min() >= -0.3 and wide.max() <= 1.9
+    assert wide.min() < -0.29 and wide.max() > 1.85
+
+
+def test_the_absolute_bounds_would_round_past_a_without_support():
+    dist = TruncatedNormalDist(0.1, 0.7, (-0.3 - 0.1) / 0.7, (1.9 - 0.1) / 0.7)
+    assert dist.bounds[0] < -0.3  # what the `support` field is there for
+    assert TruncatedNormalDist.between(0.1, 0.7, -0.3, 1.9).bounds == (-0.3, 1.9)

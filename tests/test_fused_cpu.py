@@ -32,6 +32,8 @@ DISTRIBUTIONS = [
     NormalDist(0.5, 2.0),
     TruncatedNormalDist(0.0, 0.05),
     TruncatedNormalDist(1.0, 3.0, -1.0, 0.5),
+    TruncatedNormalDist(0.0, 1.0, -3.5, 3.5),
+    TruncatedNormalDist.between(0.1, 0.7, -0.3, 1.9),
 ]
 DTYPES = ["float16", "bfloat16", "float32", "float64"]
 MAX_ULPS = 10

@@ -244,3 +244,121 @@ def test_constant_target_std_and_its_broadcast_error():
     assert initreg.Ones().target_std((3, 3)) == 0.0
     with pytest.raises(InvalidArgumentError, match=r"shape \(3,\) does not broadcast to shape \(2, 2\)"):
         initreg.Constant([1.0, 2.0, 3.0]).target_std((2, 2))
+
+
+# Truncation: cutoff (relative to the mean) and absolute bounds [a, b]
+
+
+def test_truncated_std_factor_is_keras_literal_at_two_and_scipy_elsewhere():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    from initreg.initializers.variance_scaling import truncated_std_factor
+
+    assert truncated_std_factor(2.0) == 0.87962566103423978  # Keras's literal, bit for bit
+    assert truncated_std_factor(2.0) == pytest.approx(float(scipy_stats.truncnorm.std(-2, 2)), rel=1e-15)
+    for cutoff in [0.5, 1.0, 3.0, 4.5]:
+        assert truncated_std_factor(cutoff) == pytest.approx(
+            float(scipy_stats.truncnorm.std(-cutoff, cutoff)), rel=1e-13
+        )
+
+
+@pytest.mark.parametrize("cutoff", [1.0, 3.0])
+def test_truncated_normal_cutoff_is_scipys_truncnorm(cutoff):
+    scipy_stats = pytest.importorskip("scipy.stats")
+    mean, stddev = 0.5, 2.0
+    init = initreg.TruncatedNormal(mean, stddev, seed=7, cutoff=cutoff)
+    values = init((200_000,), dtype="float64")
+    assert values.min() >= mean - cutoff * stddev and values.max() <= mean + cutoff * stddev
+    expected = scipy_stats.truncnorm(-cutoff, cutoff, loc=mean, scale=stddev)
+    assert init.target_std((3,)) == pytest.approx(float(expected.std()), rel=1e-13)
+    assert scipy_stats.kstest(values, expected.cdf).pvalue > 1e-3
+    assert scipy_stats.kstest(values, scipy_stats.truncnorm(-2, 2, loc=mean, scale=stddev).cdf).pvalue < 1e-10
+
+
+@pytest.mark.parametrize(
+    ("mean", "std", "a", "b"), [(0.0, 1.0, -2.0, 2.0), (0.1, 0.7, -0.3, 1.9), (0.0, 0.02, -0.04, 0.04)]
+)
+def test_truncated_normal_absolute_bounds_are_torchs_trunc_normal(mean, std, a, b):
+    torch = pytest.importorskip("torch")
+    scipy_stats = pytest.importorskip("scipy.stats")
+    init = initreg.TruncatedNormal(mean, std, seed=3, a=a, b=b)
+    for dtype in ["float32", "float64"]:
+        values = init((100_000,), dtype=dtype)
+        assert values.min() >= a and values.max() <= b  # the written bounds themselves, never rounded past
+    values = init((100_000,), dtype="float64")
+    torch.manual_seed(0)
+    theirs = torch.nn.init.trunc_normal_(torch.empty(100_000, dtype=torch.float64), mean, std, a, b).numpy()
+    assert scipy_stats.ks_2samp(values, theirs).pvalue > 1e-3
+    expected = scipy_stats.truncnorm((a - mean) / std, (b - mean) / std, loc=mean, scale=std)
+    assert scipy_stats.kstest(values, expected.cdf).pvalue > 1e-3
+    assert init.target_std((5,)) == pytest.approx(float(expected.std()), rel=1e-12)
+
+
+def test_variance_scaling_cutoff_keeps_the_target_std_and_cuts_at_cutoff_sigma():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    shape, cutoff = (400, 500), 3.0
+    init = initreg.VarianceScaling(2.0, "fan_in", "truncated_normal", seed=1, cutoff=cutoff)
+    target = math.sqrt(2.0 / 400)
+    sigma = target / float(scipy_stats.truncnorm.std(-cutoff, cutoff))
+    assert init.target_std(shape) == pytest.approx(target, rel=1e-13)
+    values = init(shape, dtype="float64")
+    assert np.abs(values).max() <= cutoff * sigma
+    assert np.abs(values).max() > 2.5 * sigma  # not cut at Keras's 2 sigma
+    assert values.std() == pytest.approx(target, rel=0.01)
+    assert initreg.HeNormal(seed=1, cutoff=cutoff).distribution_for(shape) == init.distribution_for(shape)
+
+
+def test_default_truncation_is_unchanged_and_keras_reads_the_config():
+    import json
+
+    for ours, theirs in [
+        (initreg.TruncatedNormal(0.5, 0.1, seed=9), keras.initializers.TruncatedNormal(0.5, 0.1, seed=9)),
+        (initreg.VarianceScaling(seed=2), keras.initializers.VarianceScaling(seed=2)),
+        (initreg.LecunNormal(seed=3), keras.initializers.LecunNormal(seed=3)),
+    ]:
+        assert json.dumps(ours.get_config()) == json.dumps(theirs.get_config())
+        rebuilt = keras.initializers.deserialize(initreg.serialize(ours))
+        assert type(rebuilt) is type(theirs) and rebuilt.get_config() == theirs.get_config()
+    assert initreg.TruncatedNormal(seed=1).distribution_for((3,)) == initreg.distributions.TruncatedNormalDist(
+        0.0, 0.05
+    )
+
+
+@pytest.mark.parametrize(
+    ("init", "extra"),
+    [
+        (initreg.TruncatedNormal(seed=1, cutoff=3.0), {"cutoff": 3.0}),
+        (initreg.TruncatedNormal(0.1, 0.7, seed=1, a=-0.3, b=1.9), {"a": -0.3, "b": 1.9}),
+        (initreg.VarianceScaling(seed=1, cutoff=2.5), {"cutoff": 2.5}),
+        (initreg.GlorotNormal(seed=1, cutoff=1.5), {"cutoff": 1.5}),
+    ],
+    ids=repr,
+)
+def test_non_default_truncation_is_in_the_config_and_round_trips(init, extra):
+    config = init.get_config()
+    assert {key: config[key] for key in extra} == extra
+    rebuilt = type(init).from_config(config)
+    assert rebuilt == init and np.array_equal(rebuilt((7, 5)), init((7, 5)))
+    assert initreg.deserialize(initreg.serialize(init)) == init
+
+
+@pytest.mark.parametrize(
+    ("cls", "arguments", "message"),
+    [
+        ("TruncatedNormal", {"cutoff": 0.0}, r"`cutoff` must be > 0.*cutoff=0.0"),
+        ("TruncatedNormal", {"cutoff": -1}, r"`cutoff` must be > 0"),
+        ("TruncatedNormal", {"cutoff": float("inf")}, "`cutoff` must be a finite number"),
+        ("TruncatedNormal", {"cutoff": "2"}, "`cutoff` must be a finite number"),
+        ("TruncatedNormal", {"a": -1.0}, "`a` and `b` must be given together"),
+        ("TruncatedNormal", {"a": 1.0, "b": 1.0}, "`a` must be below `b`"),
+        ("TruncatedNormal", {"a": -1.0, "b": float("nan")}, "`b` must be a finite number"),
+        ("TruncatedNormal", {"a": -1.0, "b": 1.0, "cutoff": 3.0}, "either `cutoff`.*or `a` and `b`"),
+        ("TruncatedNormal", {"stddev": 0.0, "a": -1.0, "b": 1.0}, "`stddev` must be > 0 with absolute bounds"),
+        ("TruncatedNormal", {"stddev": 0.01, "a": 1.0, "b": 2.0}, "probability is 0"),
+        ("VarianceScaling", {"cutoff": float("nan")}, "`cutoff` must be a finite number"),
+        ("VarianceScaling", {"distribution": "uniform", "cutoff": 3.0}, "only to distribution='truncated_normal'"),
+        ("HeUniform", {"cutoff": 3.0}, "only to distribution='truncated_normal'"),
+    ],
+)
+def test_bad_truncation_arguments_are_clear_errors(cls, arguments, message):
+    with pytest.raises(InvalidArgumentError, match=message):
+        getattr(initreg, cls)(**arguments)

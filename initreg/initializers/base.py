@@ -57,6 +57,14 @@ def non_negative(name: str, value: Any) -> float:
     return number
 
 
+def positive(name: str, value: Any) -> float:
+    """`value` as a float that must be finite and > 0."""
+    number = finite_number(name, value)
+    if number <= 0:
+        raise InvalidArgumentError(f"Argument `{name}` must be > 0. Received: {name}={value!r}")
+    return number
+
+
 class Initializer:
     """Makes an array of a given shape and dtype: ``init(shape, dtype=None)``.
 

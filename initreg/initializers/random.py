@@ -2,16 +2,18 @@
 
 - RandomNormal:    N(mean, stddev^2)
 - RandomUniform:   U[minval, maxval)
-- TruncatedNormal: N(mean, stddev^2) cut at mean +- 2 stddev (its std is 0.8796 stddev)
+- TruncatedNormal: N(mean, stddev^2) cut at mean +- cutoff stddev (cutoff 2 as in Keras: its std is then
+                   0.8796 stddev), or at the absolute bounds [a, b] when both are given (torch's
+                   trunc_normal_(tensor, mean, std, a, b)); stddev is the std before truncation either way
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from initreg.distributions import Distribution, NormalDist, TruncatedNormalDist, UniformDist
+from initreg.distributions import DEFAULT_CUTOFF, Distribution, NormalDist, TruncatedNormalDist, UniformDist
 from initreg.errors import InvalidArgumentError
-from initreg.initializers.base import RandomInitializer, Shape, finite_number, non_negative
+from initreg.initializers.base import RandomInitializer, Shape, finite_number, non_negative, positive
 from initreg.registry import register
 
 
@@ -37,10 +39,61 @@ class RandomNormal(_MeanStddev):
 
 @register("truncated_normal", aliases=["TruncatedNormal"])
 class TruncatedNormal(_MeanStddev):
-    """Normal with mean `mean` and pre-truncation std `stddev`, kept within two stddevs of the mean."""
+    """Normal with mean `mean` and pre-truncation std `stddev`, cut at mean +- cutoff stddev or at [a, b]."""
+
+    def __init__(
+        self,
+        mean: float = 0.0,
+        stddev: float = 0.05,
+        seed: int | None = None,
+        *,
+        cutoff: float = DEFAULT_CUTOFF,
+        a: float | None = None,
+        b: float | None = None,
+    ) -> None:
+        super().__init__(mean, stddev, seed)
+        self.cutoff = positive("cutoff", cutoff)
+        self.a, self.b = _absolute_bounds(a, b, self.mean, self.stddev, self.cutoff)
 
     def distribution_for(self, shape: Shape, layout: str | None = None) -> Distribution:
-        return TruncatedNormalDist(self.mean, self.stddev)
+        if self.a is not None and self.b is not None:
+            return TruncatedNormalDist.between(self.mean, self.stddev, self.a, self.b)
+        return TruncatedNormalDist(self.mean, self.stddev, -self.cutoff, self.cutoff)
+
+    def get_config(self) -> dict[str, Any]:
+        """Keras's config; cutoff, a and b are added only when they are not the defaults."""
+        config = super().get_config()
+        if self.cutoff != DEFAULT_CUTOFF:
+            config["cutoff"] = self.cutoff
+        if self.a is not None:
+            config.update(a=self.a, b=self.b)
+        return config
+
+
+def _absolute_bounds(
+    a: float | None, b: float | None, mean: float, stddev: float, cutoff: float
+) -> tuple[float | None, float | None]:
+    """(a, b) as floats after checking them, or (None, None) when truncation is by cutoff."""
+    if a is None and b is None:
+        return None, None
+    if a is None or b is None:
+        raise InvalidArgumentError(f"Arguments `a` and `b` must be given together. Received: {a=!r}, {b=!r}")
+    if cutoff != DEFAULT_CUTOFF:
+        raise InvalidArgumentError(
+            f"give either `cutoff` (bounds relative to the mean) or `a` and `b` (absolute bounds), not both. "
+            f"Received: {cutoff=}, {a=!r}, {b=!r}"
+        )
+    low, high = finite_number("a", a), finite_number("b", b)
+    if not low < high:
+        raise InvalidArgumentError(f"Argument `a` must be below `b`. Received: {a=!r}, {b=!r}")
+    if stddev <= 0:
+        raise InvalidArgumentError(f"Argument `stddev` must be > 0 with absolute bounds. Received: {stddev=!r}")
+    if not TruncatedNormalDist.between(mean, stddev, low, high).mass > 0:
+        raise InvalidArgumentError(
+            f"[a, b] = [{a!r}, {b!r}] lies so far in the tail of N({mean!r}, {stddev!r}^2) that its probability "
+            "is 0 in double precision; move the bounds towards the mean or widen stddev"
+        )
+    return low, high
 
 
 @register("random_uniform", aliases=["RandomUniform", "uniform"])

@@ -3,8 +3,9 @@
 For a weight with fans (fan_in, fan_out), n is fan_in, fan_out, (fan_in + fan_out)/2 or
 sqrt(fan_in fan_out) by `mode`, and with s = scale / max(1, n):
 
-- truncated_normal:   N(0, sigma^2) cut at +-2 sigma, sigma = sqrt(s) / 0.87962566103423978, so that the
-                      std after truncation is sqrt(s)
+- truncated_normal:   N(0, sigma^2) cut at +-cutoff sigma (cutoff 2 by default, as in Keras),
+                      sigma = sqrt(s) / c(cutoff) with c(cutoff) the std of a standard normal truncated to
+                      [-cutoff, cutoff] (c(2) = 0.87962566103423978), so that the std after truncation is sqrt(s)
 - untruncated_normal: N(0, s)
 - uniform:            U(-limit, limit), limit = sqrt(3 s)
 """
@@ -15,15 +16,22 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from initreg.distributions import Distribution, NormalDist, TruncatedNormalDist, UniformDist
+from initreg.distributions import DEFAULT_CUTOFF, Distribution, NormalDist, TruncatedNormalDist, UniformDist
 from initreg.errors import InvalidArgumentError, choices
-from initreg.initializers.base import RandomInitializer, Shape
+from initreg.initializers.base import RandomInitializer, Shape, positive
 from initreg.registry import register
 
 TRUNCATED_STD_FACTOR = 0.87962566103423978  # std of a standard normal truncated to [-2, 2]
 MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
 DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "uniform")
 LAYOUTS = ("keras", "torch")
+
+
+def truncated_std_factor(cutoff: float) -> float:
+    """c(cutoff): the std of a standard normal truncated to [-cutoff, cutoff]; Keras's own literal at 2."""
+    if cutoff == DEFAULT_CUTOFF:
+        return TRUNCATED_STD_FACTOR
+    return TruncatedNormalDist(0.0, 1.0, -cutoff, cutoff).std
 
 
 def layout_axes(layout: str, rank: int) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
@@ -81,6 +89,8 @@ class VarianceScaling(RandomInitializer):
         seed: int | None = None,
         input_axes: Sequence[int] | None = None,
         output_axes: Sequence[int] | None = None,
+        *,
+        cutoff: float = DEFAULT_CUTOFF,
     ) -> None:
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0.0:
             raise InvalidArgumentError(f"Argument `scale` must be positive float. Received: scale={scale!r}")
@@ -92,6 +102,12 @@ class VarianceScaling(RandomInitializer):
         if distribution not in DISTRIBUTIONS:
             raise InvalidArgumentError(
                 f"Invalid `distribution` argument: {distribution!r}; valid: {choices(DISTRIBUTIONS)}"
+            )
+        self.cutoff = positive("cutoff", cutoff)
+        if self.cutoff != DEFAULT_CUTOFF and distribution != "truncated_normal":
+            raise InvalidArgumentError(
+                f"Argument `cutoff` applies only to distribution='truncated_normal'. Received: {cutoff=!r} with "
+                f"distribution={distribution!r}"
             )
         self.scale = float(scale)
         self.mode = mode
@@ -120,25 +136,32 @@ class VarianceScaling(RandomInitializer):
     def distribution_for(self, shape: Shape, layout: str | None = None) -> Distribution:
         variance = self.variance(shape, layout)
         if self.distribution == "truncated_normal":
-            return TruncatedNormalDist(0.0, math.sqrt(variance) / TRUNCATED_STD_FACTOR)
+            sigma = math.sqrt(variance) / truncated_std_factor(self.cutoff)
+            return TruncatedNormalDist(0.0, sigma, -self.cutoff, self.cutoff)
         if self.distribution == "untruncated_normal":
             return NormalDist(0.0, math.sqrt(variance))
         limit = math.sqrt(3.0 * variance)
         return UniformDist(-limit, limit)
 
     def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "scale": self.scale,
-            "mode": self.mode,
-            "distribution": self.distribution,
-            "input_axes": self.input_axes,
-            "output_axes": self.output_axes,
-        }
+        """Keras's config; cutoff is added only when it is not the default."""
+        return self._with_cutoff(
+            {
+                **super().get_config(),
+                "scale": self.scale,
+                "mode": self.mode,
+                "distribution": self.distribution,
+                "input_axes": self.input_axes,
+                "output_axes": self.output_axes,
+            }
+        )
+
+    def _with_cutoff(self, config: dict[str, Any]) -> dict[str, Any]:
+        return config if self.cutoff == DEFAULT_CUTOFF else {**config, "cutoff": self.cutoff}
 
 
 class _Preset(VarianceScaling):
-    """A VarianceScaling with fixed scale, mode and distribution; only seed and axes are config."""
+    """A VarianceScaling with fixed scale, mode and distribution; only seed, axes and cutoff are config."""
 
     SCALE = 1.0
     MODE = "fan_in"
@@ -149,11 +172,15 @@ class _Preset(VarianceScaling):
         seed: int | None = None,
         input_axes: Sequence[int] | None = None,
         output_axes: Sequence[int] | None = None,
+        *,
+        cutoff: float = DEFAULT_CUTOFF,
     ) -> None:
-        super().__init__(self.SCALE, self.MODE, self.DISTRIBUTION, seed, input_axes, output_axes)
+        super().__init__(self.SCALE, self.MODE, self.DISTRIBUTION, seed, input_axes, output_axes, cutoff=cutoff)
 
     def get_config(self) -> dict[str, Any]:
-        return {"seed": self._init_seed, "input_axes": self.input_axes, "output_axes": self.output_axes}
+        return self._with_cutoff(
+            {"seed": self._init_seed, "input_axes": self.input_axes, "output_axes": self.output_axes}
+        )
 
 
 @register("lecun_normal", aliases=["LecunNormal"])
