@@ -39,7 +39,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from initreg import __version__, io, registry, tree
+from initreg import __version__, io, recipes, registry, tree
 from initreg.dtypes import FLOAT_DTYPES
 from initreg.errors import InitregError, InvalidArgumentError
 
@@ -347,6 +347,20 @@ def _draw(entries: Sequence[PlanEntry], settings: Mapping[str, Any], backend: Ba
     return {name: moment.std for name, moment in moments.items()}
 
 
+def _rules_and_variables(settings: dict[str, Any]) -> tuple[Any, Mapping[str, Any] | None]:
+    """The rules to plan with and their variables: a chosen recipe's (its variables updated with the
+    model's `variables`), else `rules` with the model's variables. With a recipe, `settings["rules"]`
+    becomes the recipe's, for the file's metadata.
+    """
+    variables = settings["model"].get("variables") or {}
+    recipe = settings.get("recipe")
+    if not recipe:
+        return settings["rules"], variables
+    chosen = recipes.from_config(HydraConfig.get().runtime.choices["recipe"], recipe, variables)
+    settings["rules"] = recipe["rules"]
+    return chosen.rules, None
+
+
 def initialize(cfg: DictConfig) -> None:
     """The Hydra task: plan the model's tree by the rules, draw it, write it, print the table."""
     with _reported_errors():
@@ -354,9 +368,10 @@ def initialize(cfg: DictConfig) -> None:
         spec, notes = model_spec(settings["model"])
         for note in notes:
             print(f"initreg: note: {note}", file=sys.stderr)
+        rules, variables = _rules_and_variables(settings)
         entries = tree.plan(
-            spec, settings["rules"], dtype=settings["dtype"], layout=settings["model"].get("layout"),
-            allow_unmatched_params=settings["allow_unmatched_params"],
+            spec, rules, dtype=settings["dtype"], layout=settings["model"].get("layout"), variables=variables,
+            ties=settings["model"].get("ties"), allow_unmatched_params=settings["allow_unmatched_params"],
             allow_unused_rules=settings["allow_unused_rules"],
         )  # fmt: skip
         total = sum(entry.size for entry in entries)

@@ -63,7 +63,7 @@ if TYPE_CHECKING:
     from initreg.backends.base import Backend
 
 Leaf = Any  # a Shape, or an array-like with .shape and .dtype
-RULE_KEYS = ("match", "init", "dtype", "layout", "index")
+RULE_KEYS = ("match", "init", "dtype", "layout", "index", "optional")
 SHOWN = 5  # names listed in an error message before "and N more"
 DEFAULT_CHUNK_BYTES = 64 << 20  # 64 MiB: the most bytes of values save_tree holds at once (by default)
 
@@ -74,6 +74,7 @@ class Rule:
 
     `init` is an Initializer, or an InitTemplate whose expressions read `variables`, the captures and
     the parameter (see `initializer_for`). With `index`, the rule sets only that region of a tensor.
+    An `optional` rule matching nothing is not an error.
     """
 
     name: str
@@ -82,6 +83,7 @@ class Rule:
     dtype: str | None = None
     layout: str | None = None
     index: str | None = None
+    optional: bool = False  # may match no parameter (a recipe's rule for tensors some models lack)
     variables: Mapping[str, Any] = field(default_factory=dict, hash=False)
     pattern: PathPattern = field(init=False, repr=False, compare=False)
 
@@ -337,6 +339,9 @@ def _rule(name: str, value: Mapping[str, Any], variables: Mapping[str, Any]) -> 
         raise InvalidArgumentError("a rule with an 'index' sets part of a tensor and cannot set its 'dtype'")
     if index is not None and not isinstance(index, str):
         raise InvalidArgumentError(f"'index' must be a string such as '[0]' or '[:, 0:d_model]'; got {index!r}")
+    optional = value.get("optional", False)
+    if not isinstance(optional, bool):
+        raise InvalidArgumentError(f"'optional' must be true or false; got {optional!r}")
     rule = Rule(
         name=name,
         match=match,
@@ -344,6 +349,7 @@ def _rule(name: str, value: Mapping[str, Any], variables: Mapping[str, Any]) -> 
         dtype=None if dtype is None else standardize_dtype(dtype),
         layout=_layout(value.get("layout")),
         index=index,
+        optional=optional,
         variables=variables,
     )
     _check_names(rule)
@@ -353,7 +359,7 @@ def _rule(name: str, value: Mapping[str, Any], variables: Mapping[str, Any]) -> 
 def parse_rules(
     rules: Mapping[str, Mapping[str, Any] | Rule | None], variables: Mapping[str, Any] | None = None
 ) -> list[Rule]:
-    """Rules in order from ``{name: {match, init, dtype?, layout?, index?}}``; a rule set to None is dropped.
+    """Rules in order from ``{name: {match, init, dtype?, layout?, index?, optional?}}``; None drops a rule.
 
     `init` is a registered name, ``{name: ..., **config}`` (config values may be expressions), a Keras
     dict or an Initializer. `variables` ({name: number}) are the names expressions may read besides
@@ -407,7 +413,8 @@ def _check_coverage(
             f"{len(unmatched)} parameter(s) match no rule: {_listing(unmatched)}; rules: {known}; "
             "add a rule or pass allow_unmatched_params=True"
         )
-    unused = [rule for rule in rules if not any(rule.matches(path) for path in (*paths, *aliases))]
+    names = (*paths, *aliases)
+    unused = [rule for rule in rules if not rule.optional and not any(rule.matches(name) for name in names)]
     if unused and not allow_unused_rules:
         named = ", ".join(f"{rule.name!r} ({rule.match!r})" for rule in unused)
         raise InvalidArgumentError(
