@@ -77,13 +77,14 @@ class _Checked:
     text: str
     tree: ast.expr
     names: frozenset[str]
+    kind = "expression"
 
     def check_names(self, known: Sequence[str]) -> None:
         """Raises for a name that is not in `known`, listing the valid ones."""
         unknown = sorted(self.names - set(known))
         if unknown:
             raise ExpressionError(
-                f"{self.text!r} uses unknown name {unknown[0]!r}; valid: "
+                f"{self.kind} {self.text!r} uses unknown name {unknown[0]!r}; valid: "
                 f"{', '.join(sorted(set(known)))}, and the functions {', '.join(FUNCTIONS)}"
             )
 
@@ -110,6 +111,8 @@ class Expression(_Checked):
 
 class IndexExpression(_Checked):
     """A checked index such as ``"[:, 0:d_model]"``: NumPy basic indexing whose entries are int expressions."""
+
+    kind = "index"
 
     def evaluate(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
         """The index with `values` for its names: a tuple of slices, ints and Ellipsis."""
