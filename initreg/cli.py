@@ -220,6 +220,12 @@ def _output_path(output: str) -> Path:
     return path
 
 
+def rules_choice() -> str:
+    """The chosen recipe's name, else the chosen init's: the ``${initreg_rules:}`` of the output name."""
+    choices_made = HydraConfig.get().runtime.choices
+    return str(choices_made.get("recipe") or choices_made.get("init"))
+
+
 def _metadata(settings: Mapping[str, Any]) -> dict[str, str]:
     """What made the file, for its safetensors header; "format" is what transformers requires."""
     choices_made = HydraConfig.get().runtime.choices
@@ -402,6 +408,8 @@ def main() -> None:
     app = hydra.main(config_path=f"pkg://{CONFIG_PACKAGE}", config_name="config", version_base="1.3")(initialize)
     with _reported_errors():
         store_registry_options()
+        if not OmegaConf.has_resolver("initreg_rules"):
+            OmegaConf.register_new_resolver("initreg_rules", rules_choice)
         app()
 
 

@@ -14,11 +14,21 @@ with torch from the formulas quoted from their source. For every tensor:
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Mapping
+from importlib.resources import files
+from pathlib import Path
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
+from safetensors import safe_open
+from safetensors.numpy import load_file
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -27,6 +37,7 @@ from scipy import stats  # noqa: E402
 
 import initreg  # noqa: E402
 from initreg import recipes  # noqa: E402
+from initreg.cli import model_spec  # noqa: E402
 from initreg.interop.torch import initialize  # noqa: E402
 
 KS_ALPHA = 1e-3
@@ -379,3 +390,69 @@ def test_the_comparison_fails_a_scheme_that_differs() -> None:
     ours = initreg.init_tree(titan_spec(), recipe.rules, seed=3, layout="torch")
     with pytest.raises(AssertionError):
         compare(ours, titan_reference(0), titan_reference(1), titan_std)
+
+
+# --- the command and the model configs -----------------------------------------------------------
+
+
+def run_command(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    command = shutil.which("initreg", path=str(Path(sys.executable).parent))
+    assert command is not None
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    return subprocess.run([command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_the_command_uses_the_recipe_and_the_model_variables(tmp_path: Path) -> None:
+    done = run_command(tmp_path, "recipe=hf_gpt2", "model=gpt2_small", "model.layers=2", "dry_run=true")
+    assert done.returncode == 0, done.stderr
+    rows = {line.split("│")[1].strip(): line for line in done.stdout.splitlines() if line.count("│") > 4}
+    assert "0.01 " in rows["h.1.mlp.c_proj.weight"] and "residual_projections" in rows["h.1.mlp.c_proj.weight"]
+    assert "0.02 " in rows["h.1.mlp.c_fc.weight"] and "ones()" in rows["h.0.ln_1.weight"]
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_command_writes_what_init_tree_makes_with_the_recipe(tmp_path: Path) -> None:
+    done = run_command(tmp_path, "recipe=torchtitan_llama3", "model=llama3_debug", "model.layers=2", "seed=5")
+    assert done.returncode == 0, done.stderr
+    path = tmp_path / "llama3_debug-torchtitan_llama3-seed5.safetensors"
+    written = load_file(path)
+    spec = {name: tuple(array.shape) for name, array in written.items()}
+    expected = initreg.init_tree(spec, recipes.load("torchtitan_llama3", n_layers=2).rules, seed=5, layout="torch")
+    assert written.keys() == expected.keys() and len(written) == 3 + 2 * 9
+    for name, array in expected.items():
+        np.testing.assert_array_equal(written[name], array, err_msg=name)
+    with safe_open(path, "np") as file:
+        made_by = json.loads(file.metadata()["initreg"])
+    assert made_by["rules"]["output"]["init"]["stddev"] == "=fan_in ** -0.5"
+
+
+def test_an_unknown_recipe_is_one_line_with_the_valid_ones(tmp_path: Path) -> None:
+    done = run_command(tmp_path, "recipe=hf_gtp2", "model=gpt2_small")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert "unknown recipe 'hf_gtp2'; did you mean 'hf_gpt2'?" in done.stderr and "torchtitan_llama3" in done.stderr
+
+
+def model_config_spec(name: str) -> dict[str, tuple[int, ...]]:
+    config = OmegaConf.load(str(files("initreg.configs") / "model" / f"{name}.yaml"))
+    model = OmegaConf.to_container(config.get("model", config), resolve=False)
+    assert isinstance(model, dict)
+    count = model["layers"]
+    model["repeat"] = {prefix: {**block, "count": count} for prefix, block in model["repeat"].items()}
+    spec, _ = model_spec(model)
+    return {path: tuple(shape) for path, shape in initreg.tree.flatten(spec).items()}
+
+
+@pytest.mark.parametrize(
+    ("name", "build"),
+    [
+        ("llama_small", lambda: transformers.LlamaForCausalLM(transformers.LlamaConfig(
+            vocab_size=32000, hidden_size=256, intermediate_size=688, num_hidden_layers=4, num_attention_heads=8,
+            num_key_value_heads=4))),
+        ("gpt2_small_untied", lambda: transformers.GPT2LMHeadModel(transformers.GPT2Config(tie_word_embeddings=False))),
+    ],
+)  # fmt: skip
+def test_the_new_model_configs_have_the_shapes_of_the_real_models(name: str, build: Callable[[], object]) -> None:
+    with torch.device("meta"):
+        model = build()
+    shapes = {path: tuple(p.shape) for path, p in model.named_parameters(remove_duplicate=False)}
+    assert model_config_spec(name) == shapes
