@@ -236,6 +236,8 @@ def _metadata(settings: Mapping[str, Any]) -> dict[str, str]:
         "model": choices_made.get("model"),
         "backend": choices_made.get("backend"),
         "rules": settings["rules"],
+        "recipe": choices_made.get("recipe"),
+        "variables": settings["variables"],
     }
     return {"format": "pt", "initreg": json.dumps(made_by, sort_keys=True, default=str)}
 
@@ -355,15 +357,16 @@ def _draw(entries: Sequence[PlanEntry], settings: Mapping[str, Any], backend: Ba
 
 def _rules_and_variables(settings: dict[str, Any]) -> tuple[Any, Mapping[str, Any] | None]:
     """The rules to plan with and their variables: a chosen recipe's (its variables updated with the
-    model's `variables`), else `rules` with the model's variables. With a recipe, `settings["rules"]`
-    becomes the recipe's, for the file's metadata.
+    model's `variables`), else `rules` with the model's variables. `settings["rules"]` and
+    `settings["variables"]` become those used, for the file's metadata.
     """
     variables = settings["model"].get("variables") or {}
     recipe = settings.get("recipe")
     if not recipe:
+        settings["variables"] = variables
         return settings["rules"], variables
     chosen = recipes.from_config(HydraConfig.get().runtime.choices["recipe"], recipe, variables)
-    settings["rules"] = recipe["rules"]
+    settings["rules"], settings["variables"] = recipe["rules"], chosen.variables
     return chosen.rules, None
 
 

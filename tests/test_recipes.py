@@ -424,6 +424,7 @@ def test_the_command_writes_what_init_tree_makes_with_the_recipe(tmp_path: Path)
     with safe_open(path, "np") as file:
         made_by = json.loads(file.metadata()["initreg"])
     assert made_by["rules"]["output"]["init"]["stddev"] == "=fan_in ** -0.5"
+    assert made_by["recipe"] == "torchtitan_llama3" and made_by["variables"]["n_layers"] == 2
 
 
 def test_an_unknown_recipe_is_one_line_with_the_valid_ones(tmp_path: Path) -> None:
