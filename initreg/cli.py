@@ -42,6 +42,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 from initreg import __version__, io, recipes, registry, tree
 from initreg.dtypes import FLOAT_DTYPES
 from initreg.errors import InitregError, InvalidArgumentError
+from initreg.initializers.overlay import Overlay, region_text
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -246,7 +247,11 @@ def _metadata(settings: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _describe(initializer: Initializer, names: Mapping[type, str]) -> str:
-    """The initializer's registered name and its set (non-None) config values, seed aside."""
+    """The initializer's registered name and its set (non-None) config values, seed aside; for an
+    Overlay, its base's, then each part's region and initializer."""
+    if isinstance(initializer, Overlay):
+        parts = (f"{region_text(part.region)} {_describe(part.initializer, names)}" for part in initializer.parts)
+        return " with ".join((_describe(initializer.base, names), *parts))
     config = {k: v for k, v in initializer.get_config().items() if v is not None and k != "seed"}
     name = names.get(type(initializer), type(initializer).__name__)
     return name + "(" + ", ".join(f"{k}={v!r}" for k, v in config.items()) + ")"

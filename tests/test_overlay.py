@@ -56,7 +56,7 @@ def test_each_element_has_the_value_of_the_last_rule_whose_region_holds_it() -> 
 def test_the_plan_names_every_rule_and_a_whole_tensor_rule_after_an_index_rule_wins() -> None:
     entries = {entry.path: entry for entry in initreg.plan(SPEC, RULES, variables=VARIABLES)}
     assert entries["qkv"].rule == "all+query+strided" and isinstance(entries["qkv"].initializer, Overlay)
-    assert np.isnan(entries["qkv"].target_std) and entries["qkv"].fan_in == 6
+    assert entries["qkv"].fan_in == 6
     later = {**RULES, "again": {"match": "bias", "init": "zeros"}}
     values = initreg.init_tree(SPEC, later, variables=VARIABLES)
     assert not values["bias"].any()  # 'tail' came before the whole-tensor rule 'again': no part of it is left
@@ -153,3 +153,23 @@ def test_intersections_of_strided_ranges() -> None:
     assert overlap_slices((slice(0, 4, 1),), (slice(5, 9, 1),), (10,)) is None
     local, absolute = overlap_slices((slice(1, 10, 2),), (slice(0, 10, 3),), (10,))
     assert np.arange(10)[1:10:2][local].tolist() == np.arange(10)[absolute].tolist() == [3, 9]
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        {"query": {"index": "[:, 0:300]", "init": "zeros"}},
+        {"ones": {"index": "[0:120]", "init": "ones"}, "zeros": {"index": "[80:200, ::2]", "init": "zeros"}},
+        {
+            "uniform": {"index": "[::3]", "init": {"name": "random_uniform", "minval": 1, "maxval": 3}},
+            "shifted": {"index": "[10:150, 5:400:7]", "init": {"name": "truncated_normal", "mean": -2, "stddev": 1}},
+            "skewed": {"index": "[:, 100:]", "init": {"name": "truncated_normal", "stddev": 0.5, "a": 0, "b": 2}},
+        },
+    ],
+)
+def test_the_target_std_of_a_partly_overwritten_tensor_is_that_of_the_mixture(parts: dict) -> None:
+    rules = {"base": {"match": "w", "init": {"name": "random_normal", "stddev": 0.7}}}
+    rules |= {name: {"match": "w", **part} for name, part in parts.items()}
+    (entry,) = initreg.plan({"w": (200, 900)}, rules)
+    values = tree.generate(entry, 3).astype(np.float64)
+    assert entry.target_std == pytest.approx(values.std(), rel=0.01)
