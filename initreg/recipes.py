@@ -1,6 +1,6 @@
 """Recipes: the initialization schemes of real model codebases, as rule sets with their variables.
 
-A recipe is configs/public/recipe/<name>.yaml (the package initreg.configs.public.recipe): a comment and
+A recipe is configs/public/recipe/<name>.yaml (recipe/ in the package initreg.configs.public): a comment and
 a `reference` naming the code it reproduces, `variables` (defaults of the model-config values its
 expressions read, such as n_layer) and `rules`::
 
@@ -21,7 +21,7 @@ from typing import Any
 from initreg.errors import InvalidArgumentError, choices
 from initreg.tree import Rule, parse_rules
 
-RECIPE_PACKAGE = "initreg.configs.public.recipe"
+PUBLIC_CONFIGS = "initreg.configs.public"
 RECIPE_KEYS = ("reference", "variables", "rules")
 
 
@@ -37,7 +37,7 @@ class Recipe:
 
 def names() -> list[str]:
     """The names of the shipped recipes, sorted."""
-    folder = files(RECIPE_PACKAGE)
+    folder = files(PUBLIC_CONFIGS) / "recipe"
     return sorted(item.name.removesuffix(".yaml") for item in folder.iterdir() if item.name.endswith(".yaml"))
 
 
@@ -58,7 +58,9 @@ def read(name: str) -> dict[str, Any]:
 
     if not isinstance(name, str) or name not in names():
         raise InvalidArgumentError(f"unknown recipe {name!r}; valid: {choices(names())}")
-    loaded = OmegaConf.to_container(OmegaConf.load(str(files(RECIPE_PACKAGE) / f"{name}.yaml")), resolve=True)
+    loaded = OmegaConf.to_container(
+        OmegaConf.load(str(files(PUBLIC_CONFIGS) / "recipe" / f"{name}.yaml")), resolve=True
+    )
     if not isinstance(loaded, dict):
         raise InvalidArgumentError(f"recipe {name!r} is not a mapping of {choices(RECIPE_KEYS)}")
     return {str(key): value for key, value in loaded.items()}

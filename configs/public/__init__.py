@@ -1,0 +1,1 @@
+"""Config groups for any Hydra app: recipe/ holds the recipes (rule sets of real model codebases)."""
