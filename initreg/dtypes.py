@@ -1,4 +1,5 @@
-"""Floating dtypes by name, and the bounds a clipped value keeps after a cast to one of them."""
+"""Dtypes by name (floating ones for every initializer, integer and bool ones for constants), and the bounds a
+clipped value keeps after a cast to a floating one."""
 
 from __future__ import annotations
 
@@ -7,23 +8,27 @@ from typing import Any
 from initreg.errors import InvalidArgumentError, choices
 
 FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+EXACT_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
 DEFAULT_DTYPE = "float32"
 
 
-def standardize_dtype(dtype: Any) -> str:
-    """Returns the canonical name ('float32', ...) of a floating dtype given by name or dtype object.
+def standardize_dtype(dtype: Any, valid: tuple[str, ...] = FLOAT_DTYPES) -> str:
+    """Returns the canonical name ('float32', 'int8', ...) of a dtype in `valid`, given by name or dtype object.
 
-    None gives float32. Integer, bool and complex dtypes raise, as tf.keras does: initial weights
-    are floating point.
+    None gives float32. `valid` is what the initializer can make: floating dtypes for all of them, integer and
+    bool dtypes too for the constants (as Keras allows, for quantized weights); complex dtypes raise.
     """
     if dtype is None:
         return DEFAULT_DTYPE
     name = _dtype_name(dtype)
-    if name in FLOAT_DTYPES:
+    if name in valid:
         return name
-    raise InvalidArgumentError(
-        f"dtype {dtype!r} is not a floating dtype initreg can produce; valid: {choices(FLOAT_DTYPES)}"
-    )
+    if name in EXACT_DTYPES:
+        raise InvalidArgumentError(
+            f"dtype {name!r} is not a floating dtype, and only the constants (Zeros, Ones, Constant) make "
+            f"integer or bool values; valid here: {choices(valid)}"
+        )
+    raise InvalidArgumentError(f"dtype {name!r} is not a dtype initreg can produce; valid: {choices(valid)}")
 
 
 def _dtype_name(dtype: Any) -> str:
@@ -39,8 +44,8 @@ def _dtype_name(dtype: Any) -> str:
 
 
 def compute_dtype(dtype: str) -> str:
-    """The precision the random stream is evaluated in: float64 for float64, else float32."""
-    return "float64" if dtype == "float64" else "float32"
+    """The precision values are evaluated in: float64 for float64, an integer or bool dtype itself, else float32."""
+    return dtype if dtype == "float64" or dtype in EXACT_DTYPES else "float32"
 
 
 def numpy_dtype(dtype: str) -> Any:

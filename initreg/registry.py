@@ -254,6 +254,8 @@ def get(identifier: Any, **config: Any) -> Initializer | Callable[..., Any] | No
     """An initializer from a name, alias, serialized dict, instance, class or callable.
 
     None gives None, as in Keras. Keyword arguments are config values: ``get("lecun_normal", seed=3)``.
+    An array (NumPy, torch, JAX, ...) gives an initializer that makes exactly that array, as Keras's get(tensor):
+    ``Constant(array, broadcast=False)``, which refuses any other shape.
     """
     from initreg.initializers.base import Initializer
     from initreg.serialization import deserialize
@@ -268,12 +270,18 @@ def get(identifier: Any, **config: Any) -> Initializer | Callable[..., Any] | No
         return identifier.from_config({**identifier.get_config(), **config}) if config else identifier
     if inspect.isclass(identifier) and issubclass(identifier, Initializer):
         return identifier.from_config(config)
+    if all(hasattr(identifier, attribute) for attribute in ("shape", "dtype", "tolist")):  # an array, as Keras's get
+        from initreg.initializers.constant import Constant
+
+        if config:
+            raise InvalidArgumentError(f"an array identifier takes no config; got {sorted(config)}")
+        return Constant(identifier, broadcast=False)
     if callable(identifier) and not config:
         function: Callable[..., Any] = identifier
         return function
     raise InvalidArgumentError(
         f"could not interpret initializer identifier {identifier!r}; valid: a name such as 'lecun_normal', "
-        "a serialized dict, an Initializer instance or class, or a callable(shape, dtype=None)"
+        "a serialized dict, an Initializer instance or class, an array, or a callable(shape, dtype=None)"
     )
 
 

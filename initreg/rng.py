@@ -144,11 +144,11 @@ def transform(dist: Distribution, x: Array, dtype: str, xp: Namespace) -> Array:
     return xp.clip(mean + stddev * xp.clip(z, a, b), low, high)
 
 
-def _element_words(key: Key, element_index: Array, precision: str, xp: Namespace) -> Array:
+def _element_words(key: Key, element_index: Array, precision: str, xp: Namespace, stream: int) -> Array:
     if precision == "float32":
-        return words_at(key, element_index, xp)
+        return words_at(key, element_index, xp, stream)
     pair = xp.stack([2 * element_index, 2 * element_index + 1], axis=-1)
-    return words_at(key, pair, xp)
+    return words_at(key, pair, xp, stream)
 
 
 def _range_words(key: Key, start: int, count: int, precision: str, xp: Namespace) -> Array:
@@ -194,10 +194,16 @@ def flat_indices(shape: tuple[int, ...], index: tuple[slice, ...], xp: Namespace
 
 
 def draw_slice(
-    dist: Distribution, key: Key, shape: tuple[int, ...], index: tuple[slice, ...], dtype: str, xp: Namespace
-) -> Array:
-    """The samples `draw` gives for tensor[index], computed without the rest of the tensor."""
+    dist: Distribution, key: Key, shape: tuple[int, ...], index: tuple[slice, ...], dtype: str, xp: Namespace,
+    stream: int = MAIN_STREAM,
+) -> Array:  # fmt: skip
+    """The samples `draw` gives for tensor[index], computed without the rest of the tensor.
+
+    `stream` picks the Philox stream: MAIN_STREAM for a parameter's values, others for auxiliary draws
+    (the second part of a complex value, say), which are independent of the main one.
+    """
     precision = compute_dtype(dtype)
     index = full_index(shape, index)
-    x = symmetric_unit(_element_words(key, flat_indices(shape, index, xp), precision, xp), precision, xp)
+    words = _element_words(key, flat_indices(shape, index, xp), precision, xp, stream)
+    x = symmetric_unit(words, precision, xp)
     return transform(dist, x, dtype, xp)

@@ -5,7 +5,9 @@ Keras 3:    {"module": "keras.initializers", "class_name": "LecunNormal", "confi
 tf.keras 2: {"class_name": "LecunNormal", "config": {..., "dtype": "float32"}}  (dtype is dropped)
 
 Built-ins are written with module "keras.initializers", so keras.initializers.deserialize builds the
-matching Keras initializer; other registered initializers carry their registry name.
+matching Keras initializer; other registered initializers carry their registry name. Keras's own
+serialization of a registered initreg class (see initreg.interop.keras) writes "initreg>ClassName",
+which is read back by the class's name.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from initreg.initializers.base import Initializer
 from initreg.registry import BUILT_IN, initializers
 
 KERAS_MODULE = "keras.initializers"
+KERAS_PACKAGE = "initreg"  # Keras's registered names of initreg's classes are "initreg>ClassName"
 LEGACY_KEYS = ("dtype",)
 
 
@@ -50,9 +53,18 @@ def deserialize(config: Any, **overrides: Any) -> Initializer:
     arguments = config.get("config") or {}
     if not isinstance(arguments, dict):
         raise InvalidArgumentError(f"the 'config' of {config['class_name']!r} must be a dict; got {arguments!r}")
-    name = config.get("registered_name") or config["class_name"]
-    if name not in initializers:
-        name = config["class_name"]
-    cls = initializers.get(name)
+    cls = _initializer_class(config["class_name"], config.get("registered_name"))
     arguments = {k: v for k, v in arguments.items() if k not in LEGACY_KEYS}
     return cls.from_config({**arguments, **overrides})
+
+
+def _initializer_class(class_name: str, registered_name: Any) -> type[Initializer]:
+    """The class a dict names: by registered name, by class name, or by the class in "initreg>ClassName"."""
+    for name in (registered_name, class_name):
+        if isinstance(name, str) and name in initializers:
+            return initializers.get(name)
+    if isinstance(registered_name, str) and registered_name == f"{KERAS_PACKAGE}>{class_name}":
+        for entry in initializers.entries():
+            if entry.value.__name__ == class_name:
+                return entry.value
+    return initializers.get(class_name)  # unknown: raises, with did-you-mean

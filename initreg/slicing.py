@@ -47,7 +47,7 @@ def init_slice(
     init = as_initializer(initializer)
     shape = standardize_shape(shape)
     slices, dropped = normalize_index(index, shape)
-    dtype = standardize_dtype(dtype)
+    dtype = standardize_dtype(dtype, init.dtypes)
     seed_value = stream_seed(seed)
     if not isinstance(path, str):
         raise InvalidArgumentError(f"path must be a string such as 'dense.kernel'; got {path!r}")

@@ -36,6 +36,7 @@ DISTRIBUTIONS = [
     TruncatedNormalDist(0.0, 0.05),
     NormalDist(0.5, 2.0),
     TruncatedNormalDist(0.1, 0.3, -1.5, 2.5),
+    TruncatedNormalDist.between(0.1, 0.7, -0.3, 1.9),
 ]
 PRECISIONS = ["float32", "float64"]
 MAX_ULPS = 4

@@ -150,10 +150,76 @@ def test_every_float_dtype_works(name, dtype):
     assert np.all(np.isfinite(np.asarray(values, dtype=np.float64)))
 
 
-@pytest.mark.parametrize("dtype", ["int32", "uint8", "bool", "complex64", np.int64, "float8"])
-def test_non_float_dtype_is_a_clear_error(dtype):
-    with pytest.raises(InvalidArgumentError, match="not a floating dtype.*'float16', 'bfloat16', 'float32', 'float64'"):
+@pytest.mark.parametrize("dtype", ["int32", "uint8", "bool", np.int64])
+@pytest.mark.parametrize("name", ["LecunNormal", "RandomUniform", "TruncatedNormal", "Orthogonal", "Identity"])
+def test_only_constants_make_integer_and_bool_dtypes(name, dtype):
+    message = "not a floating dtype.*only the constants.*valid here: 'float16', 'bfloat16', 'float32', 'float64'$"
+    with pytest.raises(InvalidArgumentError, match=message):
+        getattr(initreg, name)()((2, 2), dtype=dtype)
+    with pytest.raises(InvalidArgumentError, match=message):
+        initreg.init_slice(name, (2, 2), (), seed=0, path="w", dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", ["complex64", "float8", "int4"])
+def test_other_dtypes_are_a_clear_error(dtype):
+    with pytest.raises(InvalidArgumentError, match=f"'{dtype}' is not a dtype initreg can produce.*'bool', 'int8'"):
         initreg.Zeros()((2, 2), dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", ["bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"])
+@pytest.mark.parametrize(
+    ("name", "value"), [("Zeros", None), ("Ones", None), ("Constant", 3.7), ("Constant", [0.0, 2.5])]
+)
+def test_constants_make_integer_and_bool_dtypes_as_keras_does(name, value, dtype):
+    arguments = {} if value is None else {"value": value}
+    ours = getattr(initreg, name)(**arguments)((3, 2), dtype=dtype)
+    theirs = np.asarray(getattr(keras.initializers, name)(**arguments)((3, 2), dtype=dtype))
+    assert ours.dtype == np.dtype(dtype) and theirs.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(ours, theirs)
+    np.testing.assert_array_equal(
+        initreg.init_slice(
+            name if value is None else {"class_name": name, "config": arguments},
+            (3, 2),
+            (slice(1, 3),),
+            seed=0,
+            path="w",
+            dtype=dtype,
+        ),
+        ours[1:3],
+    )
+
+
+def test_integer_constants_keep_every_bit_and_refuse_values_that_do_not_fit():
+    assert initreg.Constant(2**62 + 1)((2,), dtype="int64").tolist() == [2**62 + 1] * 2
+    assert initreg.Constant([-1.9, 1.9])((2,), dtype="int32").tolist() == [-1, 1]  # toward zero, as Keras casts
+    for value, dtype, message in [
+        (300, "int8", r"300 does not fit int8; valid: -128 \.\. 127"),
+        (-1, "uint8", "does not fit uint8; valid: 0 .. 255"),
+        (2.0**63, "int64", "does not fit int64"),
+        (float("nan"), "int32", "nan is not finite"),
+        ([1.0, float("inf")], "int16", "not finite"),
+    ]:
+        with pytest.raises(InvalidArgumentError, match=message):
+            initreg.Constant(value)((2,), dtype=dtype)
+    assert initreg.Constant(float("nan"))((1,), dtype="bool").tolist() == [True]
+
+
+def test_a_keras_layer_adds_integer_and_bool_weights_with_initreg_constants():
+    class State(keras.layers.Layer):
+        def build(self, input_shape):
+            self.codes = self.add_weight(shape=(4, 3), dtype="int8", initializer=initreg.Constant(-5), trainable=False)
+            self.count = self.add_weight(shape=(), dtype="int32", initializer=initreg.Zeros(), trainable=False)
+            self.mask = self.add_weight(shape=(3,), dtype="bool", initializer=initreg.Ones(), trainable=False)
+
+        def call(self, x):
+            return x
+
+    layer = State()
+    layer.build((None, 4))
+    assert keras.backend.standardize_dtype(layer.codes.dtype) == "int8"
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.codes), np.full((4, 3), -5, np.int8))
+    assert keras.ops.convert_to_numpy(layer.count).dtype == np.int32 and int(layer.count.numpy()) == 0
+    assert keras.ops.convert_to_numpy(layer.mask).tolist() == [True] * 3
 
 
 @pytest.mark.parametrize(
@@ -362,3 +428,28 @@ def test_non_default_truncation_is_in_the_config_and_round_trips(init, extra):
 def test_bad_truncation_arguments_are_clear_errors(cls, arguments, message):
     with pytest.raises(InvalidArgumentError, match=message):
         getattr(initreg, cls)(**arguments)
+
+
+@pytest.mark.parametrize("shape", [(16, 3, 3, 3), (64, 8, 3, 3), (8, 4, 5), (6, 10), (10, 6)])
+def test_orthogonal_in_torch_layout_is_torchs_orthogonal(shape):
+    """torch.nn.init.orthogonal_ makes weight.view(out, -1) (semi-)orthogonal; so does layout="torch"."""
+    torch = pytest.importorskip("torch")
+    gain = 1.5
+    theirs = torch.nn.init.orthogonal_(torch.empty(shape, dtype=torch.float64), gain=gain).view(shape[0], -1).numpy()
+    ours = initreg.Orthogonal(gain=gain, seed=1)(shape, dtype="float64", layout="torch").reshape(shape[0], -1)
+    for matrix in (theirs, ours):
+        rows, cols = matrix.shape
+        gram = matrix @ matrix.T if rows <= cols else matrix.T @ matrix
+        np.testing.assert_allclose(gram, gain**2 * np.eye(min(rows, cols)), atol=1e-12)
+    rows, cols = ours.shape
+    rms = float(np.sqrt(np.mean(theirs**2)))  # exact for an orthogonal matrix: gain / sqrt(max(rows, cols))
+    assert initreg.Orthogonal(gain=gain).target_std(shape, layout="torch") == pytest.approx(rms, rel=1e-9)
+    if len(shape) > 2:  # the Keras reading of the same shape is another matrix, not orthogonal in torch's view
+        keras_read = initreg.Orthogonal(gain=gain, seed=1)(shape, dtype="float64").reshape(shape[0], -1)
+        gram = keras_read @ keras_read.T if rows <= cols else keras_read.T @ keras_read
+        assert np.abs(gram - gain**2 * np.eye(min(rows, cols))).max() > 0.1
+
+
+def test_orthogonal_refuses_an_unknown_layout():
+    with pytest.raises(InvalidArgumentError, match="unknown layout 'tf'.*'keras', 'torch'"):
+        initreg.Orthogonal()((3, 3), layout="tf")

@@ -169,3 +169,136 @@ def test_shards_of_a_tensor_with_index_rules_equal_the_whole(mesh):
     array = init_sharded(entry.initializer, entry.shape, sharding, seed=9, path=entry.path, layout=entry.layout)
     for shard in array.addressable_shards:
         np.testing.assert_array_equal(np.asarray(shard.data), whole[shard.index])
+
+
+# JAX's conventions: default dtype, complex dtypes, in_axis/out_axis/batch_axis, "normal"
+
+import math  # noqa: E402
+
+from scipy import stats  # noqa: E402
+
+import initreg  # noqa: E402
+from initreg.interop.jax import jax_fan_axes, parameter_slice  # noqa: E402
+
+
+def test_the_adapter_takes_a_default_dtype_as_jax_initializers_do():
+    init = kernel_init("he_normal", dtype=jnp.bfloat16)
+    key = jax.random.key(3)
+    assert init(key, (4, 5)).dtype == jnp.bfloat16
+    assert init(key, (4, 5), jnp.float32).dtype == jnp.float32  # the call's dtype wins
+    np.testing.assert_array_equal(
+        np.asarray(init(key, (4, 5))).astype(np.float32),
+        init_slice("he_normal", (4, 5), (), seed=3, path="", dtype="bfloat16").astype(np.float32),
+    )
+    zeros = kernel_init("zeros", dtype=jnp.int32)(key, (3,))
+    theirs = jax.nn.initializers.zeros(key, (3,), jnp.int32)
+    assert zeros.dtype == theirs.dtype == jnp.int32 and np.array_equal(np.asarray(zeros), np.asarray(theirs))
+    with pytest.raises(InitregError, match="'int8'.*only the constants"):
+        kernel_init("he_normal", dtype=jnp.int8)
+
+
+COMPLEX = [("normal", "untruncated_normal"), ("uniform", "uniform"), ("truncated_normal", "truncated_normal")]
+
+
+@pytest.mark.parametrize(("jax_name", "ours"), COMPLEX)
+def test_complex_variance_scaling_draws_what_jax_draws(jax_name, ours):
+    shape, scale = (500, 400), 2.0
+    theirs = np.asarray(
+        jax.nn.initializers.variance_scaling(scale, "fan_in", jax_name, dtype=jnp.complex64)(jax.random.key(0), shape)
+    ).ravel()
+    values = kernel_init(initreg.VarianceScaling(scale, "fan_in", ours))(jax.random.key(1), shape, jnp.complex64)
+    assert values.dtype == jnp.complex64
+    values = np.asarray(values).ravel()
+    assert stats.ks_2samp(np.abs(values), np.abs(theirs)).pvalue > 1e-3  # the modulus
+    assert stats.ks_2samp(np.angle(values), np.angle(theirs)).pvalue > 1e-3  # the phase
+    assert stats.ks_2samp(values.real, theirs.real).pvalue > 1e-3
+    rms = math.sqrt(np.mean(np.abs(theirs) ** 2))
+    assert math.sqrt(np.mean(np.abs(values) ** 2)) == pytest.approx(rms, rel=0.01)
+    assert abs(np.corrcoef(values.real, values.imag)[0, 1]) < 0.01
+    variance = scale / shape[0]
+    bound = {"uniform": math.sqrt(2 * variance), "truncated_normal": 2 * math.sqrt(variance) / 0.95311164380491208}
+    if jax_name in bound:
+        assert np.abs(values).max() <= bound[jax_name] * (1 + 1e-6) and np.abs(theirs).max() <= bound[jax_name] * (
+            1 + 1e-6
+        )
+        assert np.abs(values).max() > 0.999 * bound[jax_name]
+
+
+def test_complex_values_slice_like_the_whole_and_follow_the_stream():
+    init = initreg.GlorotUniform()
+    whole = parameter_slice(init, (12, 10), (), 5, "w", "complex128", None)
+    assert whole.dtype == np.complex128
+    part = parameter_slice(init, (12, 10), (slice(2, 7), slice(3, 9)), 5, "w", "complex128", None)
+    np.testing.assert_array_equal(part, whole[2:7, 3:9])
+    np.testing.assert_array_equal(parameter_slice(init, (12, 10), (4,), 5, "w", "complex128", None), whole[4])
+    u1 = init_slice(initreg.RandomUniform(0.0, 1.0), (12, 10), (), seed=5, path="w", dtype="float64")
+    np.testing.assert_allclose(np.abs(whole), np.sqrt(2 * init.variance((12, 10)) * u1), rtol=1e-12)
+    assert not np.array_equal(whole, parameter_slice(init, (12, 10), (), 6, "w", "complex128", None))
+
+
+def test_complex_dtypes_are_refused_by_name_where_jax_has_no_meaning_for_them():
+    with pytest.raises(InitregError, match="RandomNormal draws real values; complex dtypes"):
+        kernel_init("random_normal")(jax.random.key(0), (3, 3), jnp.complex64)
+    with pytest.raises(InitregError, match="cut at modulus 2.*cutoff=3.0"):
+        kernel_init(initreg.LecunNormal(cutoff=3.0), dtype=jnp.complex64)
+
+
+@pytest.mark.parametrize(
+    ("shape", "axes", "fan_in"),
+    [
+        ((64, 32, 9), {"in_axis": 0, "out_axis": 1}, 64 * 9),
+        ((4, 64, 32), {"batch_axis": 0}, 64),
+        ((3, 3, 8, 16), {"in_axis": (0, 2), "out_axis": -1}, 3 * 8 * 3),
+        ((10, 6, 5, 7), {"in_axis": -1, "out_axis": 0, "batch_axis": (1,)}, 7 * 5),
+    ],
+)
+def test_jax_in_out_and_batch_axes_give_jax_fans(shape, axes, fan_in):
+    theirs = jax.nn.initializers.variance_scaling(1.0, "fan_in", "normal", **axes)(jax.random.key(0), shape)
+    init = kernel_init(initreg.VarianceScaling(1.0, "fan_in", "untruncated_normal"), **axes)
+    values = np.asarray(init(jax.random.key(1), shape))
+    assert float(values.std()) == pytest.approx(float(np.std(theirs)), rel=0.05)
+    input_axes, output_axes = jax_fan_axes(len(shape), **axes)
+    expected = initreg.VarianceScaling(
+        1.0, "fan_in", "untruncated_normal", input_axes=input_axes, output_axes=output_axes
+    )
+    assert expected.target_std(shape) == pytest.approx(1 / math.sqrt(fan_in), rel=1e-15)
+    np.testing.assert_array_equal(values, init_slice(expected, shape, (), seed=1, path=""))
+
+
+def test_keras_axes_alone_are_the_product_of_the_axes_named_not_jaxs_fans():
+    shape = (64, 32, 9)
+    keras_axes = initreg.VarianceScaling(input_axes=[0], output_axes=[1])
+    assert keras_axes.target_std(shape) == pytest.approx(
+        3 * _std_with_jax_fans(shape, in_axis=0, out_axis=1), rel=1e-12
+    )
+
+
+def _std_with_jax_fans(shape, **axes):
+    input_axes, output_axes = jax_fan_axes(len(shape), **axes)
+    return initreg.VarianceScaling(input_axes=input_axes, output_axes=output_axes).target_std(shape)
+
+
+def test_bad_axes_are_refused_by_name():
+    with pytest.raises(InitregError, match="either layout"):
+        kernel_init("he_normal", layout="torch", in_axis=0)
+    with pytest.raises(InitregError, match="Orthogonal has none"):
+        kernel_init("orthogonal", out_axis=0)
+    with pytest.raises(InitregError, match="must name different axes"):
+        kernel_init("he_normal", in_axis=0, out_axis=0)(jax.random.key(0), (3, 4))
+    with pytest.raises(InitregError, match="in_axis 5 is not an axis of a rank-2 weight; valid: -2 .. 1"):
+        kernel_init("he_normal", in_axis=5)(jax.random.key(0), (3, 4))
+    with pytest.raises(InitregError, match="batch_axis must be an int or a sequence"):
+        kernel_init("he_normal", batch_axis="0")(jax.random.key(0), (3, 4))
+
+
+def test_normal_means_truncated_as_in_keras_and_untruncated_is_jaxs_normal():
+    shape = (1000, 1000)
+    sigma = math.sqrt(1 / 1000)
+    keras_normal = np.asarray(kernel_init(initreg.VarianceScaling(distribution="normal"))(jax.random.key(0), shape))
+    untruncated = np.asarray(
+        kernel_init(initreg.VarianceScaling(distribution="untruncated_normal"))(jax.random.key(0), shape)
+    )
+    jax_normal = np.asarray(jax.nn.initializers.variance_scaling(1.0, "fan_in", "normal")(jax.random.key(0), shape))
+    assert np.abs(keras_normal).max() <= 2 * sigma / 0.87962566103423978
+    assert np.abs(untruncated).max() > 4 * sigma and np.abs(jax_normal).max() > 4 * sigma
+    assert stats.ks_2samp(untruncated.ravel(), jax_normal.ravel()).pvalue > 1e-3

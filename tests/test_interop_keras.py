@@ -33,20 +33,25 @@ def _model():
     return keras.Model(inputs, outputs)
 
 
-# What each weight must get, written from the layer definitions above (Keras's defaults included).
+# What each weight must get, written from the layer definitions above (Keras's defaults included); the
+# attention's einsum kernels get the axes of their equations, as Keras's own build gives them.
+PROJECTION = {"class_name": "LecunNormal", "config": {"input_axes": [0], "output_axes": [1, 2]}}
 EXPECTED = {
     "lstm/lstm_cell/kernel": "glorot_uniform",
     "lstm/lstm_cell/recurrent_kernel": "orthogonal",
     "gru/gru_cell/kernel": "glorot_uniform",
     "gru/gru_cell/recurrent_kernel": "he_uniform",
     "gru/gru_cell/bias": "zeros",
-    "multi_head_attention/query/kernel": "lecun_normal",
+    "multi_head_attention/query/kernel": PROJECTION,
     "multi_head_attention/query/bias": "zeros",
-    "multi_head_attention/key/kernel": "lecun_normal",
+    "multi_head_attention/key/kernel": PROJECTION,
     "multi_head_attention/key/bias": "zeros",
-    "multi_head_attention/value/kernel": "lecun_normal",
+    "multi_head_attention/value/kernel": PROJECTION,
     "multi_head_attention/value/bias": "zeros",
-    "multi_head_attention/attention_output/kernel": "lecun_normal",
+    "multi_head_attention/attention_output/kernel": {
+        "class_name": "LecunNormal",
+        "config": {"input_axes": [0, 1], "output_axes": [2]},
+    },
     "multi_head_attention/attention_output/bias": "zeros",
     "layer_normalization/gamma": "ones",
     "layer_normalization/beta": "zeros",
@@ -183,3 +188,140 @@ def test_bad_models_are_refused_by_name():
         reinitialize(keras.Sequential([keras.layers.Dense(3)]), seed=0)
     with pytest.raises(InitregError, match="dict"):
         reinitialize({"class_name": "Sequential"}, seed=0)
+
+
+# Keras's own serialization keeps initreg's classes (registered on import of initreg.interop.keras)
+
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+import initreg  # noqa: E402
+
+SEEDED = [
+    initreg.LecunNormal(seed=1),
+    initreg.HeUniform(seed=2, input_axes=[0], output_axes=[1]),
+    initreg.VarianceScaling(2.0, "fan_avg", "untruncated_normal", seed=3),
+    initreg.GlorotNormal(seed=4, cutoff=3.0),
+    initreg.TruncatedNormal(0.1, 0.7, seed=5, a=-0.3, b=1.9),
+    initreg.RandomUniform(-1.0, 2.0, seed=6),
+    initreg.Orthogonal(2.0, seed=7),
+    initreg.Constant([1.0, 2.0]),
+    initreg.Identity(3.0),
+    initreg.Zeros(),
+]
+
+
+def _dense_model(initializer):
+    keras.utils.clear_session()
+    inputs = keras.Input((4,))
+    outputs = keras.layers.Dense(2, kernel_initializer=initializer, bias_initializer=initreg.Constant([0.5, 0.25]))(
+        inputs
+    )
+    return keras.Model(inputs, outputs)
+
+
+def _same_initializer(found, expected):
+    assert type(found) is type(expected), f"{type(found)} is not {type(expected)}"
+    assert found.get_config() == expected.get_config()
+    shape = (2, 2) if isinstance(expected, initreg.Constant | initreg.Identity) else (6, 4)
+    np.testing.assert_array_equal(found(shape), expected(shape))
+
+
+@pytest.mark.parametrize("init", SEEDED, ids=repr)
+def test_keras_serialize_and_deserialize_keep_the_initreg_class(init):
+    config = keras.saving.serialize_keras_object(init)
+    assert config["registered_name"] == f"initreg>{type(init).__name__}"
+    _same_initializer(keras.saving.deserialize_keras_object(json.loads(json.dumps(config))), init)
+    _same_initializer(keras.initializers.deserialize(config), init)
+    _same_initializer(keras.initializers.get(config), init)
+    _same_initializer(initreg.deserialize(config), init)  # initreg reads Keras's form too
+
+
+@pytest.mark.parametrize("init", SEEDED[:5], ids=repr)
+def test_a_layer_config_a_model_json_and_clone_model_keep_the_initreg_class(init):
+    layer = keras.layers.Dense(3, kernel_initializer=init)
+    _same_initializer(keras.layers.Dense.from_config(layer.get_config()).kernel_initializer, init)
+    model = _dense_model(init)
+    for copy in (keras.models.model_from_json(model.to_json()), keras.models.clone_model(model)):
+        dense = copy.layers[-1]
+        _same_initializer(dense.kernel_initializer, init)
+        _same_initializer(dense.bias_initializer, initreg.Constant([0.5, 0.25]))
+
+
+def test_a_keras_file_reloads_with_the_initreg_class_and_seed_in_a_fresh_process(tmp_path):
+    path = tmp_path / "model.keras"
+    _dense_model(initreg.GlorotNormal(seed=11)).save(path)
+    script = (
+        "import os; os.environ['KERAS_BACKEND'] = 'numpy'\n"
+        "import keras, initreg, initreg.interop.keras\n"
+        f"model = keras.saving.load_model({str(path)!r})\n"
+        "init = model.layers[-1].kernel_initializer\n"
+        "print(type(init).__module__, type(init).__name__, init.seed)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["initreg.initializers.variance_scaling", "GlorotNormal", "11"]
+    reloaded = keras.saving.load_model(path)
+    _same_initializer(reloaded.layers[-1].kernel_initializer, initreg.GlorotNormal(seed=11))
+
+
+def test_the_registration_lists_every_class_and_refuses_a_taken_name():
+    from initreg.interop.keras import register_with_keras
+
+    registered = register_with_keras()
+    assert registered["initreg>LecunNormal"] is initreg.LecunNormal
+    assert keras.saving.get_registered_object("initreg>Orthogonal") is initreg.Orthogonal
+    assert all(keras.saving.get_registered_name(cls) == name for name, cls in registered.items())
+    assert keras.initializers.deserialize(initreg.serialize(initreg.LecunNormal(seed=1))).__class__ is (
+        keras.initializers.LecunNormal  # initreg.serialize still writes Keras's own form, for Keras's class
+    )
+    keras.saving.get_custom_objects()["initreg>Zeros"] = Halves
+    try:
+        with pytest.raises(initreg.errors.NameClashError, match="'initreg>Zeros' is taken by .*Halves"):
+            register_with_keras()
+    finally:
+        keras.saving.get_custom_objects()["initreg>Zeros"] = initreg.Zeros
+
+
+# Layers that hand fan axes to a VarianceScaling: EinsumDense and MultiHeadAttention
+
+
+def test_multi_head_attention_gives_initreg_lecun_normal_the_query_axes_as_keras_does():
+    query = np.zeros((2, 5, 32), np.float32)
+    ours = keras.layers.MultiHeadAttention(num_heads=8, key_dim=16, kernel_initializer=initreg.LecunNormal(seed=0))
+    theirs = keras.layers.MultiHeadAttention(
+        num_heads=8, key_dim=16, kernel_initializer=keras.initializers.LecunNormal(seed=0)
+    )
+    ours(query, query)
+    theirs(query, query)
+    kernel = np.asarray(ours._query_dense.kernel.numpy())
+    assert kernel.shape == (32, 8, 16)
+    keras_std = float(np.std(theirs._query_dense.kernel.numpy()))
+    assert keras_std == pytest.approx(1 / np.sqrt(32), rel=0.03)  # Keras's ~0.179: fan_in = 32, not 8 * 32
+    assert float(kernel.std()) == pytest.approx(keras_std, rel=0.03)
+    expected = initreg.LecunNormal(seed=0, input_axes=[0], output_axes=[1, 2])
+    np.testing.assert_array_equal(kernel, expected((32, 8, 16)))
+
+
+def test_einsum_dense_gives_every_variance_scaling_its_axes():
+    layer = keras.layers.EinsumDense(
+        "abc,cde->abde", output_shape=(None, 4, 64), kernel_initializer=initreg.HeUniform(2)
+    )
+    layer.build((None, 3, 50))
+    kernel = np.asarray(layer.kernel.numpy())
+    limit = np.sqrt(6 / 50)  # fan_in 50, where the shape alone (50, 4, 64) would give 4 * 50
+    assert np.abs(kernel).max() <= limit and np.abs(kernel).max() > 0.99 * limit
+
+
+def test_reinitialize_gives_einsum_kernels_the_axes_of_their_equation():
+    inputs = keras.Input((5, 32))
+    outputs = keras.layers.MultiHeadAttention(8, 16, kernel_initializer=initreg.LecunNormal())(inputs, inputs)
+    model = reinitialize(keras.Model(inputs, outputs), seed=1)
+    weights = _weights(model)
+    for path, axes in [
+        ("multi_head_attention/query/kernel", ([0], [1, 2])),
+        ("multi_head_attention/attention_output/kernel", ([0, 1], [2])),
+    ]:
+        init = {"class_name": "LecunNormal", "config": {"input_axes": axes[0], "output_axes": axes[1]}}
+        expected = init_slice(init, weights[path].shape, (), seed=1, path=path)
+        np.testing.assert_array_equal(weights[path], expected, err_msg=path)

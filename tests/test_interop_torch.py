@@ -161,3 +161,36 @@ def test_rules_match_every_name_of_a_shared_parameter_and_it_stays_shared():
     initialize(meta, rules, seed=5)
     assert meta.head.weight is meta.embed.weight and not meta.embed.weight.is_meta
     np.testing.assert_array_equal(meta.embed.weight.detach().numpy(), expected["embed.weight"])
+
+
+class LearnableScale(torch.nn.Module):
+    """A learnable scalar (a 0-d parameter) next to an ordinary weight."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor(0.0))
+        self.linear = torch.nn.Linear(4, 3, bias=False)
+
+
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+def test_a_zero_dimensional_parameter_is_filled_in_place(device):
+    with torch.device(device):
+        module = LearnableScale()
+    rules = {
+        "scale": {"match": "scale", "init": {"name": "constant", "value": 0.5}},
+        "weights": {"match": "*weight", "init": "he_normal"},
+    }
+    initialize(module, rules, seed=2)
+    assert module.scale.shape == () and module.scale.item() == 0.5
+    rules["scale"]["init"] = {"name": "random_normal", "stddev": 1.0}
+    initialize(module, rules, seed=2)
+    expected = init_tree({"scale": (), "linear.weight": (3, 4)}, rules, seed=2, layout="torch")
+    assert module.scale.shape == () and module.scale.item() == float(expected["scale"])
+    np.testing.assert_array_equal(module.linear.weight.detach().numpy(), expected["linear.weight"])
+
+
+def test_orthogonal_on_a_conv2d_gives_orthonormal_rows_as_torch_does():
+    conv = torch.nn.Conv2d(8, 16, 3)  # weight (16, 8, 3, 3): 16 rows of length 72
+    initialize(conv, {"w": {"match": "weight", "init": "orthogonal"}, "b": {"match": "bias", "init": "zeros"}}, seed=4)
+    rows = conv.weight.detach().double().view(16, -1).numpy()
+    np.testing.assert_allclose(rows @ rows.T, np.eye(16), atol=1e-5)

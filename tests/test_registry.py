@@ -103,3 +103,37 @@ def test_initializers_work_as_keras_layer_kernel_initializers():
     assert kernel.shape == (400, 300)
     assert kernel.std() == pytest.approx((1 / 400) ** 0.5, rel=0.02)
     assert np.abs(kernel).max() <= 2 * (1 / 400) ** 0.5 / 0.87962566103423978
+
+
+@pytest.mark.parametrize("dtype", [None, "float64", "int32"])
+def test_get_of_an_array_makes_that_array_as_keras_get_of_a_tensor_does(dtype):
+    array = np.arange(12, dtype=np.float32).reshape(3, 4) / 7
+    ours, theirs = registry.get(array), keras.initializers.get(array)
+    np.testing.assert_array_equal(ours((3, 4), dtype=dtype), np.asarray(theirs((3, 4), dtype=dtype)))
+    assert ours((3, 4), dtype=dtype).dtype == np.asarray(theirs((3, 4), dtype=dtype)).dtype
+    with pytest.raises(ValueError):
+        theirs((4, 3))
+    with pytest.raises(InvalidArgumentError, match=r"shape \(3, 4\); it cannot make shape \(4, 3\)"):
+        ours((4, 3))
+    with pytest.raises(InvalidArgumentError, match=r"shape \(3, 4\); it cannot make shape \(1, 4\)"):
+        ours((1, 4))  # no broadcasting either way
+
+
+def test_get_of_a_scalar_a_torch_tensor_and_a_jax_array():
+    torch = pytest.importorskip("torch")
+    jnp = pytest.importorskip("jax.numpy")
+    assert registry.get(np.float32(2.5))(()).tolist() == 2.5
+    np.testing.assert_array_equal(registry.get(torch.arange(6).reshape(2, 3))((2, 3)), np.arange(6).reshape(2, 3))
+    np.testing.assert_array_equal(registry.get(jnp.ones((2, 2)))((2, 2), dtype="bool"), np.ones((2, 2), bool))
+
+
+def test_the_array_initializer_round_trips_and_slices_like_the_whole():
+    init = registry.get(np.array([[1.0, 2.0], [3.0, 4.0]]))
+    assert init.get_config() == {"value": [[1.0, 2.0], [3.0, 4.0]], "broadcast": False}
+    assert initreg.deserialize(initreg.serialize(init)) == init
+    np.testing.assert_array_equal(initreg.init_slice(init, (2, 2), (1,), seed=0, path="w"), [3.0, 4.0])
+    assert initreg.Constant([1.0, 2.0]).get_config() == {"value": [1.0, 2.0]}  # Keras's config by default
+    with pytest.raises(InvalidArgumentError, match="array identifier takes no config"):
+        registry.get(np.zeros(2), seed=1)
+    with pytest.raises(InvalidArgumentError, match="`broadcast` must be True or False"):
+        initreg.Constant(1.0, broadcast="no")

@@ -122,3 +122,18 @@ def test_empty_and_scalar_shapes():
     assert rng.draw(NormalDist(0, 1), key, (0, 5), "float32", np).shape == (0, 5)
     scalar = rng.draw(NormalDist(0, 1), key, (), "float32", np)
     assert scalar.shape == () and np.isfinite(scalar)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_an_auxiliary_stream_slices_exactly_and_differs_from_the_main_one(dtype):
+    key, shape, dist = rng.derive_key(4, "w"), (6, 9), UniformDist(0.0, 1.0)
+    whole = rng.draw_slice(dist, key, shape, (), dtype, np, stream=1)
+    part = rng.draw_slice(dist, key, shape, (slice(1, 5), slice(2, 9, 3)), dtype, np, stream=1)
+    np.testing.assert_array_equal(part, whole[1:5, 2:9:3])
+    np.testing.assert_array_equal(
+        rng.draw_slice(dist, key, shape, (), dtype, np), rng.draw(dist, key, shape, dtype, np)
+    )
+    assert not np.isclose(whole, rng.draw(dist, key, shape, dtype, np)).any()
+    words = rng.words_range(key, 0, 54 * (2 if dtype == "float64" else 1), np, stream=1)
+    expected = rng.symmetric_unit(words if dtype == "float32" else words.reshape(54, 2), dtype, np)
+    np.testing.assert_array_equal(whole.ravel(), 0.5 + 0.5 * expected)

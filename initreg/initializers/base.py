@@ -7,9 +7,9 @@ import math
 import numbers
 import random
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from initreg.dtypes import standardize_dtype
+from initreg.dtypes import FLOAT_DTYPES, standardize_dtype
 from initreg.errors import InvalidArgumentError
 from initreg.rng import Key, derive_key
 
@@ -72,10 +72,12 @@ class Initializer:
     of parameters can key each one by (seed, path) while a direct call uses (self.seed, "").
     """
 
+    dtypes: ClassVar[tuple[str, ...]] = FLOAT_DTYPES  # the dtypes it can make
+
     def __call__(
         self, shape: Sequence[int], dtype: Any = None, *, layout: str | None = None, backend: Any = None
     ) -> Array:
-        """An array of `shape` and `dtype` (float32 by default) on `backend` (NumPy by default).
+        """An array of `shape` and `dtype` (float32 by default; one of `self.dtypes`) on `backend` (NumPy by default).
 
         `layout` names the weight layout fans are computed for: "keras" (the default,
         [..., in, out]) or "torch" ([out, in, ...]).
@@ -83,8 +85,8 @@ class Initializer:
         from initreg.registry import get_backend
 
         return self.generate(
-            standardize_shape(shape), standardize_dtype(dtype), key=self.key(), backend=get_backend(backend),
-            layout=layout,
+            standardize_shape(shape), standardize_dtype(dtype, self.dtypes), key=self.key(),
+            backend=get_backend(backend), layout=layout,
         )  # fmt: skip
 
     def key(self, path: str = "") -> Key:

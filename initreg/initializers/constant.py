@@ -1,10 +1,16 @@
-"""Zeros, Ones, Constant(value) (an array value broadcasts) and Identity(gain) (gain * eye, 2-D)."""
+"""Zeros, Ones, Constant(value) (an array value broadcasts) and Identity(gain) (gain * eye, 2-D).
+
+The constants make integer and bool dtypes too, as Keras's do (quantized weights, integer state): a value
+is cast as Keras casts it, toward zero for integers and nonzero -> True for bool; a value that is not
+finite or does not fit the integer dtype raises.
+"""
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from initreg.dtypes import EXACT_DTYPES, FLOAT_DTYPES
 from initreg.errors import InvalidArgumentError
 from initreg.initializers.base import Array, Initializer, Shape, finite_number
 from initreg.registry import register
@@ -21,6 +27,23 @@ def _tensor_value(value: Any) -> Any:
     return value
 
 
+def _exact_value(value: Any, dtype: str) -> Any:
+    """`value` cast to the integer or bool `dtype` (toward zero; nonzero is True), as nested Python values."""
+    import numpy as np
+
+    array = np.asarray(value)
+    if dtype != "bool" and array.size:
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise InvalidArgumentError(f"Constant value {value!r} is not finite and cannot be cast to {dtype}")
+        info = np.iinfo(dtype)
+        low, high = (float(np.trunc(v)) if array.dtype.kind == "f" else int(v) for v in (array.min(), array.max()))
+        if low < int(info.min) or high > int(info.max):  # exact: Python compares floats and ints exactly
+            raise InvalidArgumentError(
+                f"Constant value {value!r} does not fit {dtype}; valid: {int(info.min)} .. {int(info.max)}"
+            )
+    return array.astype(dtype).tolist()
+
+
 def _broadcasts(source: Shape, target: Shape) -> bool:
     """Whether an array of shape `source` broadcasts to exactly `target`."""
     if len(source) > len(target):
@@ -32,9 +55,15 @@ def _broadcasts(source: Shape, target: Shape) -> bool:
 class Constant(Initializer):
     """Every element equals `value`; an array value is broadcast to the shape."""
 
-    def __init__(self, value: Any = 0.0) -> None:
+    dtypes: ClassVar[tuple[str, ...]] = FLOAT_DTYPES + EXACT_DTYPES
+
+    def __init__(self, value: Any = 0.0, *, broadcast: bool = True) -> None:
+        """`broadcast=False` makes only the value's own shape (what ``initreg.get(array)`` gives, as Keras's get)."""
+        if not isinstance(broadcast, bool):
+            raise InvalidArgumentError(f"Argument `broadcast` must be True or False. Received: {broadcast=!r}")
         value = _tensor_value(value)
         self.value = value.tolist() if hasattr(value, "tolist") else value
+        self.broadcast = broadcast
 
     def generate(self, shape: Shape, dtype: str, *, key: Key, backend: Backend, layout: str | None = None) -> Array:
         return backend.cast(backend.xp.asarray(self._broadcast(shape, dtype, backend), copy=True), dtype)
@@ -49,7 +78,12 @@ class Constant(Initializer):
     def _broadcast(self, shape: Shape, dtype: str, backend: Backend) -> Array:
         """The value broadcast to `shape` in the compute precision of `dtype` (a read-only view)."""
         xp = backend.xp
-        value = xp.asarray(self.value, dtype=backend.compute_dtype(dtype))
+        value = _exact_value(self.value, dtype) if dtype in EXACT_DTYPES else self.value
+        value = xp.asarray(value, dtype=backend.compute_dtype(dtype))
+        if not self.broadcast and tuple(value.shape) != shape:
+            raise InvalidArgumentError(
+                f"this initializer holds an array of shape {tuple(value.shape)}; it cannot make shape {shape}"
+            )
         if not _broadcasts(tuple(value.shape), shape):  # checked here: libraries raise different errors
             raise InvalidArgumentError(
                 f"Constant value of shape {tuple(value.shape)} does not broadcast to shape {shape}"
@@ -63,7 +97,8 @@ class Constant(Initializer):
         return float(values.std()) if math.prod(shape) else 0.0
 
     def get_config(self) -> dict[str, Any]:
-        return {"value": self.value}
+        """Keras's config; broadcast is added only when it is False."""
+        return {"value": self.value} if self.broadcast else {"value": self.value, "broadcast": False}
 
 
 @register("zeros", aliases=["Zeros", "zero"])

@@ -1,8 +1,10 @@
 """Orthogonal(gain): a (semi-)orthogonal matrix from the QR of a standard normal one (Saxe et al., 2014).
 
-For shape (..., cols), rows = prod(shape[:-1]); A ~ N(0, 1) of shape (max, min) of (rows, cols) is drawn
-from the stream, A = QR, Q's columns are multiplied by sign(diag(R)) so that Q is Haar-distributed,
-transposed when rows < cols, reshaped to `shape` and scaled by gain. Exactly as Keras does it.
+The weight is read as a (rows, cols) matrix: in the "keras" layout [..., cols], rows = prod(shape[:-1]),
+as Keras does; in the "torch" layout [out, in, ...], rows = out and cols = prod(shape[1:]), as torch's
+orthogonal_ does (so weight.view(out, -1) is the orthogonal matrix). A ~ N(0, 1) of shape (max, min) of
+(rows, cols) is drawn from the stream, A = QR, Q's columns are multiplied by sign(diag(R)) so that Q is
+Haar-distributed, transposed when rows < cols, reshaped row-major to `shape` and scaled by gain.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from initreg.distributions import NormalDist
 from initreg.dtypes import compute_dtype
-from initreg.errors import InvalidArgumentError
+from initreg.errors import InvalidArgumentError, choices
 from initreg.initializers.base import Array, RandomInitializer, Shape, finite_number
+from initreg.initializers.variance_scaling import LAYOUTS
 from initreg.registry import register
 from initreg.rng import Key
 
@@ -21,11 +24,17 @@ if TYPE_CHECKING:
     from initreg.backends.base import Backend
 
 
-def _matrix_shape(shape: Shape) -> tuple[int, int]:
+def _matrix_shape(shape: Shape, layout: str | None) -> tuple[int, int]:
+    """(rows, cols) of the matrix a weight of `shape` is read as in `layout` (see the module docstring)."""
+    layout = layout or "keras"
+    if layout not in LAYOUTS:
+        raise InvalidArgumentError(f"unknown layout {layout!r}; valid: {choices(LAYOUTS)}")
     if len(shape) < 2:
         raise InvalidArgumentError(
             f"The tensor to initialize must be at least two-dimensional. Received: shape={shape} of rank {len(shape)}."
         )
+    if layout == "torch":
+        return shape[0], math.prod(shape[1:])
     return math.prod(shape[:-1]), shape[-1]
 
 
@@ -38,7 +47,7 @@ class Orthogonal(RandomInitializer):
         super().__init__(seed=seed)
 
     def generate(self, shape: Shape, dtype: str, *, key: Key, backend: Backend, layout: str | None = None) -> Array:
-        rows, cols = _matrix_shape(shape)
+        rows, cols = _matrix_shape(shape, layout)
         xp = backend.xp
         if rows * cols == 0:
             return backend.cast(xp.zeros(shape, dtype=backend.compute_dtype(dtype)), dtype)
@@ -61,7 +70,7 @@ class Orthogonal(RandomInitializer):
         )
 
     def target_std(self, shape: Shape, layout: str | None = None) -> float:
-        rows, cols = _matrix_shape(shape)
+        rows, cols = _matrix_shape(shape, layout)
         return abs(self.gain) / math.sqrt(max(rows, cols, 1))
 
     def get_config(self) -> dict[str, Any]:

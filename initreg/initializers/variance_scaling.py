@@ -91,6 +91,7 @@ class VarianceScaling(RandomInitializer):
         output_axes: Sequence[int] | None = None,
         *,
         cutoff: float = DEFAULT_CUTOFF,
+        strict_fans: bool = False,
     ) -> None:
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0.0:
             raise InvalidArgumentError(f"Argument `scale` must be positive float. Received: scale={scale!r}")
@@ -103,6 +104,9 @@ class VarianceScaling(RandomInitializer):
             raise InvalidArgumentError(
                 f"Invalid `distribution` argument: {distribution!r}; valid: {choices(DISTRIBUTIONS)}"
             )
+        if not isinstance(strict_fans, bool):
+            raise InvalidArgumentError(f"Argument `strict_fans` must be True or False. Received: {strict_fans=!r}")
+        self.strict_fans = strict_fans
         self.cutoff = positive("cutoff", cutoff)
         if self.cutoff != DEFAULT_CUTOFF and distribution != "truncated_normal":
             raise InvalidArgumentError(
@@ -117,7 +121,15 @@ class VarianceScaling(RandomInitializer):
         super().__init__(seed=seed)
 
     def fans(self, shape: Shape, layout: str | None = None) -> tuple[int, int]:
-        """(fan_in, fan_out) for `shape`: the constructor's axes if both are set, else `layout`'s."""
+        """(fan_in, fan_out) for `shape`: the constructor's axes if both are set, else `layout`'s.
+
+        With strict_fans, a shape of rank < 2 raises, as torch does, instead of Keras's (1, 1) and (n, n).
+        """
+        if self.strict_fans and len(shape) < 2:
+            raise InvalidArgumentError(
+                f"Fan in and fan out can not be computed for a tensor with fewer than 2 dimensions "
+                f"(strict_fans=True, as in torch); received shape={shape} of rank {len(shape)}"
+            )
         if self.input_axes is not None and self.output_axes is not None:
             return compute_fans(shape, self.input_axes, self.output_axes)
         return compute_fans(shape, layout=layout)
@@ -144,8 +156,8 @@ class VarianceScaling(RandomInitializer):
         return UniformDist(-limit, limit)
 
     def get_config(self) -> dict[str, Any]:
-        """Keras's config; cutoff is added only when it is not the default."""
-        return self._with_cutoff(
+        """Keras's config; cutoff and strict_fans are added only when they are not the defaults."""
+        return self._with_extras(
             {
                 **super().get_config(),
                 "scale": self.scale,
@@ -156,12 +168,14 @@ class VarianceScaling(RandomInitializer):
             }
         )
 
-    def _with_cutoff(self, config: dict[str, Any]) -> dict[str, Any]:
-        return config if self.cutoff == DEFAULT_CUTOFF else {**config, "cutoff": self.cutoff}
+    def _with_extras(self, config: dict[str, Any]) -> dict[str, Any]:
+        if self.cutoff != DEFAULT_CUTOFF:
+            config = {**config, "cutoff": self.cutoff}
+        return {**config, "strict_fans": True} if self.strict_fans else config
 
 
 class _Preset(VarianceScaling):
-    """A VarianceScaling with fixed scale, mode and distribution; only seed, axes and cutoff are config."""
+    """A VarianceScaling with fixed scale, mode and distribution; seed, axes, cutoff and strict_fans are config."""
 
     SCALE = 1.0
     MODE = "fan_in"
@@ -174,11 +188,15 @@ class _Preset(VarianceScaling):
         output_axes: Sequence[int] | None = None,
         *,
         cutoff: float = DEFAULT_CUTOFF,
+        strict_fans: bool = False,
     ) -> None:
-        super().__init__(self.SCALE, self.MODE, self.DISTRIBUTION, seed, input_axes, output_axes, cutoff=cutoff)
+        super().__init__(
+            self.SCALE, self.MODE, self.DISTRIBUTION, seed, input_axes, output_axes,
+            cutoff=cutoff, strict_fans=strict_fans,
+        )  # fmt: skip
 
     def get_config(self) -> dict[str, Any]:
-        return self._with_cutoff(
+        return self._with_extras(
             {"seed": self._init_seed, "input_axes": self.input_axes, "output_axes": self.output_axes}
         )
 

@@ -11,22 +11,50 @@ under ``jax.jit`` and ``jax.vmap``.
 ``init_sharded`` makes one parameter as a sharded ``jax.Array`` with ``jax.make_array_from_callback``:
 each device's shard is ``init_slice`` of its index, so each process makes only its own devices' shards, and
 the assembled array equals the unsharded one. Orthogonal can only be made whole (replicated).
+
+JAX's conventions, and how to get them from ``kernel_init``:
+
+- dtype: ``kernel_init(init, dtype=jnp.bfloat16)`` sets the returned function's default dtype, as JAX's
+  initializer factories do; the dtype a call passes wins.
+- fans: JAX's ``in_axis`` (default -2), ``out_axis`` (-1) and ``batch_axis`` (()) may be given, ints or
+  sequences. As in JAX, every other axis is receptive field: fan_in = in_size * receptive and fan_out =
+  out_size * receptive. They become the VarianceScaling's Keras axes input_axes = in + receptive axes and
+  output_axes = out + receptive axes (Keras multiplies exactly the axes it names). Without them the
+  initializer's own rules apply: Keras's, which equal JAX's defaults from rank 2 up.
+- "normal": JAX's and torch's "normal" is untruncated: write distribution="untruncated_normal". initreg's
+  "normal" is Keras's, a truncated normal (JAX's "truncated_normal").
+- complex dtypes (complex64, complex128) are made for the VarianceScaling family as JAX's
+  variance_scaling makes them, with s its variance: "untruncated_normal", real and imaginary parts each
+  N(0, s / 2); "uniform", uniform on the disk of radius sqrt(2 s): sqrt(2 s u1) exp(2 pi i u2);
+  "truncated_normal", a complex normal with its modulus cut at 2, sqrt(-log(1 - (1 - e^-4) u1))
+  exp(2 pi i u2) sqrt(s) / 0.95311164380491208 (JAX's constant). The real part or u1 of element i is drawn
+  from the parameter's stream, the imaginary part or u2 from the same key's Philox stream 1, element by
+  element, so that slices and shards stay exact. Other initializers draw real values only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+import numbers
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
 import numpy as np
 
+from initreg import rng
+from initreg.distributions import NormalDist, UniformDist
 from initreg.dtypes import numpy_dtype, standardize_dtype
-from initreg.errors import InvalidArgumentError
+from initreg.errors import InvalidArgumentError, choices
 from initreg.initializers.base import Initializer, Shape, standardize_shape
-from initreg.slicing import as_initializer, init_slice
+from initreg.initializers.variance_scaling import VarianceScaling
+from initreg.slicing import as_initializer, init_slice, normalize_index, stream_seed
 
 KernelInit = Callable[..., jax.Array]
+Axis = int | Sequence[int]
+COMPLEX_PARTS = {"complex64": "float32", "complex128": "float64"}  # a complex dtype and its parts' dtype
+COMPLEX_TRUNCATED_STD = 0.95311164380491208  # JAX's constant for the complex normal cut at modulus 2
+SECOND_PART_STREAM = 1
 
 
 def seed_from_key_data(words: Any) -> int:
@@ -44,22 +72,136 @@ def seed_from_key(key: jax.Array) -> int:
     return seed_from_key_data(jax.random.key_data(key))
 
 
-def kernel_init(initializer: Any, *, path: str = "", layout: str | None = None) -> KernelInit:
-    """A Flax-style ``init(key, shape, dtype=float32)`` drawing `initializer` from initreg's stream.
+def kernel_init(
+    initializer: Any,
+    *,
+    path: str = "",
+    layout: str | None = None,
+    dtype: Any = None,
+    in_axis: Axis | None = None,
+    out_axis: Axis | None = None,
+    batch_axis: Axis | None = None,
+) -> KernelInit:
+    """A Flax-style ``init(key, shape, dtype=dtype)`` drawing `initializer` from initreg's stream.
 
     `initializer` is anything ``initreg.get`` takes; `layout` names the weight layout for fans ("keras",
-    which is Flax's [..., in, out], by default). The stream is (seed_from_key(key), path).
+    which is Flax's [..., in, out], by default); `dtype` is the default dtype (float32 if None);
+    `in_axis`/`out_axis`/`batch_axis` give JAX's fans (see the module docstring). The stream is
+    (seed_from_key(key), path).
     """
     init = as_initializer(initializer)
+    jax_axes = None if in_axis is None and out_axis is None and batch_axis is None else (in_axis, out_axis, batch_axis)
+    if jax_axes is not None:
+        if layout is not None:
+            raise InvalidArgumentError(f"give either layout ({layout!r}) or in_axis/out_axis/batch_axis, not both")
+        if not isinstance(init, VarianceScaling):
+            raise InvalidArgumentError(
+                f"in_axis/out_axis/batch_axis set fans, which only the VarianceScaling family uses; "
+                f"{type(init).__name__} has none"
+            )
+    parameter_dtype(init, dtype)  # a bad default fails here, not at the first call
 
-    def init_fn(key: jax.Array, shape: Any, dtype: Any = None) -> jax.Array:
-        standard_shape, dtype_name = standardize_shape(shape), standardize_dtype(dtype)
+    def init_fn(key: jax.Array, shape: Any, dtype: Any = dtype) -> jax.Array:
+        standard_shape, dtype_name = standardize_shape(shape), parameter_dtype(init, dtype)
+        shaped = init if jax_axes is None else with_jax_fans(init, len(standard_shape), *jax_axes)
         result = jax.ShapeDtypeStruct(standard_shape, numpy_dtype(dtype_name))  # type: ignore[no-untyped-call]
-        host = _HostValues(init, standard_shape, dtype_name, path, layout)
+        host = _HostValues(shaped, standard_shape, dtype_name, path, layout)
         values: jax.Array = jax.pure_callback(host, result, jax.random.key_data(key), vmap_method="sequential")
         return values
 
     return init_fn
+
+
+def jax_fan_axes(
+    rank: int, in_axis: Axis = -2, out_axis: Axis = -1, batch_axis: Axis = ()
+) -> tuple[list[int], list[int]]:
+    """Keras's (input_axes, output_axes) that give JAX's fans: the axes named plus every remaining axis."""
+    named = {
+        name: _axes(name, axis, rank)
+        for name, axis in (("in_axis", in_axis), ("out_axis", out_axis), ("batch_axis", batch_axis))
+    }
+    every = [axis for axes in named.values() for axis in axes]
+    if len(set(every)) != len(every):
+        raise InvalidArgumentError(
+            f"in_axis, out_axis and batch_axis must name different axes; got in_axis={in_axis!r}, "
+            f"out_axis={out_axis!r}, batch_axis={batch_axis!r} for rank {rank}"
+        )
+    receptive = [axis for axis in range(rank) if axis not in every]
+    return [*named["in_axis"], *receptive], [*named["out_axis"], *receptive]
+
+
+def with_jax_fans(
+    init: Initializer, rank: int, in_axis: Axis | None, out_axis: Axis | None, batch_axis: Axis | None
+) -> Initializer:
+    """`init` (a VarianceScaling) with the Keras axes giving JAX's fans for a weight of `rank`."""
+    input_axes, output_axes = jax_fan_axes(
+        rank, -2 if in_axis is None else in_axis, -1 if out_axis is None else out_axis,
+        () if batch_axis is None else batch_axis,
+    )  # fmt: skip
+    return type(init).from_config({**init.get_config(), "input_axes": input_axes, "output_axes": output_axes})
+
+
+def _axes(name: str, axis: Axis, rank: int) -> list[int]:
+    """One axis or a sequence of them as non-negative ints below `rank`; anything else raises naming it."""
+    axes: Any = [axis] if isinstance(axis, numbers.Integral) else axis
+    if isinstance(axes, (str, bytes)) or not isinstance(axes, Sequence):
+        raise InvalidArgumentError(f"{name} must be an int or a sequence of ints; got {axis!r}")
+    found = []
+    for entry in axes:
+        if isinstance(entry, bool) or not isinstance(entry, numbers.Integral) or not -rank <= int(entry) < rank:
+            raise InvalidArgumentError(
+                f"{name} {axis!r} is not an axis of a rank-{rank} weight; valid: {-rank} .. {rank - 1}"
+            )
+        found.append(int(entry) % rank)
+    return found
+
+
+def parameter_dtype(init: Initializer, dtype: Any) -> str:
+    """The canonical dtype name: one of init.dtypes, or a complex one for the VarianceScaling family."""
+    try:
+        name = None if dtype is None else str(np.dtype(dtype).name)
+    except TypeError:
+        name = None
+    if name not in COMPLEX_PARTS:
+        return standardize_dtype(dtype, init.dtypes)
+    if not isinstance(init, VarianceScaling):
+        raise InvalidArgumentError(
+            f"{type(init).__name__} draws real values; complex dtypes ({choices(COMPLEX_PARTS)}) are made by "
+            "the VarianceScaling family only, as JAX's variance_scaling makes them"
+        )
+    if init.distribution == "truncated_normal" and init.cutoff != 2.0:
+        raise InvalidArgumentError(
+            f"a complex truncated normal is cut at modulus 2, as in JAX; cutoff={init.cutoff!r} applies to real dtypes"
+        )
+    return name
+
+
+def parameter_slice(
+    init: Initializer, shape: Shape, index: Any, seed: int, path: str, dtype: str, layout: str | None
+) -> np.ndarray:
+    """``init_slice`` as NumPy, complex dtypes included (see the module docstring)."""
+    if dtype not in COMPLEX_PARTS:
+        return np.asarray(init_slice(init, shape, index, seed, path, dtype, layout=layout))
+    assert isinstance(init, VarianceScaling)  # parameter_dtype allows complex dtypes for these only
+    slices, dropped = normalize_index(index, shape)
+    part_dtype, variance = COMPLEX_PARTS[dtype], init.variance(shape, layout)
+    key = rng.derive_key(stream_seed(seed), path)
+
+    def draw(dist: NormalDist | UniformDist, stream: int) -> np.ndarray:
+        return np.asarray(rng.draw_slice(dist, key, shape, slices, part_dtype, np, stream))
+
+    if init.distribution == "untruncated_normal":
+        part = NormalDist(0.0, math.sqrt(variance / 2.0))
+        values = draw(part, rng.MAIN_STREAM) + 1j * draw(part, SECOND_PART_STREAM)
+    else:
+        u1, u2 = draw(UniformDist(0.0, 1.0), rng.MAIN_STREAM), draw(UniformDist(0.0, 1.0), SECOND_PART_STREAM)
+        if init.distribution == "uniform":
+            radius = np.sqrt(2.0 * variance * u1)
+        else:
+            radius = np.sqrt(-np.log1p(-(1.0 - math.exp(-4.0)) * u1)) * (math.sqrt(variance) / COMPLEX_TRUNCATED_STD)
+        values = radius * np.exp(2j * math.pi * u2)
+    kept = tuple(size for axis, size in enumerate(values.shape) if axis not in dropped)
+    return np.reshape(values.astype(dtype), kept)
 
 
 class _HostValues:
@@ -70,7 +212,7 @@ class _HostValues:
 
     def __call__(self, words: np.ndarray) -> np.ndarray:
         seed = seed_from_key_data(words)
-        return np.asarray(init_slice(self.init, self.shape, (), seed, self.path, self.dtype, layout=self.layout))
+        return parameter_slice(self.init, self.shape, (), seed, self.path, self.dtype, self.layout)
 
 
 def init_sharded(
@@ -88,10 +230,10 @@ def init_sharded(
     without ever making the whole array.
     """
     init = as_initializer(initializer)
-    standard_shape, dtype_name = standardize_shape(shape), standardize_dtype(dtype)
+    standard_shape, dtype_name = standardize_shape(shape), parameter_dtype(init, dtype)
 
     def shard(index: tuple[slice, ...] | None) -> np.ndarray:
         part = () if index is None else index
-        return np.asarray(init_slice(init, standard_shape, part, seed, path, dtype_name, layout=layout))
+        return parameter_slice(init, standard_shape, part, seed, path, dtype_name, layout)
 
     return jax.make_array_from_callback(standard_shape, sharding, shard, dtype=numpy_dtype(dtype_name))

@@ -12,10 +12,25 @@ The values are ``init_slice(initializer, weight.shape, (), seed, path)`` with `p
 its own name scope, like a Sequential, drops its name from the front), so a model and its JSON round
 trip get the same values, and the seed inside a layer's initializer config is not used: every weight
 has its own stream, never a copy of another layer's. They are applied with ``model.set_weights``.
+An EinsumDense kernel (MultiHeadAttention's projections) whose VarianceScaling names no axes gets the
+input and output axes of the layer's equation, as Keras's build gives them.
+
+Importing this module also registers initreg's initializers with Keras (``register_with_keras``):
+
+- serialization: every initializer class, plugins' included, is registered as ``"initreg>ClassName"``, so
+  that ``keras.saving.serialize_keras_object``, a layer's ``get_config``/``from_config``, ``model.to_json``
+  and ``model_from_json``, ``.keras`` files and ``clone_model`` keep initreg's class and seed. Loading needs
+  the registration too: import this module before ``keras.saving.load_model`` (without it Keras falls back,
+  silently, to its own class of the same name).
+- fan axes: Keras's EinsumDense (and so MultiHeadAttention) hands a kernel's input and output axes only to
+  an initializer that is an instance of Keras's own VarianceScaling. So that it hands them to initreg's,
+  keras.initializers.VarianceScaling is added as the last base of initreg's VarianceScaling: initreg's
+  methods all come first, and the base only makes ``isinstance`` true.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,12 +38,38 @@ from typing import Any
 import keras
 import numpy as np
 
-from initreg.errors import InitregError, InvalidArgumentError
+from initreg.errors import InitregError, InvalidArgumentError, NameClashError
 from initreg.initializers.base import Initializer
-from initreg.registry import get
+from initreg.initializers.variance_scaling import VarianceScaling
+from initreg.registry import get, initializers
+from initreg.serialization import KERAS_PACKAGE
 from initreg.slicing import init_slice
 
 FORGET_GATE = 1  # the forget gate is the second of an LSTM's four gates (i, f, c, o)
+_registering = threading.Lock()
+
+
+def register_with_keras() -> dict[str, type[Initializer]]:
+    """Registers every initializer class initreg knows with Keras (see the module docstring); returns them by
+    registered name, a dict that also serves as ``custom_objects``. Run again after registering new classes.
+    """
+    with _registering:
+        custom_objects = keras.saving.get_custom_objects()
+        registered = {}
+        for entry in initializers.entries():
+            cls = entry.value
+            name = f"{KERAS_PACKAGE}>{cls.__name__}"
+            holder = custom_objects.get(name, cls)
+            if holder is not cls:
+                raise NameClashError(
+                    f"Keras name {name!r} is taken by {holder.__module__}.{holder.__qualname__}; "
+                    f"cannot register {cls.__module__}.{cls.__qualname__} under it"
+                )
+            keras.saving.register_keras_serializable(package=KERAS_PACKAGE, name=cls.__name__)(cls)
+            registered[name] = cls
+        if not issubclass(VarianceScaling, keras.initializers.VarianceScaling):
+            VarianceScaling.__bases__ = (*VarianceScaling.__bases__, keras.initializers.VarianceScaling)
+        return registered
 
 
 @dataclass(frozen=True)
@@ -107,11 +148,33 @@ def _weight_init(model: keras.Model, weight: Any, layers: Mapping[str, Any]) -> 
         raise type(error)(f"weight {path!r} ({key} of layer {layer.name!r}): {error}") from error
     if not isinstance(initializer, Initializer):
         raise InvalidArgumentError(f"weight {path!r}: {key} {config[key]!r} is not an initreg initializer")
+    if name == "kernel" and isinstance(layer, keras.layers.EinsumDense):
+        initializer = _with_einsum_axes(initializer, layer)
     forget = name == "bias" and bool(config.get("unit_forget_bias")) and "recurrent_initializer" in config
     return WeightInit(path, shape, dtype, key, initializer, forget)
+
+
+def _with_einsum_axes(initializer: Initializer, layer: Any) -> Initializer:
+    """A VarianceScaling without axes given the input and output axes of `layer`'s equation, as Keras does."""
+    if not isinstance(initializer, VarianceScaling) or (
+        initializer.input_axes is not None and initializer.output_axes is not None
+    ):
+        return initializer
+    from keras.src.layers.core.einsum_dense import _analyze_einsum_string
+
+    input_shape = layer.get_build_config()["input_shape"]
+    *_, input_axes, output_axes = _analyze_einsum_string(
+        layer.equation, layer.bias_axes, input_shape, layer.partial_output_shape
+    )
+    return type(initializer).from_config(
+        {**initializer.get_config(), "input_axes": input_axes, "output_axes": output_axes}
+    )
 
 
 def _config_keys(name: str) -> tuple[str, ...]:
     """The layer config keys that may name the initializer of a weight called `name`."""
     stem = name.removesuffix("_kernel")
     return (f"{name}_initializer",) if stem == name else (f"{name}_initializer", f"{stem}_initializer")
+
+
+register_with_keras()

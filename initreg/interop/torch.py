@@ -111,7 +111,7 @@ def _to_torch(values: Any) -> torch.Tensor:
     """A CPU tensor of `values` (a backend array); bfloat16 passes through its 16-bit pattern."""
     if isinstance(values, torch.Tensor):
         return values
-    array = np.ascontiguousarray(np.asarray(values))
+    array = np.asarray(values, order="C")  # not ascontiguousarray, which makes a 0-d array 1-d
     if array.dtype.name == "bfloat16":
         return torch.from_numpy(array.view(np.uint16)).view(torch.bfloat16)
     return torch.from_numpy(array)

@@ -71,3 +71,17 @@ def test_errors_name_the_bad_value() -> None:
 def test_target_std_is_the_std_of_the_values() -> None:
     shape = (32, 2, 17)
     assert np.isclose(STFT().target_std(shape), np.std(initreg.get("stft")(shape, "float64")))
+
+
+@pytest.mark.parametrize("name", ["STFT", "STFTInitializer", "stft"])
+def test_keras_names_get_and_deserialize_to_the_plugin(name: str) -> None:
+    keras = pytest.importorskip("keras")
+    assert type(initreg.get(name)) is STFT
+    theirs = keras.initializers.STFT("imag", "hamming", "spectrum", True)
+    config = keras.initializers.serialize(theirs)
+    ours = initreg.deserialize({**config, "class_name": name})
+    assert type(ours) is STFT and ours.get_config() == theirs.get_config()
+    shape = (16, 1, 9)
+    np.testing.assert_allclose(ours(shape, "float64"), np.asarray(theirs(shape, "float64")), atol=1e-5)
+    rebuilt = keras.initializers.deserialize({**initreg.serialize(ours), "module": "keras.initializers"})
+    assert rebuilt.get_config() == theirs.get_config()
