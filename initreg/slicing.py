@@ -104,6 +104,8 @@ def normalize_index(index: Any, shape: Shape) -> tuple[Index, tuple[int, ...]]:
     slices, dropped = [], []
     for axis, (part, size) in enumerate(zip(parts, shape, strict=True)):
         if isinstance(part, slice):
+            if part.step == 0:
+                raise InvalidArgumentError(f"index {index!r}: a slice step cannot be zero (axis {axis})")
             slices.append(_explicit(range(*part.indices(size))))
         elif isinstance(part, numbers.Integral) and not isinstance(part, bool):
             position = int(part) + size if part < 0 else int(part)
