@@ -374,7 +374,9 @@ def parse_rules(
             elif isinstance(value, Mapping):
                 parsed.append(_rule(str(name), value, checked))
             else:
-                raise InvalidArgumentError(f"expected {{match, init, dtype?, layout?, index?}}; got {value!r}")
+                raise InvalidArgumentError(
+                    f"expected {{match, init, dtype?, layout?, index?, optional?}}; got {value!r}"
+                )
     return parsed
 
 
