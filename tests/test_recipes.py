@@ -1,8 +1,8 @@
 """Recipes against the initialization of the code they name.
 
-transformers (GPT-2 small, a small Llama) and mup (a muP GPT-2 at two widths) run their own init here.
-torchtitan and OLMo are not installable on their own, so their init functions are re-implemented below
-with torch from the formulas quoted from their source. For every tensor:
+transformers (GPT-2 small; a small Llama, Mistral and Qwen2) and mup (a muP GPT-2 at two widths) run
+their own init here. torchtitan and OLMo are not installable on their own, so their init functions are
+re-implemented below with torch from the formulas quoted from their source. For every tensor:
 
 - the tensors that are all zeros or all ones, and the zero masks (padding row, query block: the zeros of
   both reference seeds), match exactly;
@@ -119,27 +119,32 @@ def test_hf_gpt2_is_gpt2_small_as_transformers_initializes_it() -> None:
     assert compare(as_numpy(model), reference, other, target) == 2 + 4 * config.n_layer
 
 
-# --- Hugging Face base init: a small Llama --------------------------------------------------------
+# --- Hugging Face base init: a small Llama, Mistral and Qwen2 -------------------------------------
 
-LLAMA = {
+SMALL = {
     "vocab_size": 1000, "hidden_size": 64, "intermediate_size": 172, "num_hidden_layers": 2,
     "num_attention_heads": 4, "num_key_value_heads": 2, "pad_token_id": 7,
 }  # fmt: skip
+FAMILIES = {"llama": "Llama", "mistral": "Mistral", "qwen2": "Qwen2"}  # Qwen2 has q, k and v biases
 
 
-def llama(seed: int) -> torch.nn.Module:
+def causal_lm(family: str, seed: int) -> torch.nn.Module:
     torch.manual_seed(seed)
-    return transformers.LlamaForCausalLM(transformers.LlamaConfig(**LLAMA))
+    prefix = FAMILIES[family]
+    config = getattr(transformers, f"{prefix}Config")(**SMALL)
+    return getattr(transformers, f"{prefix}ForCausalLM")(config)
 
 
-def test_hf_default_is_a_small_llama_as_transformers_initializes_it() -> None:
-    model = llama(0)
-    reference, other = as_numpy(model), as_numpy(llama(1))
+@pytest.mark.parametrize("family", FAMILIES)
+def test_hf_default_is_a_small_causal_lm_as_transformers_initializes_it(family: str) -> None:
+    model = causal_lm(family, 0)
+    reference, other = as_numpy(model), as_numpy(causal_lm(family, 1))
     assert not reference["model.embed_tokens.weight"][7].any()  # the padding row the recipe must zero
     recipe = recipes.load("hf_default", pad_token_id=7, initializer_range=model.config.initializer_range)
     initialize(model, recipe.rules, seed=3)
     compared = compare(as_numpy(model), reference, other, lambda name: model.config.initializer_range)
-    assert compared == 2 + 7 * LLAMA["num_hidden_layers"]
+    assert compared == 2 + 7 * SMALL["num_hidden_layers"]
+    assert any(name.endswith(".bias") for name in reference) == (family == "qwen2")
 
 
 def test_hf_default_without_a_padding_token_zeroes_no_row() -> None:
