@@ -432,6 +432,12 @@ def test_the_command_writes_what_init_tree_makes_with_the_recipe(tmp_path: Path)
     assert made_by["recipe"] == "torchtitan_llama3" and made_by["variables"]["n_layers"] == 2
 
 
+def test_a_bad_expression_on_the_command_line_is_one_line_naming_the_rule(tmp_path: Path) -> None:
+    done = run_command(tmp_path, "recipe=hf_gpt2", "model=gpt2_small", 'recipe.rules.weights.init.stddev="=nope * 2"')
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and not list(tmp_path.iterdir())
+    assert "recipe 'hf_gpt2': rule 'weights': expression '=nope * 2' uses unknown name 'nope'" in done.stderr
+
+
 def test_an_unknown_recipe_is_one_line_with_the_valid_ones(tmp_path: Path) -> None:
     done = run_command(tmp_path, "recipe=hf_gtp2", "model=gpt2_small")
     assert done.returncode == 2 and done.stderr.count("\n") == 1
