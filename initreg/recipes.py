@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any
 
-from initreg.errors import InvalidArgumentError, choices
+from initreg.errors import InitregError, InvalidArgumentError, choices
 from initreg.tree import Rule, parse_rules
 
 PUBLIC_CONFIGS = "initreg.configs.public"
@@ -44,10 +44,11 @@ def names() -> list[str]:
 def load(name: str, **variables: Any) -> Recipe:
     """The shipped recipe `name` with `variables` overriding its defaults; an unknown variable raises."""
     config = read(name)
-    unknown = [key for key in variables if key not in config["variables"]]
+    defaults = config.get("variables") or {}
+    unknown = [key for key in variables if key not in defaults]
     if unknown:
         raise InvalidArgumentError(
-            f"recipe {name!r} has no variable {unknown[0]!r}; valid: {choices(config['variables']) or '(none)'}"
+            f"recipe {name!r} has no variable {unknown[0]!r}; valid: {choices(defaults) or '(none)'}"
         )
     return from_config(name, config, variables)
 
@@ -76,6 +77,7 @@ def from_config(name: str, config: Mapping[str, Any], variables: Mapping[str, An
     merged = {**(config.get("variables") or {}), **(variables or {})}
     try:
         rules = parse_rules(config["rules"], merged)
-    except InvalidArgumentError as error:
-        raise type(error)(f"recipe {name!r}: {error}") from None
+    except InitregError as error:
+        error.args = (f"recipe {name!r}: {error}",)
+        raise
     return Recipe(name, str(config.get("reference", "")), merged, rules)

@@ -41,7 +41,6 @@ class InitTemplate:
         initializers.get(name)  # an unknown name raises here, with suggestions
         self.name = name
         self.config = {key: compile_expression(v) if is_expression(v) else v for key, v in config.items()}
-        self.names = frozenset().union(*(v.names for v in self.config.values() if isinstance(v, Expression)))
         self._made: dict[str, Initializer] = {}
         self._lock = threading.Lock()
 

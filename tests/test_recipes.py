@@ -468,3 +468,12 @@ def test_the_new_model_configs_have_the_shapes_of_the_real_models(name: str, bui
         model = build()
     shapes = {path: tuple(p.shape) for path, p in model.named_parameters(remove_duplicate=False)}
     assert model_config_spec(name) == shapes
+
+
+def test_a_bad_recipe_config_is_an_error_naming_the_recipe() -> None:
+    with pytest.raises(initreg.InitregError, match="recipe 'mine': rule 'w': .*'lecun_normall'"):
+        recipes.from_config("mine", {"rules": {"w": {"match": "*", "init": "lecun_normall"}}, "variables": {}})
+    with pytest.raises(initreg.InitregError, match="recipe 'mine' has unknown key 'model'; valid: 'reference'"):
+        recipes.from_config("mine", {"rules": {}, "model": "gpt2_small"})
+    with pytest.raises(initreg.InitregError, match="recipe 'mine' needs 'rules' and 'variables' mappings"):
+        recipes.from_config("mine", {"rules": ["w"]})
