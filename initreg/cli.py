@@ -47,9 +47,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from initreg import __version__, io, registry, tree
+from initreg import __version__, io, recipes, registry, tree
 from initreg.dtypes import FLOAT_DTYPES
 from initreg.errors import InitregError, InvalidArgumentError, printable
+from initreg.initializers.overlay import Overlay, region_text
 from initreg.schemas import plain
 
 if TYPE_CHECKING:
@@ -236,7 +237,8 @@ def _output_path(output: str, pattern: str) -> Path:
 
     A multirun job's file is ``<stem>-<overrides><suffix>``: its overrides as given (``key=value``
     joined by commas, a leading ``+`` dropped), without `output` and without the keys the output
-    `pattern` (its text before interpolation) already spells out, such as ``${seed}``. Characters
+    `pattern` (its text before interpolation) already spells out, such as ``${seed}`` (``${initreg_rules:}``
+    spells the recipe, else the init). Characters
     other than letters, digits and ``_.-=,+~@`` are percent-encoded (``/`` is ``%2F``); a name
     longer than a file system takes is cut and ends in a hash of the whole.
     """
@@ -246,6 +248,8 @@ def _output_path(output: str, pattern: str) -> Path:
     if hydra_config.mode != RunMode.MULTIRUN:
         return path
     spelled = set(re.findall(r"\$\{(?:hydra:runtime\.choices\.)?([\w.]+)\}", pattern))
+    if "${initreg_rules:}" in pattern:  # spells the recipe's name, else the init's (see rules_choice)
+        spelled.add("recipe" if hydra_config.runtime.choices.get("recipe") else "init")
     named = []
     for override in hydra_config.overrides.task:
         override = override.lstrip("+")
@@ -283,6 +287,12 @@ def _created_folder(folder: Path) -> Iterator[None]:
         raise
 
 
+def rules_choice() -> str:
+    """The chosen recipe's name, else the chosen init's: the ``${initreg_rules:}`` of the output name."""
+    choices_made = HydraConfig.get().runtime.choices
+    return str(choices_made.get("recipe") or choices_made.get("init"))
+
+
 def _metadata(settings: Mapping[str, Any]) -> dict[str, str]:
     """What made the file, for its safetensors header; "format" is what transformers requires."""
     choices_made = HydraConfig.get().runtime.choices
@@ -293,6 +303,8 @@ def _metadata(settings: Mapping[str, Any]) -> dict[str, str]:
         "model": choices_made.get("model"),
         "backend": choices_made.get("backend"),
         "rules": settings["rules"],
+        "recipe": choices_made.get("recipe"),
+        "variables": settings["variables"],
     }
     return {"format": "pt", "initreg": json.dumps(made_by, sort_keys=True, default=str)}
 
@@ -301,7 +313,11 @@ def _metadata(settings: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _describe(initializer: Initializer, names: Mapping[type, str]) -> str:
-    """The initializer's registered name and its set (non-None) config values, seed aside."""
+    """The initializer's registered name and its set (non-None) config values, seed aside; for an
+    Overlay, its base's, then each part's region and initializer."""
+    if isinstance(initializer, Overlay):
+        parts = (f"{region_text(part.region)} {_describe(part.initializer, names)}" for part in initializer.parts)
+        return " with ".join((_describe(initializer.base, names), *parts))
     config = {k: v for k, v in initializer.get_config().items() if v is not None and k != "seed"}
     name = names.get(type(initializer), type(initializer).__name__)
     return name + "(" + ", ".join(f"{k}={v!r}" for k, v in config.items()) + ")"
@@ -430,6 +446,21 @@ def _draw(entries: Sequence[PlanEntry], settings: Mapping[str, Any], backend: Ba
     return {name: moment.std for name, moment in moments.items()}
 
 
+def _rules_and_variables(settings: dict[str, Any]) -> tuple[Any, Mapping[str, Any] | None]:
+    """The rules to plan with and their variables: a chosen recipe's (its variables updated with the
+    model's `variables`), else `rules` with the model's variables. `settings["rules"]` and
+    `settings["variables"]` become those used, for the file's metadata.
+    """
+    variables = settings["model"].get("variables") or {}
+    recipe = settings.get("recipe")
+    if not recipe:
+        settings["variables"] = variables
+        return settings["rules"], variables
+    chosen = recipes.from_config(HydraConfig.get().runtime.choices["recipe"], recipe, variables)
+    settings["rules"], settings["variables"] = recipe["rules"], chosen.variables
+    return chosen.rules, None
+
+
 def initialize(cfg: DictConfig) -> None:
     """The Hydra task: plan the model's tree by the rules, draw it, write it, print the table."""
     with _reported_errors():
@@ -438,9 +469,10 @@ def initialize(cfg: DictConfig) -> None:
         spec, notes = model_spec(settings["model"])
         for note in notes:
             print(f"initreg: note: {printable(note)}", file=sys.stderr)
+        rules, variables = _rules_and_variables(settings)
         entries = tree.plan(
-            spec, settings["rules"], dtype=settings["dtype"], layout=settings["model"].get("layout"),
-            allow_unmatched_params=settings["allow_unmatched_params"],
+            spec, rules, dtype=settings["dtype"], layout=settings["model"].get("layout"), variables=variables,
+            ties=settings["model"].get("ties"), allow_unmatched_params=settings["allow_unmatched_params"],
             allow_unused_rules=settings["allow_unused_rules"],
         )  # fmt: skip
         total = sum(entry.size for entry in entries)
@@ -495,6 +527,8 @@ def main() -> None:
     with _scratch_folder(), _reported_errors():
         _use_initreg_plugin()
         store_backend_options()
+        if not OmegaConf.has_resolver("initreg_rules"):
+            OmegaConf.register_new_resolver("initreg_rules", rules_choice)
         app()
 
 

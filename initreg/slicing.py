@@ -20,6 +20,7 @@ from initreg.dtypes import standardize_dtype
 from initreg.errors import InvalidArgumentError
 from initreg.initializers.base import Array, Initializer, Shape, standardize_shape
 from initreg.initializers.orthogonal import Orthogonal
+from initreg.initializers.overlay import Overlay
 from initreg.registry import get, get_backend
 from initreg.rng import derive_key
 
@@ -55,7 +56,7 @@ def init_slice(
     if is_whole(slices, shape):
         values = init.generate(shape, dtype, key=key, backend=chosen, layout=layout)
     else:
-        forward, flipped = _forward_slices(slices, shape)
+        forward, flipped = forward_slices(slices, shape)
         values = init.generate_slice(shape, forward, dtype, key=key, backend=chosen, layout=layout)
         if flipped:
             values = chosen.xp.flip(values, axis=flipped)
@@ -73,7 +74,12 @@ def stream_seed(seed: Any) -> int:
 
 
 def slices_independently(initializer: Initializer) -> bool:
-    """Whether a proper slice of `initializer`'s tensors can be made on its own (not Orthogonal)."""
+    """Whether a proper slice of `initializer`'s tensors can be made on its own (not Orthogonal, nor an
+    Overlay with an Orthogonal part)."""
+    if isinstance(initializer, Overlay):
+        return all(
+            slices_independently(part) for part in (initializer.base, *(p.initializer for p in initializer.parts))
+        )
     return not isinstance(initializer, Orthogonal)
 
 
@@ -98,6 +104,8 @@ def normalize_index(index: Any, shape: Shape) -> tuple[Index, tuple[int, ...]]:
     slices, dropped = [], []
     for axis, (part, size) in enumerate(zip(parts, shape, strict=True)):
         if isinstance(part, slice):
+            if part.step == 0:
+                raise InvalidArgumentError(f"index {index!r}: a slice step cannot be zero (axis {axis})")
             slices.append(_explicit(range(*part.indices(size))))
         elif isinstance(part, numbers.Integral) and not isinstance(part, bool):
             position = int(part) + size if part < 0 else int(part)
@@ -126,7 +134,7 @@ def is_whole(slices: Index, shape: Shape) -> bool:
     return all(range(*part.indices(size)) == range(size) for part, size in zip(slices, shape, strict=True))
 
 
-def _forward_slices(slices: Index, shape: Shape) -> tuple[Index, tuple[int, ...]]:
+def forward_slices(slices: Index, shape: Shape) -> tuple[Index, tuple[int, ...]]:
     """Slices with positive steps selecting the same elements, and the axes whose order is reversed."""
     forward, flipped = [], []
     for axis, (part, size) in enumerate(zip(slices, shape, strict=True)):

@@ -5,11 +5,26 @@ and `.dtype`, of which only those two are read); nested mappings and lists of su
 components, so ``{"dense": {"kernel": (784, 256)}}`` and ``{"dense.kernel": (784, 256)}`` both name
 the parameter ``dense.kernel``.
 
-Rules map names to ``{match, init, dtype?, layout?}``. `match` is a shell-style glob over the whole
-dotted path, case-sensitive, in which ``*`` also crosses dots. For each parameter the last matching
-rule wins, like .gitignore. A rule matching nothing and a parameter matching no rule are errors
-unless relaxed (`allow_unused_rules`, `allow_unmatched_params`; unmatched parameters are then left
-out).
+Rules map names to ``{match, init, dtype?, layout?, index?}``. `match` is a shell-style glob over the
+whole dotted path, case-sensitive, in which ``*`` also crosses dots and ``{name}`` captures a run of
+digits as an int (see initreg.patterns). For each parameter the last matching rule wins, like
+.gitignore. A rule matching nothing and a parameter matching no rule are errors unless relaxed
+(`allow_unused_rules`, `allow_unmatched_params`; unmatched parameters are then left out).
+
+Rule language beyond globs (README, "Rule semantics"):
+
+- init arguments may be expressions, ``stddev: "=0.02 / sqrt(2 * n_layer)"`` (initreg.expressions),
+  over the captures, the rule set's `variables` and the parameter's fans and shape (PARAMETER_NAMES);
+  they are evaluated in `plan`, so every PlanEntry holds a concrete initializer.
+- A rule with ``index: "[0]"`` (NumPy basic indexing, entries may be int expressions) sets only that
+  region: last-match-wins applies element-wise. The values are those of the parameter's last matching
+  whole-tensor rule, overwritten in rule order by the later matching index rules, each giving its
+  region the values its initializer's whole tensor has there, drawn from the parameter's own stream
+  (initreg.initializers.overlay): a slice of the result is still the same slice of the whole.
+- `ties` ({alias: parameter}) makes alias another name of the same tensor: rules are matched against
+  all of its names (the last rule matching any of them wins), it is drawn once from the parameter's
+  stream and written once, under the parameter's name; `init_tree` puts the same array at the alias
+  if the spec has it.
 
 Parameter p is drawn from the stream ``derive_key(seed, p)``: its values depend on (seed, p) only,
 not on the other parameters, their order, or the initializer's own seed.
@@ -28,42 +43,77 @@ import numbers
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from fnmatch import fnmatchcase
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from initreg.dtypes import numpy_dtype, standardize_dtype
 from initreg.errors import InitregError, InvalidArgumentError, choices
+from initreg.expressions import compile_index
 from initreg.initializers.base import Array, Initializer, Shape, standardize_shape
+from initreg.initializers.overlay import Overlay, Part
 from initreg.initializers.variance_scaling import LAYOUTS, VarianceScaling, compute_fans
+from initreg.patterns import PathPattern, compile_pattern
 from initreg.registry import get, get_backend
 from initreg.rng import derive_key
 from initreg.schemas import plain
-from initreg.slicing import slices_independently, stream_seed
+from initreg.slicing import forward_slices, normalize_index, slices_independently, stream_seed
+from initreg.templates import PARAMETER_NAMES, InitTemplate, check_variables, has_expressions, parameter_values
 
 if TYPE_CHECKING:
     from initreg.backends.base import Backend
 
 Leaf = Any  # a Shape, or an array-like with .shape and .dtype
-RULE_KEYS = ("match", "init", "dtype", "layout")
+RULE_KEYS = ("match", "init", "dtype", "layout", "index", "optional")
 SHOWN = 5  # names listed in an error message before "and N more"
 DEFAULT_CHUNK_BYTES = 64 << 20  # 64 MiB: the most bytes of values save_tree holds at once (by default)
 
 
 @dataclass(frozen=True)
 class Rule:
-    """Parameters whose dotted path matches the glob `match` get `init`, in `dtype`/`layout` if set."""
+    """Parameters whose dotted path matches the pattern `match` get `init`, in `dtype`/`layout` if set.
+
+    `init` is an Initializer, or an InitTemplate whose expressions read `variables`, the captures and
+    the parameter (see `initializer_for`). With `index`, the rule sets only that region of a tensor.
+    An `optional` rule matching nothing is not an error.
+    """
 
     name: str
     match: str
-    init: Initializer
+    init: Initializer | InitTemplate
     dtype: str | None = None
     layout: str | None = None
+    index: str | None = None
+    optional: bool = False  # may match no parameter (a recipe's rule for tensors some models lack)
+    variables: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    pattern: PathPattern = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pattern", compile_pattern(self.match))
 
     def matches(self, path: str) -> bool:
-        """Whether the glob matches the whole path (case-sensitive; ``*`` crosses dots)."""
-        return fnmatchcase(path, self.match)
+        """Whether the pattern matches the whole path (case-sensitive; ``*`` crosses dots)."""
+        return self.pattern.regex.fullmatch(path) is not None
+
+    def captures(self, path: str) -> dict[str, int] | None:
+        """The pattern's captures for `path` ({} without captures), or None if it does not match."""
+        return self.pattern.match(path)
+
+    def _values(self, captured: Mapping[str, int], shape: Shape, layout: str | None) -> dict[str, Any]:
+        return {**self.variables, **parameter_values(shape, layout), **captured}
+
+    def initializer_for(self, captured: Mapping[str, int], shape: Shape, layout: str | None) -> Initializer:
+        """The concrete initializer for a parameter of `shape` whose path gave `captured`."""
+        if isinstance(self.init, Initializer):
+            return self.init
+        return self.init.resolve(self._values(captured, shape, layout))
+
+    def region_for(self, captured: Mapping[str, int], shape: Shape, layout: str | None) -> tuple[slice, ...]:
+        """The positive-step slices of `shape` that `index` selects (the whole tensor without one)."""
+        if self.index is None:
+            return tuple(slice(0, size, 1) for size in shape)
+        slices, _ = normalize_index(compile_index(self.index).evaluate(self._values(captured, shape, layout)), shape)
+        return forward_slices(slices, shape)[0]
 
 
 @dataclass(frozen=True)
@@ -82,6 +132,7 @@ class PlanEntry:
     fan_in: int
     fan_out: int
     target_std: float
+    aliases: tuple[str, ...] = ()  # other names of the same tensor (ties)
 
     @property
     def size(self) -> int:
@@ -240,7 +291,31 @@ def _layout(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def _rule(name: str, value: Mapping[str, Any]) -> Rule:
+def _init_or_template(value: Any) -> Initializer | InitTemplate:
+    """An InitTemplate for ``{name, **config}`` with expression values, else an Initializer."""
+    if isinstance(value, Mapping) and isinstance(value.get("name"), str) and has_expressions(value):
+        config = {key: item for key, item in value.items() if key != "_target_"}  # a Hydra node's, as in get
+        return InitTemplate(config.pop("name"), config)
+    return _initializer(value)
+
+
+def _check_names(rule: Rule) -> None:
+    """Raises if a capture shadows a variable or a parameter name, or an expression reads an unknown name."""
+    captures = rule.pattern.captures
+    for capture in captures:
+        if capture in rule.variables or capture in PARAMETER_NAMES:
+            raise InvalidArgumentError(
+                f"capture {{{capture}}} in {rule.match!r} has the name of a variable or of {choices(PARAMETER_NAMES)}"
+            )
+    known = [*rule.variables, *PARAMETER_NAMES, *captures]
+    if isinstance(rule.init, InitTemplate):
+        for expression in rule.init.expressions():
+            expression.check_names(known)
+    if rule.index is not None:
+        compile_index(rule.index).check_names(known)
+
+
+def _rule(name: str, value: Mapping[str, Any], variables: Mapping[str, Any]) -> Rule:
     unknown = [key for key in value if key not in RULE_KEYS]
     if unknown:
         raise InvalidArgumentError(f"unknown key {unknown[0]!r}; valid: {choices(RULE_KEYS)}")
@@ -249,24 +324,41 @@ def _rule(name: str, value: Mapping[str, Any]) -> Rule:
         raise InvalidArgumentError(f"'match' must be a glob such as '*.kernel'; got {match!r}")
     if value.get("init") is None:
         raise InvalidArgumentError("'init' is missing; give a name such as 'lecun_normal' or {name: ..., **config}")
-    dtype = value.get("dtype")
-    return Rule(
+    dtype, index = value.get("dtype"), value.get("index")
+    if index is not None and dtype is not None:
+        raise InvalidArgumentError("a rule with an 'index' sets part of a tensor and cannot set its 'dtype'")
+    if index is not None and not isinstance(index, str):
+        raise InvalidArgumentError(f"'index' must be a string such as '[0]' or '[:, 0:d_model]'; got {index!r}")
+    optional = value.get("optional", False)
+    if not isinstance(optional, bool):
+        raise InvalidArgumentError(f"'optional' must be true or false; got {optional!r}")
+    rule = Rule(
         name=name,
         match=match,
-        init=_initializer(value["init"]),
+        init=_init_or_template(value["init"]),
         dtype=None if dtype is None else standardize_dtype(dtype),
         layout=_layout(value.get("layout")),
+        index=index,
+        optional=optional,
+        variables=variables,
     )
+    _check_names(rule)
+    return rule
 
 
-def parse_rules(rules: Mapping[str, Mapping[str, Any] | Rule | None]) -> list[Rule]:
-    """Rules in order from ``{name: {match, init, dtype?, layout?}}``; a rule set to None is dropped.
+def parse_rules(
+    rules: Mapping[str, Mapping[str, Any] | Rule | None], variables: Mapping[str, Any] | None = None
+) -> list[Rule]:
+    """Rules in order from ``{name: {match, init, dtype?, layout?, index?, optional?}}``; None drops a rule.
 
-    `init` is a registered name, ``{name: ..., **config}``, a Keras dict or an Initializer. `rules` may
-    be a Hydra node (an OmegaConf DictConfig, such as ``cfg.rules``).
+    `init` is a registered name, ``{name: ..., **config}`` (config values may be expressions), a Keras
+    dict or an Initializer. `rules` may be a Hydra node (an OmegaConf DictConfig, such as ``cfg.rules``).
+    `variables` ({name: number}) are the names expressions may read besides the captures and
+    PARAMETER_NAMES; an expression reading any other name raises here.
     """
     if not isinstance(rules, Mapping):
         raise InvalidArgumentError(f"rules must be a mapping of rule names to {{match, init}}; got {rules!r}")
+    checked = check_variables(variables)
     parsed = []
     for name, value in plain(rules).items():
         if value is None:
@@ -275,9 +367,11 @@ def parse_rules(rules: Mapping[str, Mapping[str, Any] | Rule | None]) -> list[Ru
             if isinstance(value, Rule):
                 parsed.append(replace(value, name=str(name)))
             elif isinstance(value, Mapping):
-                parsed.append(_rule(str(name), value))
+                parsed.append(_rule(str(name), value, checked))
             else:
-                raise InvalidArgumentError(f"expected {{match, init, dtype?, layout?}}; got {value!r}")
+                raise InvalidArgumentError(
+                    f"expected {{match, init, dtype?, layout?, index?, optional?}}; got {value!r}"
+                )
     return parsed
 
 
@@ -298,10 +392,10 @@ def _target_std(initializer: Initializer, shape: Shape, layout: str | None) -> f
 
 
 def _check_coverage(
-    paths: Sequence[str], rules: Sequence[Rule], winners: Mapping[str, Rule], *,
+    paths: Sequence[str], rules: Sequence[Rule], winners: Mapping[str, Any], aliases: Sequence[str], *,
     allow_unmatched_params: bool, allow_unused_rules: bool,
 ) -> None:  # fmt: skip
-    """Raises for parameters without a rule and rules whose pattern matches no path, unless allowed.
+    """Raises for parameters without a rule and rules whose pattern matches no path or alias, unless allowed.
 
     A rule that matches parameters but is overridden by later rules for all of them is not unused.
     """
@@ -312,7 +406,8 @@ def _check_coverage(
             f"{len(unmatched)} parameter(s) match no rule: {_listing(unmatched)}; rules: {known}; "
             "add a rule or pass allow_unmatched_params=True"
         )
-    unused = [rule for rule in rules if not any(rule.matches(path) for path in paths)]
+    names = (*paths, *aliases)
+    unused = [rule for rule in rules if not rule.optional and not any(rule.matches(name) for name in names)]
     if unused and not allow_unused_rules:
         named = ", ".join(f"{rule.name!r} ({rule.match!r})" for rule in unused)
         raise InvalidArgumentError(
@@ -328,12 +423,84 @@ def _shape_and_dtype(leaf: Any, default_dtype: str) -> tuple[Shape, str]:
     return leaf, default_dtype
 
 
-def _as_rules(rules: Mapping[str, Any] | Sequence[Rule]) -> list[Rule]:
+def _as_rules(rules: Mapping[str, Any] | Sequence[Rule], variables: Mapping[str, Any] | None) -> list[Rule]:
     if isinstance(rules, Mapping):
-        return parse_rules(rules)
+        return parse_rules(rules, variables)
     if isinstance(rules, Sequence) and all(isinstance(rule, Rule) for rule in rules):
+        if variables is not None:
+            raise InvalidArgumentError("variables go with a mapping of rules; parsed Rules hold their own")
         return list(rules)
     raise InvalidArgumentError(f"rules must be a mapping of rule names to {{match, init}}; got {rules!r}")
+
+
+def _tie(flat: dict[str, Any], ties: Mapping[str, str] | None) -> dict[str, tuple[str, ...]]:
+    """{parameter: its aliases} of `ties` ({alias: parameter}); an alias in `flat` is taken out of it.
+
+    The parameter must be in the spec and not itself an alias; an alias in the spec must have its shape.
+    """
+    if not ties:
+        return {}
+    if not isinstance(ties, Mapping):
+        raise InvalidArgumentError(f"ties must be a mapping of alias paths to parameter paths; got {ties!r}")
+    aliases: dict[str, tuple[str, ...]] = {}
+    for alias, target in ties.items():
+        if not isinstance(alias, str) or not isinstance(target, str) or alias == target:
+            raise InvalidArgumentError(f"tie {alias!r}: {target!r} must name two different paths")
+        if target not in flat or target in ties:
+            raise InvalidArgumentError(
+                f"tie {alias!r}: {target!r} names no parameter of the spec that is not itself tied; "
+                f"parameters: {_listing([path for path in flat if path not in ties])}"
+            )
+        if alias in flat:
+            shapes = [_shape_and_dtype(flat[path], "float32")[0] for path in (alias, target)]
+            if shapes[0] != shapes[1]:
+                raise InvalidArgumentError(f"tie {alias!r} {shapes[0]}: {target!r} has another shape, {shapes[1]}")
+            del flat[alias]
+        aliases[target] = (*aliases.get(target, ()), alias)
+    return aliases
+
+
+def _first_captures(rule: Rule, names: Sequence[str]) -> dict[str, int] | None:
+    """The captures of the first of `names` that `rule` matches, or None."""
+    for name in names:
+        captured = rule.captures(name)
+        if captured is not None:
+            return captured
+    return None
+
+
+Match = tuple[Rule, dict[str, int]]  # a rule and the captures of the name it matched
+
+
+def _winners(names: Sequence[str], rules: Sequence[Rule]) -> tuple[Match, list[Match]] | None:
+    """The last whole-tensor rule matching any of a tensor's names, and the index rules after it, in order."""
+    overlays: list[Match] = []
+    for rule in reversed(rules):
+        captured = _first_captures(rule, names)
+        if captured is None:
+            continue
+        if rule.index is None:
+            return (rule, captured), overlays[::-1]
+        overlays.append((rule, captured))
+    return None
+
+
+def _overlay(base: Initializer, overlays: Sequence[Match], shape: Shape, layout: str | None) -> Initializer:
+    """`base`, or an Overlay of it with each index rule's region and initializer."""
+    if not overlays:
+        return base
+    parts = []
+    for rule, captured in overlays:
+        own_layout = rule.layout or layout
+        with _about(f"rule {rule.name!r}"):
+            parts.append(
+                Part(
+                    rule.region_for(captured, shape, own_layout),
+                    rule.initializer_for(captured, shape, own_layout),
+                    rule.layout,
+                )
+            )
+    return Overlay(base, parts)
 
 
 def plan(
@@ -342,6 +509,8 @@ def plan(
     *,
     dtype: Any = "float32",
     layout: str | None = None,
+    variables: Mapping[str, Any] | None = None,
+    ties: Mapping[str, str] | None = None,
     allow_unmatched_params: bool = False,
     allow_unused_rules: bool = False,
 ) -> list[PlanEntry]:
@@ -349,19 +518,21 @@ def plan(
 
     dtype: a rule's dtype, else an array leaf's own dtype, else `dtype`. layout ("keras", the
     default, or "torch"): a rule's, else `layout`; it sets how fans are read from the shape.
+    variables: the names rule expressions may read (with a mapping of rules). ties: {alias: parameter},
+    other names of a parameter (see the module docstring).
     """
     dtype = standardize_dtype(dtype)
     layout = _layout(layout)
-    parsed = _as_rules(rules)
+    parsed = _as_rules(rules, variables)
     flat = flatten(spec)
-    winners: dict[str, Rule] = {}
+    aliases = _tie(flat, ties)
+    winners = {}
     for path in flat:
-        for rule in reversed(parsed):
-            if rule.matches(path):
-                winners[path] = rule
-                break
+        found = _winners((path, *aliases.get(path, ())), parsed)
+        if found is not None:
+            winners[path] = found
     _check_coverage(
-        list(flat), parsed, winners,
+        list(flat), parsed, winners, [alias for names in aliases.values() for alias in names],
         allow_unmatched_params=allow_unmatched_params, allow_unused_rules=allow_unused_rules,
     )  # fmt: skip
     entries = []
@@ -369,16 +540,19 @@ def plan(
     for path, leaf in flat.items():
         if path not in winners:
             continue
-        rule = winners[path]
+        (rule, captured), overlays = winners[path]
+        name = "+".join(matched.name for matched, _ in ((rule, captured), *overlays))
         try:  # what _about does, without the cost of a context manager per parameter
             shape, own_dtype = _shape_and_dtype(leaf, dtype)
             chosen_layout = rule.layout or layout
-            seen = (id(rule.init), shape, chosen_layout)
+            base = rule.initializer_for(captured, shape, chosen_layout)
+            seen = (id(base), shape, chosen_layout)
             if seen not in described:
-                fans = _fans(rule.init, shape, chosen_layout)
-                described[seen] = (*fans, _target_std(rule.init, shape, chosen_layout))
+                fans = _fans(base, shape, chosen_layout)
+                described[seen] = (*fans, _target_std(base, shape, chosen_layout))
+            initializer = _overlay(base, overlays, shape, chosen_layout)
         except InitregError as error:
-            _prefix(error, f"parameter {path!r} (rule {rule.name!r})")
+            _prefix(error, f"parameter {path!r} (rule {name!r})")
             raise
         fan_in, fan_out, target_std = described[seen]
         entries.append(
@@ -386,12 +560,13 @@ def plan(
                 path=path,
                 shape=shape,
                 dtype=rule.dtype or own_dtype,
-                rule=rule.name,
-                initializer=rule.init,
+                rule=name,
+                initializer=initializer,
                 layout=chosen_layout,
                 fan_in=fan_in,
                 fan_out=fan_out,
-                target_std=target_std,
+                target_std=initializer.target_std(shape, chosen_layout) if overlays else target_std,
+                aliases=aliases.get(path, ()),
             )
         )
     return entries
@@ -424,20 +599,28 @@ def init_tree(
     backend: Any = None,
     *,
     layout: str | None = None,
+    variables: Mapping[str, Any] | None = None,
+    ties: Mapping[str, str] | None = None,
     allow_unmatched_params: bool = False,
     allow_unused_rules: bool = False,
 ) -> Any:
     """A tree of `spec`'s structure holding a freshly drawn array for every parameter (see `plan`).
 
     Parameter p gets ``rule.init.generate(shape, dtype, key=derive_key(seed, p), ...)``: the same
-    (seed, p) always gives the same values, whatever else is in the tree.
+    (seed, p) always gives the same values, whatever else is in the tree. A tied alias in the spec
+    gets the very array of its parameter.
     """
     entries = plan(
-        spec, rules, dtype=dtype, layout=layout,
+        spec, rules, dtype=dtype, layout=layout, variables=variables, ties=ties,
         allow_unmatched_params=allow_unmatched_params, allow_unused_rules=allow_unused_rules,
     )  # fmt: skip
     chosen, seed = get_backend(backend), stream_seed(seed)
-    return unflatten({entry.path: _generate(entry, seed, chosen) for entry in entries}, like=spec)
+    return unflatten(with_aliases(entries, [_generate(entry, seed, chosen) for entry in entries]), like=spec)
+
+
+def with_aliases(entries: Sequence[PlanEntry], values: Sequence[Any]) -> dict[str, Any]:
+    """{path: value} of planned entries and their values, with each tied alias holding its parameter's value."""
+    return {name: value for entry, value in zip(entries, values, strict=True) for name in (entry.path, *entry.aliases)}
 
 
 # --- streaming ---------------------------------------------------------------------------------
@@ -542,6 +725,8 @@ def save_tree(
     backend: Any = None,
     *,
     layout: str | None = None,
+    variables: Mapping[str, Any] | None = None,
+    ties: Mapping[str, str] | None = None,
     allow_unmatched_params: bool = False,
     allow_unused_rules: bool = False,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
@@ -551,10 +736,11 @@ def save_tree(
     """Writes the tree `init_tree` would make to a .safetensors file, holding <= ~chunk_bytes at a time.
 
     The file is byte-identical to ``io.save`` of `init_tree`'s arrays (tensors named by dotted path,
-    in tree order) and is written atomically. See `plan` for the arguments, `save_entries` for the rest.
+    in tree order; a tied tensor once, under its parameter's name) and is written atomically. See
+    `plan` for the arguments, `save_entries` for the rest.
     """
     entries = plan(
-        spec, rules, dtype=dtype, layout=layout,
+        spec, rules, dtype=dtype, layout=layout, variables=variables, ties=ties,
         allow_unmatched_params=allow_unmatched_params, allow_unused_rules=allow_unused_rules,
     )  # fmt: skip
     return save_entries(entries, seed, path, backend=backend, chunk_bytes=chunk_bytes, metadata=metadata, quiet=quiet)

@@ -156,6 +156,21 @@ def test_orthogonal_is_made_replicated_and_refuses_to_be_split(mesh):
         init_sharded("orthogonal", (8, 8), NamedSharding(mesh, PartitionSpec("x")), seed=0, path="q")
 
 
+def test_shards_of_a_tensor_with_index_rules_equal_the_whole(mesh):
+    from initreg import recipes
+    from initreg.tree import init_tree, plan
+
+    spec = {"transformer.h.0.attn.c_attn.weight": (16, 48)}
+    rules = recipes.load("mup_gpt2", d_model=16, base_d_model=8).rules
+    (entry,) = plan(spec, rules, allow_unused_rules=True)
+    whole = init_tree(spec, rules, seed=9, allow_unused_rules=True)[entry.path]
+    assert not whole[:, :16].any() and np.all(whole[:, 16:] != 0)
+    sharding = NamedSharding(mesh, PartitionSpec("x", "y"))
+    array = init_sharded(entry.initializer, entry.shape, sharding, seed=9, path=entry.path, layout=entry.layout)
+    for shard in array.addressable_shards:
+        np.testing.assert_array_equal(np.asarray(shard.data), whole[shard.index])
+
+
 # JAX's conventions: default dtype, complex dtypes, in_axis/out_axis/batch_axis, "normal"
 
 import math  # noqa: E402

@@ -136,6 +136,33 @@ def test_bad_arguments_are_refused_by_name():
         initialize(torch.nn.Linear(2, 2), {"all": {"match": "*", "init": "zeros"}}, layout="jax")
 
 
+class TiedLM(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = torch.nn.Embedding(30, 6)
+        self.body = torch.nn.Linear(6, 6)
+        self.head = torch.nn.Linear(6, 30, bias=False)
+        self.head.weight = self.embed.weight
+
+
+def test_rules_match_every_name_of_a_shared_parameter_and_it_stays_shared():
+    model = TiedLM()
+    rules = {
+        "all": {"match": "*", "init": "zeros"},
+        "head": {"match": "head.weight", "init": {"name": "random_normal", "stddev": 3.0}},
+    }
+    entries = initialize(model, rules, seed=5)
+    assert [(entry.path, entry.aliases) for entry in entries if entry.aliases] == [("embed.weight", ("head.weight",))]
+    assert model.head.weight is model.embed.weight
+    expected = init_tree({"embed.weight": (30, 6)}, {"r": {"match": "*", "init": rules["head"]["init"]}}, seed=5)
+    np.testing.assert_array_equal(model.embed.weight.detach().numpy(), expected["embed.weight"])
+    with torch.device("meta"):
+        meta = TiedLM()
+    initialize(meta, rules, seed=5)
+    assert meta.head.weight is meta.embed.weight and not meta.embed.weight.is_meta
+    np.testing.assert_array_equal(meta.embed.weight.detach().numpy(), expected["embed.weight"])
+
+
 class LearnableScale(torch.nn.Module):
     """A learnable scalar (a 0-d parameter) next to an ordinary weight."""
 

@@ -170,3 +170,8 @@ def test_import_initreg_offers_init_slice_and_loads_no_interop_module_or_framewo
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert loaded == []
+
+
+def test_a_zero_slice_step_is_an_error_naming_the_index():
+    with pytest.raises(InitregError, match="slice step cannot be zero"):
+        init_slice("zeros", (4, 4), (slice(None), slice(0, 4, 0)), seed=0, path="w")

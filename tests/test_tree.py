@@ -291,3 +291,62 @@ def test_dtype_comes_from_the_rule_then_the_array_then_the_tree() -> None:
 def test_a_non_floating_array_leaf_names_the_parameter() -> None:
     with pytest.raises(InvalidArgumentError, match=r"parameter 'ids' .*int64"):
         initreg.plan({"ids": np.zeros(3, np.int64)}, {"all": {"match": "*", "init": "zeros"}})
+
+
+# --- ties ----------------------------------------------------------------------------------------
+
+TIED_SPEC = {"wte.weight": (40, 8), "h.0.w": (8, 8), "lm_head.weight": (40, 8)}
+TIED_RULES = {
+    "all": {"match": "*", "init": {"name": "random_normal", "stddev": 0.02}},
+    "head": {"match": "lm_head.weight", "init": {"name": "random_normal", "stddev": 5.0}},
+}
+
+
+def test_a_tied_name_is_the_same_tensor_drawn_once_and_rules_naming_it_match() -> None:
+    ties = {"lm_head.weight": "wte.weight"}
+    entries = initreg.plan(TIED_SPEC, TIED_RULES, ties=ties)
+    assert [(entry.path, entry.aliases, entry.rule) for entry in entries] == [
+        ("wte.weight", ("lm_head.weight",), "head"),
+        ("h.0.w", (), "all"),
+    ]
+    values = initreg.init_tree(TIED_SPEC, TIED_RULES, seed=2, ties=ties)
+    assert values["lm_head.weight"] is values["wte.weight"]
+    untied = initreg.init_tree({"wte.weight": (40, 8)}, {"r": TIED_RULES["head"] | {"match": "*"}}, seed=2)
+    np.testing.assert_array_equal(values["wte.weight"], untied["wte.weight"])  # the stream of 'wte.weight'
+    without_alias = initreg.init_tree({"wte.weight": (40, 8)}, TIED_RULES, seed=2, ties=ties)
+    assert list(without_alias) == ["wte.weight"]
+
+
+def test_the_last_rule_matching_any_name_of_a_tied_tensor_wins() -> None:
+    rules = {
+        "head": TIED_RULES["head"],
+        "embed": {"match": "wte.weight", "init": "zeros"},
+        "rest": {"match": "h.*", "init": "ones"},
+    }
+    (embed, _) = initreg.plan(TIED_SPEC, rules, ties={"lm_head.weight": "wte.weight"})
+    assert embed.rule == "embed"
+    unused = {**rules, "head": {**TIED_RULES["head"], "match": "nothing"}}
+    with pytest.raises(InitregError, match="'head' \\('nothing'\\) match no parameter"):
+        initreg.plan(TIED_SPEC, unused, ties={"lm_head.weight": "wte.weight"})
+
+
+def test_a_tied_tensor_is_written_once_under_its_parameter_name(tmp_path) -> None:
+    from safetensors.numpy import load_file
+
+    path = initreg.save_tree(TIED_SPEC, TIED_RULES, tmp_path / "t.safetensors", ties={"lm_head.weight": "wte.weight"})
+    assert sorted(load_file(path)) == ["h.0.w", "wte.weight"]
+
+
+@pytest.mark.parametrize(
+    ("ties", "message"),
+    [
+        ({"lm_head.weight": "wpe.weight"}, "'wpe.weight' names no parameter of the spec"),
+        ({"lm_head.weight": "lm_head.weight"}, "must name two different paths"),
+        ({"a": "wte.weight", "wte.weight": "h.0.w"}, "'wte.weight' names no parameter of the spec that is not itself"),
+        ({"h.0.w": "wte.weight"}, "tie 'h.0.w' \\(8, 8\\): 'wte.weight' has another shape, \\(40, 8\\)"),
+        (["lm_head.weight"], "ties must be a mapping"),
+    ],
+)  # fmt: skip
+def test_bad_ties_are_errors(ties: object, message: str) -> None:
+    with pytest.raises(InitregError, match=message):
+        initreg.plan(TIED_SPEC, TIED_RULES, ties=ties)

@@ -34,7 +34,7 @@ from initreg.dtypes import numpy_dtype
 from initreg.errors import InvalidArgumentError
 from initreg.io import TensorInfo, free_space_for, planned_size, replacing, safetensors_header
 from initreg.slicing import init_slice, slices_independently, stream_seed
-from initreg.tree import PlanEntry, Rule, flatten, plan, unflatten
+from initreg.tree import PlanEntry, Rule, flatten, plan, unflatten, with_aliases
 
 
 class ParameterSource:
@@ -85,16 +85,18 @@ def init_tree(
     *,
     chunks: Any = "auto",
     layout: str | None = None,
+    variables: Mapping[str, Any] | None = None,
+    ties: Mapping[str, str] | None = None,
     allow_unmatched_params: bool = False,
     allow_unused_rules: bool = False,
 ) -> Any:
     """``initreg.init_tree`` with dask arrays as leaves: nothing is drawn until they are computed."""
     seed = stream_seed(seed)
     entries = plan(
-        spec, rules, dtype=dtype, layout=layout,
+        spec, rules, dtype=dtype, layout=layout, variables=variables, ties=ties,
         allow_unmatched_params=allow_unmatched_params, allow_unused_rules=allow_unused_rules,
     )  # fmt: skip
-    return unflatten({entry.path: parameter_array(entry, seed, chunks) for entry in entries}, like=spec)
+    return unflatten(with_aliases(entries, [parameter_array(entry, seed, chunks) for entry in entries]), like=spec)
 
 
 def compute_all(collections: Sequence[Any]) -> None:

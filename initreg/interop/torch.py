@@ -4,7 +4,10 @@
 against the rules exactly as ``initreg.init_tree`` does (last matching rule wins; see initreg.tree),
 draws it from the stream ``derive_key(seed, name)`` and copies it into the parameter, so the values
 equal ``init_tree({name: shape, ...}, rules, seed, layout="torch")``. Fans follow torch's
-[out, in, *kernel] layout by default.
+[out, in, *kernel] layout by default. A tensor shared by several modules (tied weights, such as
+``lm_head.weight`` and ``transformer.wte.weight``) has all its names, from
+``named_parameters(remove_duplicate=False)``: its first name is the parameter, the others are ties
+(see initreg.tree), so rules naming any of them match it.
 
 A module built on the meta device (``with torch.device("meta"): model = Model()``, the path for models
 too large to initialize twice) is materialized first with ``module.to_empty(device=device)`` and then
@@ -35,6 +38,7 @@ def initialize(
     layout: str = "torch",
     device: str | torch.device = "cpu",
     backend: Any = None,
+    variables: Mapping[str, Any] | None = None,
     allow_unmatched_params: bool = False,
     allow_unused_rules: bool = False,
 ) -> list[PlanEntry]:
@@ -43,11 +47,12 @@ def initialize(
     A parameter's dtype is its own unless its rule sets one (the values are then drawn in the rule's
     dtype and stored in the parameter's). Parameters matching no rule keep their values when
     `allow_unmatched_params`; on a meta module that is an error, as they would stay uninitialized.
+    `variables` are the names rule expressions read besides captures, fans and shape.
     """
     if not isinstance(module, torch.nn.Module):
         raise InvalidArgumentError(f"expected a torch.nn.Module; got {type(module).__name__}")
     entries = plan(
-        dict(module.named_parameters()), rules, layout=layout,
+        dict(module.named_parameters()), rules, layout=layout, variables=variables, ties=shared_names(module),
         allow_unmatched_params=allow_unmatched_params, allow_unused_rules=allow_unused_rules,
     )  # fmt: skip
     chosen, seed = get_backend(backend), stream_seed(seed)  # checked before a meta module is materialized
@@ -59,6 +64,17 @@ def initialize(
         for entry in entries:
             parameters[entry.path].copy_(_to_torch(generate(entry, seed, chosen)))
     return entries
+
+
+def shared_names(module: torch.nn.Module) -> dict[str, str]:
+    """{alias: parameter} for each further name of a parameter shared by several modules."""
+    first: dict[int, str] = {}
+    ties = {}
+    for name, parameter in module.named_parameters(remove_duplicate=False):
+        owner = first.setdefault(id(parameter), name)
+        if owner != name:
+            ties[name] = owner
+    return ties
 
 
 def _on_meta(module: torch.nn.Module) -> bool:
@@ -84,15 +100,11 @@ def _check_materializable(module: torch.nn.Module, entries: Sequence[PlanEntry])
 
 def _materialize(module: torch.nn.Module, device: str | torch.device) -> None:
     """``module.to_empty(device)``, then ties again the parameters it untied (shared weights)."""
-    canonical: dict[int, str] = {}
-    aliases: dict[str, str] = {}
-    for name, parameter in module.named_parameters(remove_duplicate=False):
-        aliases[name] = canonical.setdefault(id(parameter), name)
+    ties = shared_names(module)
     module.to_empty(device=device)
-    for alias, name in aliases.items():
-        if alias != name:
-            owner, _, attribute = alias.rpartition(".")
-            setattr(module.get_submodule(owner), attribute, module.get_parameter(name))
+    for alias, name in ties.items():
+        owner, _, attribute = alias.rpartition(".")
+        setattr(module.get_submodule(owner), attribute, module.get_parameter(name))
 
 
 def _to_torch(values: Any) -> torch.Tensor:

@@ -1,0 +1,251 @@
+"""Arithmetic expressions in rule arguments: ``"=0.02 / sqrt(2 * n_layer)"``.
+
+A string that starts with ``=`` is an expression; the rest is parsed with Python's `ast` and only
+these forms are accepted (anything else, attribute access and keywords included, is an error):
+
+- int and float literals, and names (given by the caller: captures, variables, fans, the shape);
+- ``+ - * / // % **``, unary ``-`` and ``+``;
+- comparisons ``< <= > >= == !=`` (chains included) and ``a if condition else b``;
+- ``shape[i]``: an entry of a sequence name by an int (negative counts from the end);
+- calls of the functions in FUNCTIONS with positional arguments.
+
+Evaluation works on Python ints and floats: ``//`` and ``%`` of ints stay ints (for indices), ``/`` is
+true division. Division by zero, a math domain error, an overflow and a non-finite result are errors.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from initreg.errors import InvalidArgumentError
+
+PREFIX = "="
+Number = int | float
+FUNCTIONS: dict[str, Callable[..., Number]] = {
+    "sqrt": math.sqrt,
+    "log": math.log,
+    "log2": math.log2,
+    "exp": math.exp,
+    "abs": abs,
+    "min": min,
+    "max": max,
+    "floor": math.floor,
+    "ceil": math.ceil,
+    "round": round,
+}
+CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e}
+_BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+}
+_UNARY: dict[type[ast.unaryop], Callable[[Any], Any]] = {ast.USub: operator.neg, ast.UAdd: operator.pos}
+_COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+}
+_MAX_INT_BITS = 4096  # an int ** int beyond this is computed in floats (and overflows there)
+
+
+class ExpressionError(InvalidArgumentError):
+    """An expression that does not parse, uses a form or name that is not allowed, or fails to evaluate."""
+
+
+def is_expression(value: Any) -> bool:
+    """Whether `value` is an expression string (starts with '=')."""
+    return isinstance(value, str) and value.startswith(PREFIX)
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """Parsed, checked text: `names` are the free names it reads (functions and constants excluded)."""
+
+    text: str
+    tree: ast.expr
+    names: frozenset[str]
+    kind = "expression"
+
+    def check_names(self, known: Sequence[str]) -> None:
+        """Raises for a name that is not in `known`, listing the valid ones."""
+        unknown = sorted(self.names - set(known))
+        if unknown:
+            raise ExpressionError(
+                f"{self.kind} {self.text!r} uses unknown name {unknown[0]!r}; valid: "
+                f"{', '.join(sorted(set(known)))}, and the functions {', '.join(FUNCTIONS)}"
+            )
+
+
+class Expression(_Checked):
+    """A checked expression such as ``"=0.02 / sqrt(2 * n_layer)"``."""
+
+    def evaluate(self, values: Mapping[str, Any]) -> Number:
+        """Its value with `values` for its names; a failure raises an ExpressionError naming the expression."""
+        try:
+            result = _evaluate(self.tree, values)
+        except ZeroDivisionError:
+            raise ExpressionError(f"expression {self.text!r} divides by zero") from None
+        except KeyError as error:
+            raise ExpressionError(f"expression {self.text!r} uses unknown name {error}") from None
+        except (ValueError, OverflowError, TypeError) as error:
+            raise ExpressionError(f"expression {self.text!r} cannot be evaluated: {error}") from None
+        if isinstance(result, bool) or not isinstance(result, (int, float)):
+            raise ExpressionError(f"expression {self.text!r} gives {result!r}; it must give a number")
+        if isinstance(result, float) and not math.isfinite(result):
+            raise ExpressionError(f"expression {self.text!r} gives {result}; it must be finite")
+        return result
+
+
+class IndexExpression(_Checked):
+    """A checked index such as ``"[:, 0:d_model]"``: NumPy basic indexing whose entries are int expressions."""
+
+    kind = "index"
+
+    def evaluate(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        """The index with `values` for its names: a tuple of slices, ints and Ellipsis."""
+        parts = self.tree.elts if isinstance(self.tree, ast.Tuple) else [self.tree]
+        try:
+            return tuple(_index_part(part, values) for part in parts)
+        except ZeroDivisionError:
+            raise ExpressionError(f"index {self.text!r} divides by zero") from None
+        except KeyError as error:
+            raise ExpressionError(f"index {self.text!r} uses unknown name {error}") from None
+        except (ValueError, OverflowError, TypeError) as error:
+            raise ExpressionError(f"index {self.text!r} cannot be evaluated: {error}") from None
+
+
+@lru_cache(maxsize=1024)
+def compile_expression(text: str) -> Expression:
+    """The Expression of ``"=<python arithmetic>"``; a syntax error or a form not allowed raises."""
+    if not is_expression(text):
+        raise ExpressionError(f"an expression starts with {PREFIX!r}; got {text!r}")
+    tree = _parse(text, text[len(PREFIX) :])
+    return Expression(text, tree, _checked_names(text, tree))
+
+
+@lru_cache(maxsize=1024)
+def compile_index(text: str) -> IndexExpression:
+    """The IndexExpression of a string such as ``"[0]"`` or ``"[:, 0:d_model]"``."""
+    stripped = text.strip() if isinstance(text, str) else ""
+    if not (stripped.startswith("[") and stripped.endswith("]")):
+        raise ExpressionError(f"an index is written in brackets, such as '[0]' or '[:, 0:d_model]'; got {text!r}")
+    tree = _parse(text, "_" + stripped)
+    if not isinstance(tree, ast.Subscript) or not isinstance(tree.value, ast.Name) or tree.value.id != "_":
+        raise ExpressionError(f"index {text!r} is not one bracketed index such as '[0]' or '[:, 0:d_model]'")
+    return IndexExpression(text, tree.slice, _checked_names(text, tree.slice))
+
+
+def _parse(text: str, source: str) -> ast.expr:
+    try:
+        return ast.parse(source.strip(), mode="eval").body
+    except SyntaxError as error:
+        raise ExpressionError(f"expression {text!r} is not valid syntax: {error.msg}") from None
+
+
+def _checked_names(text: str, tree: ast.expr) -> frozenset[str]:
+    """The free names of `tree`; a node that is not allowed raises."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        problem = _forbidden(node)
+        if problem:
+            raise ExpressionError(f"expression {text!r} uses {problem}, which is not allowed")
+        if isinstance(node, ast.Name) and node.id not in FUNCTIONS and node.id not in CONSTANTS:
+            names.add(node.id)
+    return frozenset(names)
+
+
+_ALLOWED = (
+    ast.Constant, ast.Name, ast.Load, ast.BinOp, ast.UnaryOp, ast.Compare, ast.IfExp, ast.Call,
+    ast.Subscript, ast.Slice, ast.Tuple, *_BINARY, *_UNARY, *_COMPARE,
+)  # fmt: skip
+
+
+def _forbidden(node: ast.AST) -> str | None:
+    """What is wrong with one node, or None if it is allowed."""
+    if not isinstance(node, _ALLOWED):
+        return f"{type(node).__name__!r}"
+    if isinstance(node, ast.Constant) and (
+        isinstance(node.value, bool) or (not isinstance(node.value, (int, float)) and node.value is not Ellipsis)
+    ):
+        return f"the literal {node.value!r} (only numbers are)"
+    if isinstance(node, ast.Call):
+        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+            return f"a call of {ast.unparse(node.func)!r} (valid: {', '.join(FUNCTIONS)})"
+        if node.keywords or any(isinstance(argument, ast.Starred) for argument in node.args):
+            return "keyword or starred arguments"
+    if isinstance(node, ast.Subscript) and not isinstance(node.value, ast.Name):
+        return f"the subscript {ast.unparse(node)!r} (only a name such as shape[0] is)"
+    return None
+
+
+def _evaluate(node: ast.expr, values: Mapping[str, Any]) -> Any:
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name):
+        return CONSTANTS[node.id] if node.id in CONSTANTS else values[node.id]
+    if isinstance(node, ast.BinOp):
+        left, right = _evaluate(node.left, values), _evaluate(node.right, values)
+        if isinstance(node.op, ast.Pow):
+            return _power(left, right)
+        return _BINARY[type(node.op)](left, right)
+    if isinstance(node, ast.UnaryOp):
+        return _UNARY[type(node.op)](_evaluate(node.operand, values))
+    if isinstance(node, ast.Compare):
+        left = _evaluate(node.left, values)
+        for op, comparator in zip(node.ops, node.comparators, strict=True):
+            right = _evaluate(comparator, values)
+            if not _COMPARE[type(op)](left, right):
+                return False
+            left = right
+        return True
+    if isinstance(node, ast.IfExp):
+        return _evaluate(node.body if _evaluate(node.test, values) else node.orelse, values)
+    if isinstance(node, ast.Call):
+        assert isinstance(node.func, ast.Name)
+        return FUNCTIONS[node.func.id](*(_evaluate(argument, values) for argument in node.args))
+    if isinstance(node, ast.Subscript):
+        sequence, position = _evaluate(node.value, values), _evaluate(node.slice, values)
+        if not isinstance(sequence, (tuple, list)) or isinstance(position, bool) or not isinstance(position, int):
+            raise TypeError(f"{ast.unparse(node)}: only a sequence such as shape takes an int index")
+        if not -len(sequence) <= position < len(sequence):
+            raise ValueError(f"{ast.unparse(node)}: index {position} is out of range for {sequence!r}")
+        return sequence[position]
+    raise TypeError(f"{ast.unparse(node)!r} is not a number")
+
+
+def _power(base: Any, exponent: Any) -> Any:
+    """base ** exponent; in floats unless both are ints and the result stays small."""
+    small = isinstance(base, int) and isinstance(exponent, int) and exponent >= 0
+    if small and abs(base).bit_length() * exponent <= _MAX_INT_BITS:
+        return base**exponent
+    return math.pow(base, exponent)
+
+
+def _index_part(node: ast.expr, values: Mapping[str, Any]) -> Any:
+    if isinstance(node, ast.Slice):
+        bounds = (
+            None if bound is None else _int(_evaluate(bound, values)) for bound in (node.lower, node.upper, node.step)
+        )
+        return slice(*bounds)
+    if isinstance(node, ast.Constant) and node.value is Ellipsis:
+        return Ellipsis
+    return _int(_evaluate(node, values))
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"an index must be an int; got {value!r}")
+    return value
