@@ -186,6 +186,34 @@ def case_the_compose_api_from_a_plain_script(app: App, tmp: Path) -> None:
     assert done.stdout.split() == ["variance_scaling", "fan_avg", "2.0", "init/variance_scaling", "ValidationError"]
 
 
+RECIPE = """
+    import sys
+    import numpy as np
+    from hydra import compose, initialize_config_dir
+    import initreg
+    from initreg import recipes
+
+    with initialize_config_dir(config_dir=sys.argv[1], version_base="1.3"):
+        cfg = compose("config", overrides=["+recipe=hf_gpt2"])
+    block = {"attn.c_attn.weight": (64, 192), "attn.c_proj.weight": (64, 64), "attn.c_proj.bias": (64,),
+             "ln_1.weight": (64,)}
+    spec = {f"h.{i}.{name}": shape for i in range(4) for name, shape in block.items()}
+    from_app = recipes.from_config("hf_gpt2", cfg.recipe, {"n_layer": 4})
+    shipped = recipes.load("hf_gpt2", n_layer=4)
+    made = initreg.init_tree(spec, from_app.rules, seed=2)
+    again = initreg.init_tree(spec, shipped.rules, seed=2)
+    print(all(np.array_equal(made[path], again[path]) for path in spec))
+    print(*(round(entry.target_std, 6) for entry in initreg.plan(spec, from_app.rules)[:2]))
+"""
+
+
+def case_a_recipe_from_the_recipe_group(app: App, tmp: Path) -> None:
+    write(tmp, {"recipe.py": RECIPE})
+    done = app.script(tmp / "recipe.py", str(app.folder / "conf"), cwd=tmp)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "0.02", str(round(0.02 / 8**0.5, 6))]  # c_proj: 0.02 / sqrt(2 n_layer)
+
+
 def case_a_plugin_is_loaded_only_when_asked_for(app: App, tmp: Path) -> None:
     script = """
         import sys
@@ -274,6 +302,7 @@ CASES: dict[str, Callable[[App, Path], None]] = {
         for override, named in COMPOSE_ERRORS.items()
     },
     "compose_api": case_the_compose_api_from_a_plain_script,
+    "recipe_group": case_a_recipe_from_the_recipe_group,
     "lazy_plugin": case_a_plugin_is_loaded_only_when_asked_for,
     "switch": case_the_switch_turns_the_plugin_off,
     "own_init_group": case_an_app_with_its_own_init_group_keeps_it,
