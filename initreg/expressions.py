@@ -18,7 +18,8 @@ from __future__ import annotations
 import ast
 import math
 import operator
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -79,6 +80,18 @@ class _Checked:
     names: frozenset[str]
     kind = "expression"
 
+    @contextmanager
+    def _failures_named(self) -> Iterator[None]:
+        """Turns an evaluation failure inside the block into an ExpressionError naming this text."""
+        try:
+            yield
+        except ZeroDivisionError:
+            raise ExpressionError(f"{self.kind} {self.text!r} divides by zero") from None
+        except KeyError as error:
+            raise ExpressionError(f"{self.kind} {self.text!r} uses unknown name {error}") from None
+        except (ValueError, OverflowError, TypeError) as error:
+            raise ExpressionError(f"{self.kind} {self.text!r} cannot be evaluated: {error}") from None
+
     def check_names(self, known: Sequence[str]) -> None:
         """Raises for a name that is not in `known`, listing the valid ones."""
         unknown = sorted(self.names - set(known))
@@ -94,14 +107,8 @@ class Expression(_Checked):
 
     def evaluate(self, values: Mapping[str, Any]) -> Number:
         """Its value with `values` for its names; a failure raises an ExpressionError naming the expression."""
-        try:
+        with self._failures_named():
             result = _evaluate(self.tree, values)
-        except ZeroDivisionError:
-            raise ExpressionError(f"expression {self.text!r} divides by zero") from None
-        except KeyError as error:
-            raise ExpressionError(f"expression {self.text!r} uses unknown name {error}") from None
-        except (ValueError, OverflowError, TypeError) as error:
-            raise ExpressionError(f"expression {self.text!r} cannot be evaluated: {error}") from None
         if isinstance(result, bool) or not isinstance(result, (int, float)):
             raise ExpressionError(f"expression {self.text!r} gives {result!r}; it must give a number")
         if isinstance(result, float) and not math.isfinite(result):
@@ -117,14 +124,8 @@ class IndexExpression(_Checked):
     def evaluate(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
         """The index with `values` for its names: a tuple of slices, ints and Ellipsis."""
         parts = self.tree.elts if isinstance(self.tree, ast.Tuple) else [self.tree]
-        try:
+        with self._failures_named():
             return tuple(_index_part(part, values) for part in parts)
-        except ZeroDivisionError:
-            raise ExpressionError(f"index {self.text!r} divides by zero") from None
-        except KeyError as error:
-            raise ExpressionError(f"index {self.text!r} uses unknown name {error}") from None
-        except (ValueError, OverflowError, TypeError) as error:
-            raise ExpressionError(f"index {self.text!r} cannot be evaluated: {error}") from None
 
 
 @lru_cache(maxsize=1024)

@@ -143,11 +143,9 @@ import resource, signal, sys
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, as on a full disk
 resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
 import dask
-from initreg import registry
 from initreg.errors import InitregError
 from initreg.interop import dask as initreg_dask
 
-registry.get_backend("numpy")  # loaded before the worker threads start
 dask.config.set(scheduler="threads")
 tree = initreg_dask.init_tree({"w": (1024, 1024)}, {"all": {"match": "*", "init": "he_normal"}}, chunks=(512, 1024))
 try:
@@ -189,10 +187,7 @@ SIGNALED_WRITER = """
 import sys, time
 import dask
 import numpy as np
-from initreg import registry
 from initreg.interop import dask as initreg_dask
-
-registry.get_backend("numpy")  # loaded before the worker threads start
 
 def slow(block):
     print("writing", flush=True)

@@ -226,12 +226,9 @@ class Sparse(RandomInitializer):
         ranks = xp.argsort(xp.argsort(distinct, axis=0), axis=0)  # each column's ranks
         return xp.where(ranks < self.zeros_per_column(shape), xp.zeros_like(values), values)
 
-    def generate_slice(
-        self, shape: Shape, index: tuple[slice, ...], dtype: str, *, key: Key, backend: Backend,
-        layout: str | None = None,
-    ) -> Array:  # fmt: skip
-        """A column's zeros depend on the whole column: the tensor is made whole and sliced."""
-        return self.generate(shape, dtype, key=key, backend=backend, layout=layout)[index]
+    # A column's zeros depend on the whole column: a slice is made from the whole tensor, as Initializer's
+    # default does (which also tells streaming to make the tensor once, not once per piece).
+    generate_slice = Initializer.generate_slice
 
     def target_std(self, shape: Shape, layout: str | None = None) -> float:
         rows, _ = self._matrix(shape)
