@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_tree.py [--dir /tmp] [--chunk-mb 64] [--layers 48] [--peer-budget 240]
                                          [--no-in-memory] [--no-peers] [--no-overhead]
 
-Section 1, the GPT-2-XL tree (configs/model/gpt2_xl.yaml: 48 blocks, d_model 1600, 1,557,611,200
+Section 1, the GPT-2-XL tree (configs/command/model/gpt2_xl.yaml: 48 blocks, d_model 1600, 1,557,611,200
 float32 parameters, 6.2 GB): kernels and embeddings lecun_normal, biases zeros, LayerNorm scales
 ones. Every row runs in its own process and writes the whole tree to one .safetensors file in a
 fresh temporary folder under --dir, which is deleted afterwards:
@@ -253,13 +253,13 @@ def sha256(path: Path) -> str:
 
 
 def gpt2_xl(layers: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The spec (flat: dotted path -> shape) and rules of configs/model/gpt2_xl.yaml, with `layers` blocks."""
+    """The spec (flat: dotted path -> shape) and rules of configs/command/model/gpt2_xl.yaml, with `layers` blocks."""
     from omegaconf import OmegaConf
 
     from initreg import tree
     from initreg.cli import model_spec
 
-    config = OmegaConf.load(str(files("initreg.configs") / "model" / "gpt2_xl.yaml"))
+    config = OmegaConf.load(str(files("initreg.configs.command") / "model" / "gpt2_xl.yaml"))
     config.model.layers = layers
     model = OmegaConf.to_container(config.model, resolve=True)
     assert isinstance(model, dict)

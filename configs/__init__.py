@@ -1,1 +1,1 @@
-"""initreg's Hydra config dir (installed as the package data of initreg.configs)."""
+"""initreg's Hydra configs: command/ (the initreg command's config dir) and public/ (groups for any Hydra app)."""

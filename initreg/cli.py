@@ -1,6 +1,6 @@
 """The `initreg` command: a Hydra app that initializes a model's parameter tree and writes it to a file.
 
-    initreg init=lecun_normal seed=3          # configs/config.yaml, composed with overrides
+    initreg init=lecun_normal seed=3          # configs/command/config.yaml, composed with overrides
     initreg -m init=lecun_normal,he_normal seed=1,2
     initreg list                              # initreg.listing.print_listing()
 
@@ -10,7 +10,7 @@ as gpt2_normal, which win over a plugin's name) and, as ``init/<name>``, the str
 (initreg.schemas) of every registered initializer name and alias, plugins' included. The command
 registers the plugin itself, so it works where Hydra's plugin scan misses it, and the plugin's switch
 does not apply to it. The command's own `backend` group gets every registered backend name at start-up
-(``{name: <name>}`` in Hydra's ConfigStore) unless configs/backend/ ships a yaml of that name.
+(``{name: <name>}`` in Hydra's ConfigStore) unless configs/command/backend/ ships a yaml of that name.
 
 Overrides are code: the command refuses `hydra.callbacks` overrides, which call arbitrary functions.
 Bad input ends the command with exit code 2 and one line on stderr, with nothing written (no file,
@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from initreg.initializers.base import Initializer
     from initreg.tree import PlanEntry
 
-CONFIG_PACKAGE = "initreg.configs"
+CONFIG_PACKAGE = "initreg.configs.command"
 PUBLIC_PACKAGE = "initreg.configs.public"
 EXIT_BAD_INPUT = 2
 MAX_TENSORS = 1_000_000  # the most parameters a model config may make (GPT-2 XL has 580)

@@ -49,7 +49,7 @@ def model_config(name: str) -> dict[str, object]:
 
     from omegaconf import OmegaConf
 
-    config = OmegaConf.load(str(files("initreg.configs") / "model" / f"{name}.yaml"))
+    config = OmegaConf.load(str(files("initreg.configs.command") / "model" / f"{name}.yaml"))
     container = OmegaConf.to_container(config.get("model", config), resolve=False)
     assert isinstance(container, dict)
     return {str(k): v for k, v in container.items()}
@@ -281,6 +281,9 @@ def test_help_lists_the_init_group_whether_or_not_the_hydra_plugin_is_switched_o
     assert done.returncode == 0, done.stderr
     (line,) = [line for line in done.stdout.splitlines() if line.startswith("init: ")]
     assert {"he_normal", "HeNormal", "gpt2_normal", "delta_orthogonal"} <= set(line.removeprefix("init: ").split(", "))
+    choices = done.stdout.split("== Choices ==")[1].split("== Config ==")[0]
+    groups = [line.split(":")[0] for line in choices.splitlines() if line.strip()]
+    assert groups == ["backend", "init", "model", "recipe"]  # the public configs' folders are no groups of their own
     done = subprocess.run(
         [str(INITREG), "init=torch_default", "dry_run=true"],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,

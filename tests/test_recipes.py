@@ -444,7 +444,7 @@ def test_an_unknown_recipe_is_one_line_with_the_valid_ones(tmp_path: Path) -> No
 
 
 def model_config_spec(name: str) -> dict[str, tuple[int, ...]]:
-    config = OmegaConf.load(str(files("initreg.configs") / "model" / f"{name}.yaml"))
+    config = OmegaConf.load(str(files("initreg.configs.command") / "model" / f"{name}.yaml"))
     model = OmegaConf.to_container(config.get("model", config), resolve=False)
     assert isinstance(model, dict)
     count = model["layers"]

@@ -266,7 +266,7 @@ def test_the_gpt2_xl_config_has_the_architecture_s_shapes() -> None:
 
     from initreg.cli import model_spec
 
-    config = OmegaConf.load(str(files("initreg.configs") / "model" / "gpt2_xl.yaml"))
+    config = OmegaConf.load(str(files("initreg.configs.command") / "model" / "gpt2_xl.yaml"))
     spec, _ = model_spec(OmegaConf.to_container(config.model, resolve=True))  # type: ignore[arg-type]
     flat = tree.flatten(spec)
     d, layers = GPT2_XL["d_model"], GPT2_XL["layers"]

@@ -37,7 +37,7 @@ SOURCE = f"{SCHEME}://"
 INIT = "init"
 GROUPS = (INIT, "recipe")  # the top-level groups served: a new folder in configs/public/ is listed here
 PUBLIC = "pkg://initreg.configs.public"
-COMMAND = "pkg://initreg.configs"  # the initreg command's own config dir: its init group is initreg://
+COMMAND = "pkg://initreg.configs.command"  # the initreg command's own config dir: its init group is initreg://
 
 
 class InitregSearchPathPlugin(SearchPathPlugin):
