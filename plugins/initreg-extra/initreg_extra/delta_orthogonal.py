@@ -17,11 +17,11 @@ from typing import Any
 
 from initreg.backends.base import Backend
 from initreg.dtypes import compute_dtype
-from initreg.errors import InvalidArgumentError, choices
+from initreg.errors import InvalidArgumentError
 from initreg.initializers import Orthogonal, RandomInitializer
 from initreg.initializers.base import Array, Shape, finite_number
-from initreg.initializers.variance_scaling import LAYOUTS
 from initreg.rng import Key
+from initreg_extra.conv import conv_layout
 
 
 class DeltaOrthogonal(RandomInitializer):
@@ -34,14 +34,7 @@ class DeltaOrthogonal(RandomInitializer):
     @staticmethod
     def _channels(shape: Shape, layout: str | None) -> tuple[int, int]:
         """(in, out) of a conv kernel shape in `layout`, after checking that it is one."""
-        layout = layout or "keras"
-        if layout not in LAYOUTS:
-            raise InvalidArgumentError(f"unknown layout {layout!r}; valid: {choices(LAYOUTS)}")
-        if len(shape) not in (3, 4, 5):
-            raise InvalidArgumentError(
-                f"DeltaOrthogonal requires a 3D, 4D or 5D conv kernel shape; received shape={shape} "
-                f"of rank {len(shape)}"
-            )
+        layout = conv_layout(shape, layout, "keras", "DeltaOrthogonal")
         fan_in, fan_out = (shape[-2], shape[-1]) if layout == "keras" else (shape[1], shape[0])
         if fan_in > fan_out:
             raise InvalidArgumentError(

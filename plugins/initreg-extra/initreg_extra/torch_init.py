@@ -29,8 +29,8 @@ from initreg.distributions import NormalDist
 from initreg.errors import InvalidArgumentError, choices
 from initreg.initializers import Initializer, RandomInitializer, TruncatedNormal, VarianceScaling
 from initreg.initializers.base import Array, Shape, finite_number, non_negative
-from initreg.initializers.variance_scaling import LAYOUTS
 from initreg.rng import Key
+from initreg_extra.conv import conv_layout
 
 LINEAR_FUNCTIONS = (
     "linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "sigmoid",
@@ -145,14 +145,7 @@ class TruncNormal(TruncatedNormal):
 
 def _conv_shape(shape: Shape, layout: str | None, name: str) -> tuple[Shape, bool]:
     """`shape` in the torch layout (out, in, *kernel), and whether it came in the keras layout."""
-    layout = layout or "torch"
-    if layout not in LAYOUTS:
-        raise InvalidArgumentError(f"unknown layout {layout!r}; valid: {choices(LAYOUTS)}")
-    if len(shape) not in (3, 4, 5):
-        raise InvalidArgumentError(
-            f"{name} supports only tensors with 3, 4 or 5 dimensions; received shape={shape} of rank {len(shape)}"
-        )
-    if layout == "torch":
+    if conv_layout(shape, layout, "torch", name) == "torch":
         return shape, False
     return (shape[-1], shape[-2], *shape[:-2]), True
 
