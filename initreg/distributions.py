@@ -7,9 +7,13 @@ Initializers turn a shape into one of these; backends turn it into numbers throu
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 
+from initreg.errors import InvalidArgumentError
+
 DEFAULT_CUTOFF = 2.0  # Keras's truncation: within two stddevs of the mean
+STD_PRECISION = 1e-9  # the relative error allowed in a truncated normal's variance, as estimated below
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,14 @@ class TruncatedNormalDist:
         a, b, mass = self.low, self.high, self.mass
         pdf_a, pdf_b = _standard_normal_pdf(a), _standard_normal_pdf(b)
         variance = 1.0 + (a * pdf_a - b * pdf_b) / mass - ((pdf_a - pdf_b) / mass) ** 2
+        # The terms cancel for bounds close together or far in a tail: their size, over the variance left
+        # and the mass, bounds the relative error (one float64 epsilon per unit, P's own error included).
+        terms = 1.0 + abs(a * pdf_a / mass) + abs(b * pdf_b / mass) + ((pdf_a - pdf_b) / mass) ** 2
+        if not variance * mass > terms * sys.float_info.epsilon / STD_PRECISION:
+            raise InvalidArgumentError(
+                f"the std of a normal truncated to [{a!r}, {b!r}] standard deviations cannot be computed to "
+                f"{STD_PRECISION:g}: the bounds are too close together or too far in a tail"
+            )
         return self.stddev * math.sqrt(variance)
 
     @property

@@ -515,3 +515,33 @@ def test_orthogonal_in_torch_layout_is_torchs_orthogonal(shape):
 def test_orthogonal_refuses_an_unknown_layout():
     with pytest.raises(InvalidArgumentError, match="unknown layout 'tf'.*'keras', 'torch'"):
         initreg.Orthogonal()((3, 3), layout="tf")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: initreg.VarianceScaling(cutoff=1e-7)((4, 4)),
+        lambda: initreg.TruncatedNormal(cutoff=1e-8).target_std((3,)),
+        lambda: initreg.TruncatedNormal(mean=0.0, stddev=1.0, a=0.0, b=2e-8).target_std((3,)),
+    ],
+)
+def test_truncation_whose_std_cannot_be_computed_precisely_is_refused(make):
+    with pytest.raises(InvalidArgumentError, match=r"cannot be computed to 1e-09: the bounds are too close together"):
+        make()
+
+
+def test_every_truncated_std_accepted_is_within_1e_7_of_scipys():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    from initreg.distributions import TruncatedNormalDist
+
+    accepted = 0
+    for center in (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, -3.0, -5.0):
+        for width in (1e-4, 1e-3, 1e-2, 0.1, 0.5, 1.0, 2.0, 4.0):
+            low, high = center - width / 2, center + width / 2
+            try:
+                std = TruncatedNormalDist(0.0, 1.0, low, high).std
+            except InvalidArgumentError:
+                continue
+            accepted += 1
+            assert std == pytest.approx(float(scipy_stats.truncnorm.std(low, high)), rel=1e-7), (low, high)
+    assert accepted >= 30  # the usual bounds are all accepted: the check refuses only ill-conditioned ones
