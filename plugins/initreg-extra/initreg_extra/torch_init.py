@@ -52,7 +52,10 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
         if param is not None and (isinstance(param, bool) or not isinstance(param, (int, float))):
             raise InvalidArgumentError(f"negative_slope {param!r} is not a valid number")
         slope = 0.01 if param is None else param
-        return math.sqrt(2.0 / (1 + slope**2))
+        try:
+            return math.sqrt(2.0 / (1 + slope**2))
+        except OverflowError:
+            raise InvalidArgumentError(f"negative_slope {param!r} is too large: its square overflows a float") from None
     if nonlinearity == "selu":
         return 3.0 / 4
     raise InvalidArgumentError(f"Unsupported nonlinearity {nonlinearity!r}; valid: {choices(NONLINEARITIES)}")
@@ -111,9 +114,13 @@ class _Xavier(_TorchFans):
         output_axes: Sequence[int] | None = None,
     ) -> None:
         self.gain = finite_number("gain", gain)
-        if self.gain == 0:
-            raise InvalidArgumentError(f"Argument `gain` must be nonzero. Received: {gain=!r}")
-        super().__init__(self.gain**2, "fan_avg", self.DISTRIBUTION, seed, input_axes, output_axes, strict_fans=True)
+        try:
+            scale = self.gain**2
+        except OverflowError:
+            scale = math.inf
+        if not 0 < scale < math.inf:
+            raise InvalidArgumentError(f"Argument `gain` must be nonzero, with a finite square. Received: {gain=!r}")
+        super().__init__(scale, "fan_avg", self.DISTRIBUTION, seed, input_axes, output_axes, strict_fans=True)
 
     def get_config(self) -> dict[str, Any]:
         return {

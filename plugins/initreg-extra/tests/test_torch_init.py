@@ -180,3 +180,13 @@ def test_sparse_is_reproducible_slices_like_the_whole_and_refuses_bad_input() ->
         Sparse()((3, 4, 5))
     with pytest.raises(InvalidArgumentError, match=r"`sparsity` must be in \[0, 1\]"):
         Sparse(1.5)
+
+
+def test_gains_whose_square_overflows_or_vanishes_are_refused_by_name() -> None:
+    with pytest.raises(InvalidArgumentError, match=r"negative_slope 1e\+200 is too large"):
+        calculate_gain("leaky_relu", 1e200)
+    with pytest.raises(InvalidArgumentError, match=r"negative_slope 1e\+200 is too large"):
+        initreg.get("kaiming_normal", a=1e200)
+    for gain in (1e200, 1e-200, 0.0):
+        with pytest.raises(InvalidArgumentError, match=r"`gain` must be nonzero, with a finite square"):
+            initreg.get("xavier_normal", gain=gain)
