@@ -476,3 +476,14 @@ def test_a_bad_recipe_config_is_an_error_naming_the_recipe() -> None:
         recipes.from_config("mine", {"rules": {}, "model": "gpt2_small"})
     with pytest.raises(initreg.InitregError, match="recipe 'mine' needs 'rules' and 'variables' mappings"):
         recipes.from_config("mine", {"rules": ["w"]})
+
+
+def test_recipes_reading_fan_in_give_the_references_std_without_a_layout_argument():
+    # OLMo's ff_out is [d_model, hidden] in torch's [out, in]: std 1/sqrt(2 * hidden * (i + 1)), i = 0 here;
+    # torchtitan's output is [vocab, dim]: std dim ** -0.5 (truncated at 3 sigma, so measured by target_std)
+    mitchell = recipes.load("olmo_mitchell")
+    entries = initreg.plan({"transformer.blocks.0.ff_out.weight": (64, 256)}, mitchell.rules, allow_unused_rules=True)
+    assert entries[0].initializer.stddev == pytest.approx(1 / math.sqrt(2 * 256))
+    titan = recipes.load("torchtitan_llama3")
+    entries = initreg.plan({"output.weight": (1000, 64)}, titan.rules, allow_unused_rules=True)
+    assert entries[0].initializer.stddev == pytest.approx(64**-0.5)
