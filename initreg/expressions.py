@@ -91,6 +91,8 @@ class _Checked:
             raise ExpressionError(f"{self.kind} {self.text!r} uses unknown name {error}") from None
         except (ValueError, OverflowError, TypeError) as error:
             raise ExpressionError(f"{self.kind} {self.text!r} cannot be evaluated: {error}") from None
+        except RecursionError:
+            raise ExpressionError(f"{self.kind} {self.text!r} is nested too deeply") from None
 
     def check_names(self, known: Sequence[str]) -> None:
         """Raises for a name that is not in `known`, listing the valid ones."""
@@ -111,6 +113,10 @@ class Expression(_Checked):
             result = _evaluate(self.tree, values)
         if isinstance(result, bool) or not isinstance(result, (int, float)):
             raise ExpressionError(f"expression {self.text!r} gives {result!r}; it must give a number")
+        if isinstance(result, int) and result.bit_length() > _MAX_INT_BITS:
+            raise ExpressionError(
+                f"expression {self.text!r} gives an integer of {result.bit_length()} bits; at most {_MAX_INT_BITS}"
+            )
         if isinstance(result, float) and not math.isfinite(result):
             raise ExpressionError(f"expression {self.text!r} gives {result}; it must be finite")
         return result
@@ -154,6 +160,8 @@ def _parse(text: str, source: str) -> ast.expr:
         return ast.parse(source.strip(), mode="eval").body
     except SyntaxError as error:
         raise ExpressionError(f"expression {text!r} is not valid syntax: {error.msg}") from None
+    except (RecursionError, MemoryError):
+        raise ExpressionError(f"expression {text!r} is nested too deeply") from None
 
 
 def _checked_names(text: str, tree: ast.expr) -> frozenset[str]:

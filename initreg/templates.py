@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from initreg.errors import InvalidArgumentError
-from initreg.expressions import Expression, compile_expression, is_expression
+from initreg.expressions import CONSTANTS, FUNCTIONS, Expression, compile_expression, is_expression
 from initreg.initializers.base import Initializer, Shape
 from initreg.initializers.variance_scaling import compute_fans
 from initreg.registry import get, initializers
@@ -26,6 +26,7 @@ PARAMETER_NAMES = {
     "ndim": "the number of axes",
     "size": "the number of elements",
 }
+RESERVED_NAMES = (*PARAMETER_NAMES, *CONSTANTS, *FUNCTIONS)  # what a variable or a capture may not be called
 
 
 def parameter_values(shape: Shape, layout: str | None) -> dict[str, Any]:
@@ -79,9 +80,9 @@ def check_variables(variables: Mapping[str, Any] | None) -> dict[str, Any]:
         raise InvalidArgumentError(f"variables must be a mapping of names to numbers; got {variables!r}")
     checked = {}
     for name, value in variables.items():
-        if not isinstance(name, str) or not name.isidentifier() or name in PARAMETER_NAMES:
+        if not isinstance(name, str) or not name.isidentifier() or name in RESERVED_NAMES:
             raise InvalidArgumentError(
-                f"variable name {name!r} is not valid; valid: an identifier other than {', '.join(PARAMETER_NAMES)}"
+                f"variable name {name!r} is not valid; valid: an identifier other than {', '.join(RESERVED_NAMES)}"
             )
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise InvalidArgumentError(f"variable {name!r} must be a finite number; got {value!r}")

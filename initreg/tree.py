@@ -58,7 +58,14 @@ from initreg.registry import get, get_backend
 from initreg.rng import derive_key
 from initreg.schemas import plain
 from initreg.slicing import forward_slices, normalize_index, slices_independently, stream_seed
-from initreg.templates import PARAMETER_NAMES, InitTemplate, check_variables, has_expressions, parameter_values
+from initreg.templates import (
+    PARAMETER_NAMES,
+    RESERVED_NAMES,
+    InitTemplate,
+    check_variables,
+    has_expressions,
+    parameter_values,
+)
 
 if TYPE_CHECKING:
     from initreg.backends.base import Backend
@@ -303,9 +310,9 @@ def _check_names(rule: Rule) -> None:
     """Raises if a capture shadows a variable or a parameter name, or an expression reads an unknown name."""
     captures = rule.pattern.captures
     for capture in captures:
-        if capture in rule.variables or capture in PARAMETER_NAMES:
+        if capture in rule.variables or capture in RESERVED_NAMES:
             raise InvalidArgumentError(
-                f"capture {{{capture}}} in {rule.match!r} has the name of a variable or of {choices(PARAMETER_NAMES)}"
+                f"capture {{{capture}}} in {rule.match!r} has the name of a variable or of {choices(RESERVED_NAMES)}"
             )
     known = [*rule.variables, *PARAMETER_NAMES, *captures]
     if isinstance(rule.init, InitTemplate):

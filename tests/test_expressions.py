@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+import initreg
 from initreg.errors import InvalidArgumentError
 from initreg.expressions import ExpressionError, compile_expression, compile_index, is_expression
 
@@ -122,3 +123,24 @@ def test_an_index_is_numpy_basic_indexing_with_int_expressions(text: str, values
 def test_a_bad_index_is_an_error(text: str, values: dict, message: str) -> None:
     with pytest.raises(ExpressionError, match=message):
         compile_index(text).evaluate(values)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("=" + "-" * 3000 + "1", "nested too deeply"),
+        ("=" + "+".join(["1"] * 3000), "nested too deeply"),
+        ("=" + "*".join(["2**2048"] * 8), "gives an integer of 16385 bits; at most 4096"),
+    ],
+)
+def test_hostile_expressions_are_one_error(text, message):
+    with pytest.raises(ExpressionError, match=message):
+        compile_expression(text).evaluate({})
+
+
+@pytest.mark.parametrize("name", ["pi", "e", "sqrt"])
+def test_variables_and_captures_cannot_hide_constants_or_functions(name):
+    with pytest.raises(InvalidArgumentError, match=rf"variable name '{name}' is not valid"):
+        initreg.plan({"w": (2, 2)}, {"a": {"match": "*", "init": "zeros"}}, variables={name: 0.01})
+    with pytest.raises(InvalidArgumentError, match=rf"capture {{{name}}} in 'h.{{{name}}}.w' has the name"):
+        initreg.plan({"h.0.w": (2, 2)}, {"a": {"match": f"h.{{{name}}}.w", "init": "zeros"}})
