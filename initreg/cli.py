@@ -165,7 +165,7 @@ def store_backend_options() -> None:
 def _refuse_callbacks(overrides: Sequence[str]) -> None:
     """Hydra's callbacks call any function a config names: the command takes none from the command line."""
     for override in overrides:
-        key = override.lstrip("+~").partition("=")[0].replace("/", ".")
+        key = override.lstrip("+~").partition("=")[0].rpartition("@")[2].replace("/", ".")  # group@package too
         if key == "hydra.callbacks" or key.startswith("hydra.callbacks."):
             _fail(f"{override!r}: hydra.callbacks overrides are refused (a callback runs arbitrary code)")
 
@@ -465,11 +465,11 @@ def initialize(cfg: DictConfig) -> None:
     """The Hydra task: plan the model's tree by the rules, draw it, write it, print the table."""
     with _reported_errors():
         settings = cast(dict[str, Any], plain(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)))
-        _refuse_initializer_seeds(settings["rules"])
         spec, notes = model_spec(settings["model"])
         for note in notes:
             print(f"initreg: note: {printable(note)}", file=sys.stderr)
         rules, variables = _rules_and_variables(settings)
+        _refuse_initializer_seeds(settings["rules"])  # the rules in use: the recipe's, if one is chosen
         entries = tree.plan(
             spec, rules, dtype=settings["dtype"], layout=settings["model"].get("layout"), variables=variables,
             ties=settings["model"].get("ties"), allow_unmatched_params=settings["allow_unmatched_params"],

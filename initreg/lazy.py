@@ -26,6 +26,8 @@ class once(Generic[T]):  # noqa: N801 - used as a function decorator
         functools.update_wrapper(self, function)
 
     def __call__(self) -> T:
+        if self._values:  # once known, read without the lock (a list append is atomic)
+            return self._values[0]
         with self._lock:
             if not self._values:
                 self._values.append(self._function())

@@ -427,6 +427,8 @@ def unavailable_reason(entry: Entry[Backend]) -> str | None:
 
     If that method raises, the exception is the reason, with a PluginWarning naming the distribution.
     """
+    if entry.origin == BUILT_IN:  # initreg's own: no guard, which would swap SIGINT handlers on every lookup
+        return entry.value.unavailable_reason()
     reason = _call_plugin(entry.value.unavailable_reason)
     if isinstance(reason, _Failure):
         why = f"its unavailable_reason() raised {reason.reason}"

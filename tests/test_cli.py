@@ -317,6 +317,11 @@ def test_list_prints_the_registry() -> None:
         (['+rules.x={match:"*.kernel",init:{name:he_normal,seed:1}}'], ["rule 'x'", "the tree's seed decides"]),
         (["+hydra.callbacks.x={_target_:pathlib.Path.write_text,self:x.pth,data:x}"], ["hydra.callbacks", "refused"]),
         (["hydra/callbacks=x"], ["hydra.callbacks", "refused"]),
+        (["+init/he_normal@hydra.callbacks.x=he_normal"], ["hydra.callbacks", "refused"]),
+        (
+            ["recipe=hf_gpt2", "model=gpt2_small", "+recipe.rules.weights.init.seed=1"],
+            ["rule 'weights'", "the tree's seed decides"],
+        ),
     ],
 )
 def test_bad_input_gives_one_line_and_no_file(tmp_path: Path, arguments: list[str], named: list[str]) -> None:
