@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any
 
-from initreg.errors import InitregError, InvalidArgumentError, choices
-from initreg.tree import Rule, parse_rules
+from initreg.errors import InvalidArgumentError, choices
+from initreg.tree import Rule, _about, parse_rules
 
 PUBLIC_CONFIGS = "initreg.configs.public"
 RECIPE_KEYS = ("reference", "variables", "rules")
@@ -75,9 +75,6 @@ def from_config(name: str, config: Mapping[str, Any], variables: Mapping[str, An
     if not isinstance(config.get("rules"), Mapping) or not isinstance(config.get("variables") or {}, Mapping):
         raise InvalidArgumentError(f"recipe {name!r} needs 'rules' and 'variables' mappings")
     merged = {**(config.get("variables") or {}), **(variables or {})}
-    try:
+    with _about(f"recipe {name!r}"):
         rules = parse_rules(config["rules"], merged)
-    except InitregError as error:
-        error.args = (f"recipe {name!r}: {error}",)
-        raise
     return Recipe(name, str(config.get("reference", "")), merged, rules)
