@@ -52,52 +52,81 @@ def derive_key(seed: int, path: str = "") -> Key:
     return int.from_bytes(digest[:4], "little"), int.from_bytes(digest[4:], "little")
 
 
+def mul_hi_lo(c: Array, multiplier: int) -> tuple[Array, Array]:
+    """(hi, lo) 32-bit halves of the 64-bit product c M, for int64 c and M in [0, 2^32), without overflow.
+
+    With M = Mh 2^16 + Ml: t = c Mh + (c Ml >> 16) < 2^49, hi = t >> 16 and
+    lo = (t mod 2^16) 2^16 + (c Ml mod 2^16). Every intermediate is a non-negative int64 below 2^49.
+    """
+    by_low = c * (multiplier & 0xFFFF)
+    t = c * (multiplier >> 16) + (by_low >> 16)
+    return t >> 16, ((t & 0xFFFF) << 16) | (by_low & 0xFFFF)
+
+
 def philox4x32(counter: Sequence[Array], key: Key, xp: Namespace) -> tuple[Array, ...]:
-    """Philox4x32-10 (Salmon et al., SC'11) on four uint64 arrays holding 32-bit lanes.
+    """Philox4x32-10 (Salmon et al., SC'11) on four int64 arrays holding 32-bit lanes.
 
     Each round: (c0, c1, c2, c3) -> (hi(M1 c2) ^ c1 ^ k0, lo(M1 c2), hi(M0 c0) ^ c3 ^ k1, lo(M0 c0)),
-    then the key is bumped by the Weyl constants (W0, W1). Returns the four output lanes as uint64.
+    then the key is bumped by the Weyl constants (W0, W1). Returns the four output lanes as int64 in
+    [0, 2^32). Only int64 arithmetic that cannot overflow is used (see `mul_hi_lo`), which every
+    array-API namespace has, torch's included (its unsigned types lack shifts and additions).
     """
     c0, c1, c2, c3 = counter
     k0, k1 = key
     for _ in range(PHILOX_ROUNDS):
-        p0 = c0 * PHILOX_M0
-        p1 = c2 * PHILOX_M1
-        c0, c1, c2, c3 = (p1 >> 32) ^ c1 ^ k0, p1 & MASK32, (p0 >> 32) ^ c3 ^ k1, p0 & MASK32
+        hi0, lo0 = mul_hi_lo(c0, PHILOX_M0)
+        hi1, lo1 = mul_hi_lo(c2, PHILOX_M1)
+        c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
         k0, k1 = (k0 + PHILOX_W0) & MASK32, (k1 + PHILOX_W1) & MASK32
     return c0, c1, c2, c3
 
 
-def _block_counter(blocks: Array, stream: int, xp: Namespace) -> list[Array]:
+def block_lanes(key: Key, blocks: Array, xp: Namespace, stream: int) -> tuple[Array, ...]:
+    """The four output lanes (int64) of each block j in `blocks` (int64, j < 2^62).
+
+    Block j is Philox4x32-10 of the counter (j mod 2^32, j div 2^32, stream, 0).
+    """
     zeros = xp.zeros_like(blocks)
-    return [blocks & MASK32, blocks >> 32, zeros + stream, zeros]
+    return philox4x32([blocks & MASK32, blocks >> 32, zeros + stream, zeros], key, xp)
+
+
+def _range_lanes(key: Key, start: int, count: int, xp: Namespace, stream: int) -> Array:
+    """Words start .. start+count-1 of the stream, as int64 in [0, 2^32) (each block computed once)."""
+    first_block, last_block = start // 4, (start + count + 3) // 4
+    lanes = block_lanes(key, xp.arange(first_block, last_block, dtype=xp.int64), xp, stream)
+    words = xp.reshape(xp.stack(lanes, axis=1), (-1,))
+    offset = start - 4 * first_block
+    return words[offset : offset + count]
 
 
 def words_range(key: Key, start: int, count: int, xp: Namespace, stream: int = MAIN_STREAM) -> Array:
-    """Words start .. start+count-1 of the stream, as a uint32 array (each block computed once)."""
-    first_block, last_block = start // 4, (start + count + 3) // 4
-    blocks = xp.arange(first_block, last_block, dtype=xp.uint64)
-    lanes = philox4x32(_block_counter(blocks, stream, xp), key, xp)
-    words = xp.reshape(xp.stack(lanes, axis=1), (-1,))
-    offset = start - 4 * first_block
-    return xp.astype(words[offset : offset + count], xp.uint32)
+    """Words start .. start+count-1 of the stream, as a uint32 array."""
+    return xp.astype(_range_lanes(key, start, count, xp, stream), xp.uint32)
+
+
+def pick_lane(lanes: Sequence[Array], lane: Array, xp: Namespace) -> Array:
+    """lanes[lane], element by element, for an int64 array `lane` of values in 0..3."""
+    return xp.where(lane == 0, lanes[0], xp.where(lane == 1, lanes[1], xp.where(lane == 2, lanes[2], lanes[3])))
+
+
+def _lanes_at(key: Key, word_index: Array, xp: Namespace, stream: int) -> Array:
+    """The words at arbitrary indices (int64 in [0, 2^63)), as int64 in [0, 2^32)."""
+    return pick_lane(block_lanes(key, word_index >> 2, xp, stream), word_index & 3, xp)
 
 
 def words_at(key: Key, word_index: Array, xp: Namespace, stream: int = MAIN_STREAM) -> Array:
-    """The words at arbitrary uint64 indices, as a uint32 array of the same shape."""
-    lanes = philox4x32(_block_counter(word_index >> 2, stream, xp), key, xp)
-    lane = word_index & 3
-    picked = xp.where(lane == 0, lanes[0], xp.where(lane == 1, lanes[1], xp.where(lane == 2, lanes[2], lanes[3])))
-    return xp.astype(picked, xp.uint32)
+    """The words at arbitrary indices (int64 in [0, 2^63)), as a uint32 array of the same shape."""
+    return xp.astype(_lanes_at(key, word_index, xp, stream), xp.uint32)
 
 
 def symmetric_unit(words: Array, precision: str, xp: Namespace) -> Array:
     """x = 2u - 1 in (-1, 1), exact: (2k + 1 - 2^m) 2^-m, from one word (float32) or two (float64).
 
-    For float64, `words` holds the two words of each element in its last axis.
+    `words` holds 32-bit values in any integer dtype (uint32 words, int64 lanes); for float64, the two
+    words of each element in its last axis. The arithmetic is int64, exact: |2k + 1 - 2^m| < 2^53.
     """
     if precision == "float32":
-        k = xp.astype(words >> 8, xp.int32)
+        k = xp.astype(words, xp.int64) >> 8
         return xp.astype(2 * k + (1 - (1 << 24)), xp.float32) * (2.0**-24)
     high, low = xp.astype(words[..., 0], xp.int64), xp.astype(words[..., 1], xp.int64)
     k = (high << 21) | (low >> 11)
@@ -145,16 +174,22 @@ def transform(dist: Distribution, x: Array, dtype: str, xp: Namespace) -> Array:
 
 
 def _element_words(key: Key, element_index: Array, precision: str, xp: Namespace, stream: int) -> Array:
+    """Word i of each element i (float32), or words 2i and 2i+1 in a last axis of 2 (float64), as int64.
+
+    Words 2i and 2i+1 are lanes 2(i mod 2) and 2(i mod 2) + 1 of block i div 2 (no index above 2^63).
+    """
     if precision == "float32":
-        return words_at(key, element_index, xp, stream)
-    pair = xp.stack([2 * element_index, 2 * element_index + 1], axis=-1)
-    return words_at(key, pair, xp, stream)
+        return _lanes_at(key, element_index, xp, stream)
+    lanes = block_lanes(key, element_index >> 1, xp, stream)
+    odd = (element_index & 1) == 1
+    return xp.stack([xp.where(odd, lanes[2], lanes[0]), xp.where(odd, lanes[3], lanes[1])], axis=-1)
 
 
 def _range_words(key: Key, start: int, count: int, precision: str, xp: Namespace) -> Array:
+    """The words of elements start .. start+count-1 of the main stream, shaped as `_element_words` gives them."""
     if precision == "float32":
-        return words_range(key, start, count, xp)
-    return xp.reshape(words_range(key, 2 * start, 2 * count, xp), (count, 2))
+        return _range_lanes(key, start, count, xp, MAIN_STREAM)
+    return xp.reshape(_range_lanes(key, 2 * start, 2 * count, xp, MAIN_STREAM), (count, 2))
 
 
 def draw(dist: Distribution, key: Key, shape: tuple[int, ...], dtype: str, xp: Namespace) -> Array:
@@ -182,12 +217,12 @@ def full_index(shape: tuple[int, ...], index: tuple[slice, ...]) -> tuple[slice,
 
 
 def flat_indices(shape: tuple[int, ...], index: tuple[slice, ...], xp: Namespace) -> Array:
-    """Row-major flat indices (uint64) of the elements that `index` (one slice per axis) selects."""
+    """Row-major flat indices (int64: a tensor has at most 2^63 - 1 elements) of the elements `index` selects."""
     strides = [math.prod(shape[axis + 1 :]) for axis in range(len(shape))]
-    flat = xp.zeros((), dtype=xp.uint64)
+    flat = xp.zeros((), dtype=xp.int64)
     for axis, (size, part) in enumerate(zip(shape, index, strict=False)):
         start, stop, step = part.indices(size)
-        positions = xp.arange(start, stop, step, dtype=xp.uint64) * strides[axis]
+        positions = xp.arange(start, stop, step, dtype=xp.int64) * strides[axis]
         broadcast_shape = (1,) * axis + (-1,) + (1,) * (len(shape) - axis - 1)
         flat = flat + xp.reshape(positions, broadcast_shape)
     return flat

@@ -1,9 +1,11 @@
-"""The reference random stream is portable: it runs unchanged under array-api-strict.
+"""The reference random stream is portable: it runs unchanged under array-api-strict, torch and CuPy.
 
 array-api-strict implements only the array API standard and rejects everything else (NumPy-only
 functions, implicit dtype mixes, ...). A Backend over it must give NumPy's words bit for bit and
 NumPy's samples within a few ulp (here they are computed by the same libm, so they agree exactly,
-but the contract is a few ulp), and every initializer must run through it.
+but the contract is a few ulp), and every initializer must run through it. The reference itself
+(Philox, words, slices of every distribution, the auxiliary stream) must also run on torch through
+initreg-torch's namespace, whose unsigned integers lack shifts and additions, and on CuPy where it can.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ import numpy as np
 import pytest
 
 import initreg
-from initreg import rng
+from initreg import registry, rng
 from initreg.backends.base import Backend
 from initreg.distributions import Distribution, NormalDist, TruncatedNormalDist, UniformDist
-from initreg.errors import InvalidArgumentError
+from initreg.errors import BackendUnavailableError, InvalidArgumentError, UnknownNameError
+from tests.test_rng import PHILOX_KNOWN_ANSWERS
 
 xps = pytest.importorskip("array_api_strict")
 STRICT_ARRAY = type(xps.asarray(0.0))
@@ -26,6 +29,8 @@ KEY = rng.derive_key(2024, "encoder.layers.0.kernel")
 MAX_ULPS = 2
 DISTRIBUTIONS = [UniformDist(-2.0, 0.5), NormalDist(0.0, 0.3), NormalDist(1.5, 2.0), TruncatedNormalDist(0.0, 1.0)]
 PRECISIONS = ["float32", "float64"]
+NUMPY_MATH = ("numpy", "array_api_strict")  # namespaces computing with NumPy's own functions
+MAX_LIBM_ULPS = 10  # another libm's log, through erfinv: tests/test_fused_cpu.py explains the bound
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +54,72 @@ def ulps(actual: np.ndarray, expected: np.ndarray) -> int:
         return np.where(bits < 0, -(bits & np.iinfo(signed).max), bits)  # -0.0 and 0.0 both map to 0
 
     return int(np.abs(ordered(actual) - ordered(expected)).max(initial=0))
+
+
+@pytest.fixture(scope="module", params=["numpy", "array_api_strict", "torch", "cupy"])
+def namespace(request: pytest.FixtureRequest) -> Backend:
+    """A Backend whose `xp` the reference runs on: NumPy and array-api-strict themselves, torch through
+    initreg-torch's namespace, CuPy; skipped where the backend cannot run here."""
+    if request.param in ("numpy", "array_api_strict"):
+        return Backend(request.param, request.param)
+    try:
+        return registry.get_backend(request.param)
+    except (UnknownNameError, BackendUnavailableError) as error:
+        pytest.skip(str(error))
+
+
+@pytest.mark.parametrize(("counter", "key", "expected"), PHILOX_KNOWN_ANSWERS)
+def test_philox_known_answers_on_every_namespace(namespace: Backend, counter, key, expected) -> None:  # type: ignore[no-untyped-def]
+    xp = namespace.xp
+    lanes = rng.philox4x32([xp.asarray([c], dtype=xp.int64) for c in counter], key, xp)
+    assert tuple(int(namespace.to_numpy(lane)[0]) for lane in lanes) == expected
+
+
+@pytest.mark.parametrize("stream", [rng.MAIN_STREAM, 1])
+@pytest.mark.parametrize(("start", "count"), [(0, 1), (3, 10), (6, 4099), (2**34 - 2, 5), (2**64 - 7, 7)])
+def test_reference_words_are_numpys_on_every_namespace(namespace: Backend, start: int, count: int, stream: int) -> None:
+    xp = namespace.xp
+    expected = rng.words_range(KEY, start, count, np, stream)
+    words = namespace.to_numpy(rng.words_range(KEY, start, count, xp, stream))
+    assert words.dtype == np.uint32
+    np.testing.assert_array_equal(words, expected)
+    if start < 2**63 - count:  # words_at takes int64 indices
+        index = xp.asarray([start + count - 1, start], dtype=xp.int64)
+        np.testing.assert_array_equal(namespace.to_numpy(rng.words_at(KEY, index, xp, stream)), expected[[-1, 0]])
+
+
+@pytest.mark.parametrize("stream", [rng.MAIN_STREAM, 1])
+@pytest.mark.parametrize("dtype", PRECISIONS)
+@pytest.mark.parametrize("dist", DISTRIBUTIONS, ids=repr)
+def test_reference_slices_are_numpys_on_every_namespace(
+    namespace: Backend, dist: Distribution, dtype: str, stream: int
+) -> None:
+    shape, index = (9, 10, 11), (slice(2, 9, 3), slice(None, None, -4), slice(10, 11))
+    expected = rng.draw_slice(dist, KEY, shape, index, dtype, np, stream)
+    assert expected.shape == (3, 3, 1)
+    sliced = namespace.to_numpy(rng.draw_slice(dist, KEY, shape, index, dtype, namespace.xp, stream))
+    assert_samples_agree(sliced, expected, dist, namespace.name)
+    if stream == rng.MAIN_STREAM:
+        whole = namespace.to_numpy(rng.draw(dist, KEY, shape, dtype, namespace.xp))
+        assert_samples_agree(whole, rng.draw(dist, KEY, shape, dtype, np), dist, namespace.name)
+
+
+def ulps_at_scale(actual: np.ndarray, expected: np.ndarray, dist: Distribution) -> float:
+    """max |actual - expected| in ulps at the scale of the formula's terms: max(|expected|, |mean or midpoint|)."""
+    offset = 0.5 * (dist.low + dist.high) if isinstance(dist, UniformDist) else dist.mean
+    scale = np.maximum(np.abs(expected.astype(np.float64)), abs(offset))
+    info = np.finfo(expected.dtype)
+    exponent = np.floor(np.log2(np.maximum(scale, float(info.smallest_normal))))
+    return float((np.abs(actual.astype(np.float64) - expected) / 2.0 ** (exponent - info.nmant)).max(initial=0.0))
+
+
+def assert_samples_agree(actual: np.ndarray, expected: np.ndarray, dist: Distribution, namespace: str) -> None:
+    """Bit-identical for uniforms and under NumPy's own math; within MAX_LIBM_ULPS otherwise (DESIGN.md)."""
+    assert actual.shape == expected.shape and actual.dtype == expected.dtype
+    if isinstance(dist, UniformDist) or namespace in NUMPY_MATH:
+        np.testing.assert_array_equal(actual, expected)
+    else:
+        assert ulps_at_scale(actual, expected, dist) <= MAX_LIBM_ULPS
 
 
 def as_numpy(array: Any) -> np.ndarray:

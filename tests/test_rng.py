@@ -22,8 +22,17 @@ DISTRIBUTIONS = [UniformDist(-0.3, 0.7), NormalDist(0.5, 2.0), TruncatedNormalDi
 
 @pytest.mark.parametrize(("counter", "key", "expected"), PHILOX_KNOWN_ANSWERS)
 def test_philox_known_answers(counter, key, expected):
-    lanes = rng.philox4x32([np.array([c], dtype=np.uint64) for c in counter], key, np)
+    lanes = rng.philox4x32([np.array([c], dtype=np.int64) for c in counter], key, np)
     assert tuple(int(lane[0]) for lane in lanes) == expected
+
+
+@pytest.mark.parametrize("multiplier", [rng.PHILOX_M0, rng.PHILOX_M1, 0xFFFFFFFF, 0x10000, 1])
+def test_mul_hi_lo_splits_the_full_64_bit_product_without_overflow(multiplier):
+    factors = [0, 1, 0xFFFF, 0x10000, 0x7FFFFFFF, 0x80000000, 0xDEADBEEF, 0xFFFFFFFF]
+    hi, lo = rng.mul_hi_lo(np.array(factors, dtype=np.int64), multiplier)
+    assert hi.dtype == lo.dtype == np.int64
+    assert hi.tolist() == [(c * multiplier) >> 32 for c in factors]
+    assert lo.tolist() == [(c * multiplier) & rng.MASK32 for c in factors]
 
 
 def test_key_is_blake2b_of_seed_and_path_as_written_in_the_design():
@@ -38,7 +47,7 @@ def test_words_follow_the_block_counter_layout():
     key = rng.derive_key(7, "w")
     words = rng.words_range(key, 0, 4 * 5, np)
     for block in range(5):
-        counter = [np.array([v], dtype=np.uint64) for v in (block, 0, rng.MAIN_STREAM, 0)]
+        counter = [np.array([v], dtype=np.int64) for v in (block, 0, rng.MAIN_STREAM, 0)]
         lanes = rng.philox4x32(counter, key, np)
         assert [int(lane[0]) for lane in lanes] == words[4 * block : 4 * block + 4].tolist()
 
@@ -47,7 +56,7 @@ def test_high_counter_word_carries_the_block_index_above_two_to_the_32():
     key = rng.derive_key(0, "")
     start = 4 * (2**32 + 3) + 1
     words = rng.words_range(key, start, 3, np)
-    counter = [np.array([v], dtype=np.uint64) for v in (3, 1, 0, 0)]
+    counter = [np.array([v], dtype=np.int64) for v in (3, 1, 0, 0)]
     lanes = rng.philox4x32(counter, key, np)
     assert words.tolist() == [int(lane[0]) for lane in lanes][1:4]
 
@@ -57,7 +66,7 @@ def test_any_window_of_words_equals_that_window_of_the_whole_stream(start):
     key = rng.derive_key(3, "x")
     whole = rng.words_range(key, 0, 64, np)
     assert np.array_equal(rng.words_range(key, start, 37, np), whole[start : start + 37])
-    index = np.arange(start, start + 37, dtype=np.uint64)
+    index = np.arange(start, start + 37, dtype=np.int64)
     assert np.array_equal(rng.words_at(key, index, np), whole[start : start + 37])
 
 
@@ -137,3 +146,13 @@ def test_an_auxiliary_stream_slices_exactly_and_differs_from_the_main_one(dtype)
     words = rng.words_range(key, 0, 54 * (2 if dtype == "float64" else 1), np, stream=1)
     expected = rng.symmetric_unit(words if dtype == "float32" else words.reshape(54, 2), dtype, np)
     np.testing.assert_array_equal(whole.ravel(), 0.5 + 0.5 * expected)
+
+
+@pytest.mark.parametrize(("dtype", "words_per_element"), [("float32", 1), ("float64", 2)])
+def test_the_last_elements_of_the_largest_tensor_use_their_own_words(dtype, words_per_element):
+    """Element 2^63 - 2 of a float64 tensor uses words near 2^64, past int64: no index may overflow."""
+    key, size = rng.derive_key(8, "huge"), 2**63 - 1
+    last = rng.draw_slice(UniformDist(-1.0, 1.0), key, (size,), (slice(size - 3, None),), dtype, np)  # x itself
+    words = rng.words_range(key, words_per_element * (size - 3), 3 * words_per_element, np)
+    expected = rng.symmetric_unit(words if dtype == "float32" else words.reshape(3, 2), dtype, np)
+    np.testing.assert_array_equal(last, expected)

@@ -38,6 +38,7 @@ LINEAR_FUNCTIONS = (
 NONLINEARITIES = (*LINEAR_FUNCTIONS, "tanh", "relu", "leaky_relu", "selu")
 KAIMING_MODES = ("fan_in", "fan_out")
 AUXILIARY_STREAM = 1  # the Philox stream of draws other than the values themselves
+MAX_ROWS = 2**32  # Sparse ranks (word, row) pairs as int64 (word - 2^31) 2^32 + row
 
 
 def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
@@ -207,6 +208,8 @@ class Sparse(RandomInitializer):
             raise InvalidArgumentError(
                 f"Sparse supports only tensors with 2 dimensions; received shape={shape} of rank {len(shape)}"
             )
+        if shape[0] > MAX_ROWS:
+            raise InvalidArgumentError(f"Sparse supports at most 2^32 = {MAX_ROWS} rows; received shape={shape}")
         return shape[0], shape[1]
 
     def zeros_per_column(self, shape: Shape) -> int:
@@ -220,9 +223,10 @@ class Sparse(RandomInitializer):
         rows, cols = self._matrix(shape)
         xp = backend.xp
         values = backend.draw(self.distribution_for(shape), key, shape, dtype)
-        words = xp.reshape(rng.words_range(key, 0, rows * cols, xp, stream=AUXILIARY_STREAM), shape)
-        row = xp.reshape(xp.arange(rows, dtype=xp.uint64), (rows, 1))
-        distinct = (xp.astype(words, xp.uint64) << 32) | row  # ties broken by row, whatever the sort
+        words = xp.astype(rng.words_range(key, 0, rows * cols, xp, stream=AUXILIARY_STREAM), xp.int64)
+        row = xp.reshape(xp.arange(rows, dtype=xp.int64), (rows, 1))
+        # (word, row) as one int64 in word order, ties broken by row whatever the sort: exact for rows <= 2^32
+        distinct = (xp.reshape(words, shape) - 2**31) * 2**32 + row
         ranks = xp.argsort(xp.argsort(distinct, axis=0), axis=0)  # each column's ranks
         return xp.where(ranks < self.zeros_per_column(shape), xp.zeros_like(values), values)
 

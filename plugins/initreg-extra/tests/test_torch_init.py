@@ -180,6 +180,8 @@ def test_sparse_is_reproducible_slices_like_the_whole_and_refuses_bad_input() ->
         Sparse()((3, 4, 5))
     with pytest.raises(InvalidArgumentError, match=r"`sparsity` must be in \[0, 1\]"):
         Sparse(1.5)
+    with pytest.raises(InvalidArgumentError, match=r"at most 2\^32 = 4294967296 rows; received shape=\(4294967297, 1"):
+        Sparse()((2**32 + 1, 1))  # its ranks pack (word, row) into an int64
 
 
 def test_gains_whose_square_overflows_or_vanishes_are_refused_by_name() -> None:

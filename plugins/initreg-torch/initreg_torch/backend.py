@@ -6,11 +6,11 @@ then moved to the device. So words and samples are bit-identical to NumPy's by c
 and bfloat16 included. (Casting float32 samples in torch instead would not do: the stream clips to
 bounds exact in the target dtype before rounding to it.)
 
-Why not run the reference on torch itself: Philox needs unsigned 64-bit products, shifts and
-arange, and torch's uint64 implements neither arange nor >> ("not implemented for 'UInt64'"); signed
-int64 would need a mask after every shift, a second implementation of the stream to keep in step.
-Everything else (Constant, Identity, Orthogonal's QR, ...) runs on torch through array_api_compat's
-torch namespace, with its creation functions placed on the backend's device.
+The reference stream does run on torch's namespace (initreg.rng needs only int64 arithmetic, which
+torch has: its unsigned types lack shifts and additions), and initializers use it for their auxiliary
+words (Sparse's ranks); draws go through NumPy so that their floats are NumPy's to the bit and take
+the fused CPU path. Everything else (Constant, Identity, Orthogonal's QR, ...) runs on torch through
+array_api_compat's torch namespace, with its creation functions placed on the backend's device.
 """
 
 from __future__ import annotations

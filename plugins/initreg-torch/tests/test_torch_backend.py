@@ -16,6 +16,7 @@ import initreg
 from initreg import registry, rng
 from initreg.distributions import Distribution, NormalDist, TruncatedNormalDist, UniformDist
 from initreg.errors import BackendUnavailableError, InvalidArgumentError
+from initreg.interop.torch import initialize
 from initreg.listing import print_listing
 
 KEY = rng.derive_key(77, "decoder.proj.weight")
@@ -143,3 +144,16 @@ def test_cuda_tensors_equal_the_cpu_ones() -> None:
 def test_a_constant_that_does_not_broadcast_is_an_initreg_error() -> None:
     with pytest.raises(InvalidArgumentError, match="does not broadcast"):
         initreg.Constant([1.0, 2.0, 3.0])((2, 2), backend="torch")
+
+
+def test_sparse_through_initialize_on_the_torch_backend_equals_numpys() -> None:
+    """Sparse ranks its rows by words of stream 1 drawn with the reference on the torch namespace, which
+    once shifted uint64 tensors: '"rshift_cpu" not implemented for 'UInt64''."""
+    pytest.importorskip("initreg_extra")
+    rules = {"w": {"match": "weight", "init": "sparse"}}
+    on_torch, on_numpy = torch.nn.Linear(30, 40, bias=False), torch.nn.Linear(30, 40, bias=False)
+    initialize(on_torch, rules, seed=3, backend="torch")
+    initialize(on_numpy, rules, seed=3, backend="numpy")
+    assert torch.equal(on_torch.weight, on_numpy.weight)
+    zeros_per_column = (on_torch.weight == 0).sum(dim=0)
+    assert zeros_per_column.tolist() == [4] * 30  # ceil(0.1 * 40) in every column, as torch's sparse_
