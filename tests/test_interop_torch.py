@@ -1,12 +1,14 @@
 """PyTorch: initialize() fills a real torch model in place by glob rules, on CPU and from the meta device."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
+import initreg  # noqa: E402
 from initreg import init_tree  # noqa: E402
 from initreg.errors import InitregError  # noqa: E402
 from initreg.interop.torch import initialize  # noqa: E402
@@ -187,6 +189,39 @@ def test_a_zero_dimensional_parameter_is_filled_in_place(device):
     expected = init_tree({"scale": (), "linear.weight": (3, 4)}, rules, seed=2, layout="torch")
     assert module.scale.shape == () and module.scale.item() == float(expected["scale"])
     np.testing.assert_array_equal(module.linear.weight.detach().numpy(), expected["linear.weight"])
+
+
+class WithEmptyParameters(torch.nn.Module):
+    """Two zero-element parameters (one of them tied under a second name) beside an ordinary one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.empty = torch.nn.Parameter(torch.empty(0, 3))
+        self.none_out = torch.nn.Linear(4, 0, bias=False)
+        self.tied = self.none_out
+        self.full = torch.nn.Parameter(torch.zeros(2, 3))
+
+
+@pytest.mark.parametrize("init", ["glorot_uniform", "kaiming_normal"])  # initreg-extra's kaiming_normal warns too
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+def test_zero_element_parameters_are_skipped_with_torchs_warning_naming_each_once(init, device):
+    if init not in initreg.registry.initializers.available():
+        pytest.skip(f"{init!r} comes from initreg-extra, which is not installed")
+    with pytest.warns(UserWarning) as caught:
+        torch.nn.init.kaiming_normal_(torch.empty(0, 1))  # the only torch.nn.init functions that warn
+    torchs = str(caught[0].message)
+    with torch.device(device), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's own Linear(4, 0) warns as it initializes itself
+        module = WithEmptyParameters()
+    with pytest.warns(UserWarning) as caught:
+        initialize(module, {"all": {"match": "*", "init": init}}, seed=4)
+    assert sorted(str(warning.message) for warning in caught) == [
+        f"{torchs}: parameter 'empty' has shape (0, 3)",
+        f"{torchs}: parameter 'none_out.weight' has shape (0, 4)",
+    ]
+    assert module.empty.shape == (0, 3) and module.none_out.weight.shape == (0, 4)
+    expected = init_tree({"full": (2, 3)}, {"all": {"match": "*", "init": init}}, seed=4, layout="torch")
+    np.testing.assert_array_equal(module.full.detach().numpy(), expected["full"])
 
 
 def test_orthogonal_on_a_conv2d_gives_orthonormal_rows_as_torch_does():

@@ -14,10 +14,14 @@ too large to initialize twice) is materialized first with ``module.to_empty(devi
 filled, so every parameter must get a rule; shared (tied) parameters stay shared. Buffers are not
 parameters: a meta module with buffers (BatchNorm's running statistics, say) is refused, since
 to_empty would leave them uninitialized.
+
+A parameter with no elements is left as it is, with torch.nn.init's UserWarning ("Initializing
+zero-element tensors is a no-op") naming it, once per parameter.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -28,6 +32,8 @@ from initreg.errors import InvalidArgumentError
 from initreg.registry import get_backend
 from initreg.slicing import stream_seed
 from initreg.tree import PlanEntry, Rule, generate, plan
+
+ZERO_ELEMENT_WARNING = "Initializing zero-element tensors is a no-op"  # torch.nn.init's own words
 
 
 def initialize(
@@ -45,7 +51,8 @@ def initialize(
     """Fills `module`'s parameters in place from initreg's stream and returns the plan it followed.
 
     A parameter's dtype is its own unless its rule sets one (the values are then drawn in the rule's
-    dtype and stored in the parameter's). Parameters matching no rule keep their values when
+    dtype and stored in the parameter's). A zero-element parameter is skipped with a warning naming it, as
+    torch's initializers skip an empty tensor. Parameters matching no rule keep their values when
     `allow_unmatched_params`; on a meta module that is an error, as they would stay uninitialized.
     `variables` are the names rule expressions read besides captures, fans and shape.
     """
@@ -62,7 +69,14 @@ def initialize(
     parameters = dict(module.named_parameters())
     with torch.no_grad():
         for entry in entries:
-            parameters[entry.path].copy_(_to_torch(generate(entry, seed, chosen)))
+            parameter = parameters[entry.path]
+            if parameter.numel() == 0:
+                warnings.warn(
+                    f"{ZERO_ELEMENT_WARNING}: parameter {entry.path!r} has shape {tuple(parameter.shape)}",
+                    UserWarning, stacklevel=2,
+                )  # fmt: skip
+                continue
+            parameter.copy_(_to_torch(generate(entry, seed, chosen)))
     return entries
 
 

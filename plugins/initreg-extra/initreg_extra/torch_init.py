@@ -12,12 +12,16 @@
 - sparse (sparsity, std): N(0, std^2) on a 2-D (rows, cols) weight, with ceil(sparsity rows) entries of each
   column set to zero; the rows are those with the smallest ranks of the column in the auxiliary stream 1
   (its uint32 words, ties broken by row), so that they form a uniformly random subset as torch's randperm does
+
+Asked for a tensor with no elements, each of them warns as torch's kaiming_* do ("Initializing zero-element
+tensors is a no-op", a UserWarning) and returns the empty array.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,6 +42,7 @@ LINEAR_FUNCTIONS = (
 NONLINEARITIES = (*LINEAR_FUNCTIONS, "tanh", "relu", "leaky_relu", "selu")
 KAIMING_MODES = ("fan_in", "fan_out")
 AUXILIARY_STREAM = 1  # the Philox stream of draws other than the values themselves
+ZERO_ELEMENT_WARNING = "Initializing zero-element tensors is a no-op"  # torch.nn.init's own words
 MAX_ROWS = 2**32  # Sparse ranks (word, row) pairs as int64 (word - 2^31) 2^32 + row
 
 
@@ -62,7 +67,30 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     raise InvalidArgumentError(f"Unsupported nonlinearity {nonlinearity!r}; valid: {choices(NONLINEARITIES)}")
 
 
-class _TorchFans(VarianceScaling):
+def warn_if_zero_element(shape: Shape) -> None:
+    """torch.nn.init's UserWarning when `shape` has no elements, pointing at the initializer's caller."""
+    if 0 in shape:
+        warnings.warn(ZERO_ELEMENT_WARNING, UserWarning, stacklevel=4)
+
+
+class _WarnsOnZeroElements(Initializer):
+    """Warns as torch does (`warn_if_zero_element`) once it has made a whole tensor or a slice of one."""
+
+    def generate(self, shape: Shape, dtype: str, *, key: Key, backend: Backend, layout: str | None = None) -> Array:
+        made = super().generate(shape, dtype, key=key, backend=backend, layout=layout)
+        warn_if_zero_element(shape)
+        return made
+
+    def generate_slice(
+        self, shape: Shape, index: tuple[slice, ...], dtype: str, *, key: Key, backend: Backend,
+        layout: str | None = None,
+    ) -> Array:  # fmt: skip
+        made = super().generate_slice(shape, index, dtype, key=key, backend=backend, layout=layout)
+        warn_if_zero_element(shape)
+        return made
+
+
+class _TorchFans(_WarnsOnZeroElements, VarianceScaling):
     """A VarianceScaling whose fans default to the torch layout and raise below rank 2, as torch's do."""
 
     def fans(self, shape: Shape, layout: str | None = None) -> tuple[int, int]:
@@ -139,7 +167,7 @@ class XavierUniform(_Xavier):
     DISTRIBUTION = "uniform"
 
 
-class TruncNormal(TruncatedNormal):
+class TruncNormal(_WarnsOnZeroElements, TruncatedNormal):
     """torch's trunc_normal_(mean=0, std=1, a=-2, b=2): N(mean, std^2) conditioned on [a, b]."""
 
     def __init__(
@@ -183,7 +211,9 @@ class Dirac(Initializer):
         return np.transpose(kernel, (*range(2, kernel.ndim), 1, 0)) if transposed else kernel
 
     def generate(self, shape: Shape, dtype: str, *, key: Key, backend: Backend, layout: str | None = None) -> Array:
-        return backend.cast(backend.xp.asarray(self.kernel(shape, layout), dtype=backend.compute_dtype(dtype)), dtype)
+        kernel = self.kernel(shape, layout)
+        warn_if_zero_element(shape)
+        return backend.cast(backend.xp.asarray(kernel, dtype=backend.compute_dtype(dtype)), dtype)
 
     def target_std(self, shape: Shape, layout: str | None = None) -> float:
         return float(np.std(self.kernel(shape, layout)))
@@ -221,6 +251,7 @@ class Sparse(RandomInitializer):
 
     def generate(self, shape: Shape, dtype: str, *, key: Key, backend: Backend, layout: str | None = None) -> Array:
         rows, cols = self._matrix(shape)
+        warn_if_zero_element(shape)
         xp = backend.xp
         values = backend.draw(self.distribution_for(shape), key, shape, dtype)
         words = xp.astype(rng.words_range(key, 0, rows * cols, xp, stream=AUXILIARY_STREAM), xp.int64)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -192,3 +193,44 @@ def test_gains_whose_square_overflows_or_vanishes_are_refused_by_name() -> None:
     for gain in (1e200, 1e-200, 0.0):
         with pytest.raises(InvalidArgumentError, match=r"`gain` must be nonzero, with a finite square"):
             initreg.get("xavier_normal", gain=gain)
+
+
+def torchs_zero_element_warning() -> str:
+    """The message torch.nn.init gives for an empty tensor (its kaiming_* warn; normal_ and the rest do not)."""
+    with pytest.warns(UserWarning) as caught:
+        torch.nn.init.kaiming_normal_(torch.empty(0, 1))
+    return str(caught[0].message)
+
+
+@pytest.mark.parametrize(
+    ("name", "shape"),
+    [
+        ("kaiming_normal", (0, 3)), ("kaiming_uniform", (3, 0, 2)), ("xavier_normal", (0, 0)),
+        ("xavier_uniform", (4, 0)), ("trunc_normal", (0,)), ("dirac", (0, 2, 3)), ("sparse", (5, 0)),
+    ],
+)  # fmt: skip
+def test_zero_element_tensors_warn_with_torchs_words(name: str, shape: tuple[int, ...]) -> None:
+    expected = torchs_zero_element_warning()
+    init = initreg.get(name, seed=0) if name != "dirac" else initreg.get(name)
+    with pytest.warns(UserWarning) as caught:
+        made = init(shape)
+    assert [str(warning.message) for warning in caught] == [expected]
+    assert made.shape == shape
+    with pytest.warns(UserWarning) as caught:
+        part = initreg.init_slice(name, shape, (slice(0, 1),), seed=0, path="w")
+    assert [str(warning.message) for warning in caught] == [expected]
+    assert part.shape == (min(shape[0], 1), *shape[1:])
+
+
+@pytest.mark.parametrize(
+    ("name", "shape"),
+    [
+        ("kaiming_normal", (4, 3)), ("kaiming_uniform", (3, 1, 2)), ("xavier_normal", (1, 1)),
+        ("xavier_uniform", (4, 3)), ("trunc_normal", ()), ("dirac", (2, 2, 3)), ("sparse", (5, 1)),
+    ],
+)  # fmt: skip
+def test_tensors_with_elements_do_not_warn(name: str, shape: tuple[int, ...]) -> None:
+    init = initreg.get(name, seed=0) if name != "dirac" else initreg.get(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert init(shape).shape == shape
