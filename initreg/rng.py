@@ -104,14 +104,14 @@ def words_range(key: Key, start: int, count: int, xp: Namespace, stream: int = M
     return xp.astype(_range_lanes(key, start, count, xp, stream), xp.uint32)
 
 
-def pick_lane(lanes: Sequence[Array], lane: Array, xp: Namespace) -> Array:
+def _pick_lane(lanes: Sequence[Array], lane: Array, xp: Namespace) -> Array:
     """lanes[lane], element by element, for an int64 array `lane` of values in 0..3."""
     return xp.where(lane == 0, lanes[0], xp.where(lane == 1, lanes[1], xp.where(lane == 2, lanes[2], lanes[3])))
 
 
 def _lanes_at(key: Key, word_index: Array, xp: Namespace, stream: int) -> Array:
     """The words at arbitrary indices (int64 in [0, 2^63)), as int64 in [0, 2^32)."""
-    return pick_lane(block_lanes(key, word_index >> 2, xp, stream), word_index & 3, xp)
+    return _pick_lane(block_lanes(key, word_index >> 2, xp, stream), word_index & 3, xp)
 
 
 def words_at(key: Key, word_index: Array, xp: Namespace, stream: int = MAIN_STREAM) -> Array:
