@@ -24,7 +24,7 @@ nnx = pytest.importorskip("flax.nnx")
 from jax.sharding import Mesh, NamedSharding, PartitionSpec  # noqa: E402
 
 from initreg import init_slice  # noqa: E402
-from initreg.errors import InitregError  # noqa: E402
+from initreg.errors import InitregError, InvalidArgumentError  # noqa: E402
 from initreg.interop.jax import init_sharded, kernel_init, seed_from_key, seed_from_key_data  # noqa: E402
 
 
@@ -312,3 +312,43 @@ def test_a_sharded_complex_parameter_equals_the_unsharded_one(mesh):
     for shard in array.addressable_shards:
         np.testing.assert_array_equal(np.asarray(shard.data), whole[shard.index])
     np.testing.assert_array_equal(np.asarray(array), whole)
+
+
+def _jax_error(make):
+    """The message of the ValueError JAX itself raises in `make()`."""
+    with pytest.raises(ValueError) as error:
+        make()
+    return str(error.value)
+
+
+def test_a_rank_one_weight_with_jax_default_in_axis_is_refused_in_jax_words():
+    """JAX's testVarianceScalingError matches its own message; strict_fans and in_axis=-2 include it verbatim."""
+    key = jax.random.key(0)
+    theirs = _jax_error(lambda: jax.nn.initializers.variance_scaling(1.0, "fan_avg", "truncated_normal")(key, (5,)))
+    assert "Can't compute input and output sizes" in theirs
+    strict = initreg.VarianceScaling(mode="fan_avg", strict_fans=True)
+    for make in (lambda: kernel_init(strict)(key, (5,)), lambda: kernel_init("glorot_normal", in_axis=-2)(key, (5,))):
+        with pytest.raises(InitregError) as ours:
+            make()
+        assert type(ours.value) is InvalidArgumentError and theirs in str(ours.value)
+
+
+@pytest.mark.parametrize(
+    ("init", "shape", "message"),
+    [
+        (initreg.HeNormal(strict_fans=True), (7,), "strict_fans=True"),
+        (initreg.HeNormal(input_axes=[0], output_axes=[5]), (3, 4), "output_axes has axis 5"),
+        (initreg.VarianceScaling(input_axes=[0], output_axes=[1]), (3,), "output_axes has axis 1"),
+        (initreg.Orthogonal(), (5,), "at least two-dimensional"),
+        (initreg.Identity(), (2, 3, 4), "only be used for 2D matrices"),
+        (initreg.Constant(np.ones((3, 4)), broadcast=False), (4, 3), "Expected `shape` to be"),
+        (initreg.Constant([1.0, 2.0]), (3, 3), "does not broadcast"),
+        (initreg.Constant(300), (2,), "does not fit int8"),
+    ],
+)
+def test_shape_and_fan_errors_surface_as_themselves_not_from_inside_the_callback(init, shape, message):
+    """pure_callback would wrap them in a JaxRuntimeError; they are checked before it, under jit too."""
+    dtype = jnp.int8 if "int8" in message else jnp.float32
+    for make in (kernel_init(init), jax.jit(kernel_init(init), static_argnums=(1, 2))):
+        with pytest.raises(InvalidArgumentError, match=message):
+            make(jax.random.key(0), shape, dtype)

@@ -47,7 +47,7 @@ from initreg.distributions import NormalDist, UniformDist
 from initreg.dtypes import numpy_dtype, standardize_dtype
 from initreg.errors import InvalidArgumentError, choices
 from initreg.initializers.base import Initializer, Shape, standardize_shape
-from initreg.initializers.variance_scaling import VarianceScaling
+from initreg.initializers.variance_scaling import VarianceScaling, jax_rank_message
 from initreg.slicing import as_initializer, init_slice, normalize_index, stream_seed
 
 KernelInit = Callable[..., jax.Array]
@@ -104,6 +104,7 @@ def kernel_init(
     def init_fn(key: jax.Array, shape: Any, dtype: Any = dtype) -> jax.Array:
         standard_shape, dtype_name = standardize_shape(shape), parameter_dtype(init, dtype)
         shaped = init if jax_axes is None else with_jax_fans(init, len(standard_shape), *jax_axes)
+        shaped.check(standard_shape, COMPLEX_PARTS.get(dtype_name, dtype_name), layout)  # here, not in the callback
         result = jax.ShapeDtypeStruct(standard_shape, numpy_dtype(dtype_name))  # type: ignore[no-untyped-call]
         host = _HostValues(shaped, standard_shape, dtype_name, path, layout)
         values: jax.Array = jax.pure_callback(host, result, jax.random.key_data(key), vmap_method="sequential")
@@ -116,6 +117,8 @@ def jax_fan_axes(
     rank: int, in_axis: Axis = -2, out_axis: Axis = -1, batch_axis: Axis = ()
 ) -> tuple[list[int], list[int]]:
     """Keras's (input_axes, output_axes) that give JAX's fans: the axes named plus every remaining axis."""
+    if isinstance(in_axis, numbers.Integral) and in_axis == -2 and rank <= 1:
+        raise InvalidArgumentError(f"{jax_rank_message(rank)} Received: a weight of rank {rank}; valid: rank >= 2")
     named = {
         name: _axes(name, axis, rank)
         for name, axis in (("in_axis", in_axis), ("out_axis", out_axis), ("batch_axis", batch_axis))
@@ -231,6 +234,7 @@ def init_sharded(
     """
     init = as_initializer(initializer)
     standard_shape, dtype_name = standardize_shape(shape), parameter_dtype(init, dtype)
+    init.check(standard_shape, COMPLEX_PARTS.get(dtype_name, dtype_name), layout)
 
     def shard(index: tuple[slice, ...] | None) -> np.ndarray:
         part = () if index is None else index
