@@ -681,3 +681,22 @@ def test_get_of_an_array_refuses_another_shape_in_keras_words():
     with pytest.raises(InvalidArgumentError) as ours:
         initreg.get(array)(shape=(10, 10))
     assert str(ours.value).startswith(theirs) and "Expected `shape` to be (3, 3)" in theirs
+
+
+def test_scalars_without_a_value_are_refused_by_name_not_with_the_library_error():
+    """A traced JAX scalar (inside jit) or a torch meta tensor has no value to read: a clear error, not theirs."""
+    torch = pytest.importorskip("torch")
+    jax = pytest.importorskip("jax")
+    with pytest.raises(InvalidArgumentError, match=r"`stddev` must be a finite number.*device='meta'"):
+        initreg.RandomNormal(stddev=torch.tensor(0.5, device="meta"))
+    refusals = []
+
+    @jax.jit
+    def construct(scale):
+        with pytest.raises(InvalidArgumentError) as error:
+            initreg.VarianceScaling(scale=scale)
+        refusals.append(str(error.value))
+        return scale
+
+    construct(jax.numpy.array(2.0))
+    assert len(refusals) == 1 and "Received: scale=" in refusals[0] and "Tracer" in refusals[0]

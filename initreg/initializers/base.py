@@ -77,11 +77,20 @@ def python_number(value: Any) -> int | float | None:
     JAX: whatever has shape () and .item()); integers stay int. Bools (Python, NumPy or 0-d bool arrays),
     complex numbers and arrays of any other shape (a 1-element 1-d array too) are not real scalars.
     """
-    if not isinstance(value, numbers.Real) and getattr(value, "shape", None) == () and hasattr(value, "item"):
-        value = value.item()
+    if not isinstance(value, numbers.Real) and _is_zero_dimensional(value):
+        try:
+            value = value.item()
+        except (TypeError, ValueError, RuntimeError):  # a traced (JAX) or data-less (torch meta) array
+            return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return None
     return int(value) if isinstance(value, numbers.Integral) else float(value)
+
+
+def _is_zero_dimensional(value: Any) -> bool:
+    """Whether `value` is an array of shape () with an .item() method (NumPy, torch, JAX, ...)."""
+    shape = getattr(value, "shape", None)
+    return isinstance(shape, tuple) and shape == () and hasattr(value, "item")
 
 
 def finite_number(name: str, value: Any) -> float:
