@@ -50,8 +50,10 @@ def _tensor_value(value: Any) -> Any:
 
 
 def _plain_value(value: Any) -> Any:
-    """`value` as plain Python values: a real scalar (see `python_number`) as an int or float, an array as a
-    nested list (``tolist()``); anything else as given, for `_check_finite_numbers` to judge."""
+    """`value` in plain Python: a real scalar (see `python_number`) as an int or float, an array as a nested list.
+
+    Anything else is returned as given, for `_check_finite_numbers` to judge.
+    """
     number = python_number(value)
     if number is not None:
         return number
