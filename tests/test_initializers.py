@@ -2,6 +2,7 @@
 
 import math
 import random
+import warnings
 
 import keras
 import numpy as np
@@ -10,6 +11,7 @@ from keras.src.initializers.random_initializers import compute_fans as keras_com
 
 import initreg
 from initreg.errors import InitregError, InvalidArgumentError
+from initreg.initializers.base import RandomInitializer
 from initreg.initializers.variance_scaling import compute_fans
 
 FAN_SHAPES = [(), (7,), (3, 5), (3, 3, 4, 8), (2, 3, 5, 6, 7), (1, 1), (0, 4), (5, 0, 2)]
@@ -314,7 +316,7 @@ def test_constant_target_std_and_its_broadcast_error():
 
 @pytest.mark.parametrize("scale", [math.inf, math.nan, -math.inf, 10**400])
 def test_variance_scaling_scale_must_be_finite(scale):
-    with pytest.raises(InvalidArgumentError, match=rf"scale.*positive, finite.*Received: scale={scale!r}"):
+    with pytest.raises(InvalidArgumentError, match=rf"scale.*positive float.*Received: scale={scale!r}.*finite"):
         initreg.VarianceScaling(scale=scale)
 
 
@@ -545,3 +547,156 @@ def test_every_truncated_std_accepted_is_within_1e_7_of_scipys():
             accepted += 1
             assert std == pytest.approx(float(scipy_stats.truncnorm.std(low, high)), rel=1e-7), (low, high)
     assert accepted >= 30  # the usual bounds are all accepted: the check refuses only ill-conditioned ones
+
+
+SCALAR_KINDS = ["numpy scalar", "0-d numpy", "0-d torch", "0-d jax"]
+
+
+def other_library_scalar(kind, number):
+    """`number` as a NumPy scalar or a 0-d array of NumPy, torch or JAX (int32 for ints, else float32)."""
+    dtype = "int32" if isinstance(number, int) else "float32"
+    if kind == "numpy scalar":
+        return np.dtype(dtype).type(number)
+    if kind == "0-d numpy":
+        return np.array(number, dtype=dtype)
+    if kind == "0-d torch":
+        torch = pytest.importorskip("torch")
+        return torch.tensor(number, dtype=getattr(torch, dtype))
+    jnp = pytest.importorskip("jax.numpy")
+    return jnp.array(number, dtype=dtype)
+
+
+NUMERIC_ARGUMENTS = [
+    ("RandomNormal", {"mean": 0.5, "stddev": 1.5}),
+    ("RandomUniform", {"minval": -0.25, "maxval": 0.75}),
+    ("TruncatedNormal", {"mean": 0.5, "stddev": 2.0, "cutoff": 3.0}),
+    ("TruncatedNormal", {"mean": 0.5, "stddev": 2.0, "a": -1.0, "b": 2.5}),
+    ("VarianceScaling", {"scale": 2.5, "cutoff": 1.5}),
+    ("HeNormal", {"cutoff": 3.0}),
+    ("Orthogonal", {"gain": 1.25}),
+    ("Identity", {"gain": -0.5}),
+    ("Constant", {"value": 0.75}),
+    ("Constant", {"value": 3}),
+]
+
+
+@pytest.mark.parametrize("kind", SCALAR_KINDS)
+@pytest.mark.parametrize(("name", "arguments"), NUMERIC_ARGUMENTS)
+def test_numeric_arguments_take_real_scalars_of_other_libraries(kind, name, arguments):
+    """JAX's testAccidentalUpcasting passes np.float32 and 0-d arrays; the config stays plain Python numbers."""
+    cls = getattr(initreg, name)
+    seeded = {"seed": 7} if issubclass(cls, RandomInitializer) else {}
+    theirs = cls(**{key: other_library_scalar(kind, value) for key, value in arguments.items()}, **seeded)
+    plain = cls(**arguments, **seeded)
+    config = theirs.get_config()
+    assert config == plain.get_config()
+    assert all(type(config[key]) is type(plain.get_config()[key]) for key in arguments)
+    np.testing.assert_array_equal(theirs((4, 4)), plain((4, 4)))
+
+
+def test_constant_keeps_an_integer_scalar_an_int_in_its_config_as_keras_does():
+    config = initreg.Constant(np.int64(3)).get_config()
+    assert config == keras.initializers.Constant(3).get_config() and type(config["value"]) is int
+
+
+@pytest.mark.parametrize("kind", SCALAR_KINDS)
+def test_seeds_take_integer_scalars_of_other_libraries(kind):
+    init = initreg.RandomNormal(seed=other_library_scalar(kind, 11))
+    assert init.get_config()["seed"] == 11 and type(init.get_config()["seed"]) is int
+    assert np.array_equal(init((3, 3)), initreg.RandomNormal(seed=11)((3, 3)))
+    with pytest.raises(InvalidArgumentError, match="seed must be an integer"):
+        initreg.RandomNormal(seed=other_library_scalar(kind, 11.0))
+
+
+def refused_scalars():
+    """Values that are not finite real scalars, from each library, with the text their refusal shows."""
+    torch = pytest.importorskip("torch")
+    jnp = pytest.importorskip("jax.numpy")
+    return [
+        (np.array([0.5]), "array([0.5])"),  # one element, but 1-d: not a scalar
+        (torch.tensor([0.5]), "tensor([0.5000])"),
+        (jnp.array([0.5]), "Array([0.5]"),
+        (np.bool_(True), "True"),
+        (torch.tensor(True), "tensor(True)"),
+        (np.complex64(0.5), "0.5+0j"),
+        (jnp.array(0.5 + 1j), "Array(0.5+1.j"),
+        (np.array(np.nan), "array(nan)"),
+        (torch.tensor(float("inf")), "tensor(inf)"),
+        (jnp.array(-np.inf), "Array(-inf"),
+    ]
+
+
+@pytest.mark.parametrize(("name", "argument"), [("RandomNormal", "mean"), ("RandomUniform", "maxval"),
+                                                ("TruncatedNormal", "cutoff"), ("Identity", "gain"),
+                                                ("VarianceScaling", "scale")])  # fmt: skip
+def test_non_scalars_bools_complex_and_non_finite_scalars_are_refused_by_name(name, argument):
+    for value, shown in refused_scalars():
+        with pytest.raises(InvalidArgumentError) as error:
+            getattr(initreg, name)(**{argument: value})
+        assert f"`{argument}`" in str(error.value) and shown in str(error.value)
+        assert "valid: a finite real scalar" in str(error.value)
+
+
+def test_one_sided_axes_are_checked_against_the_rank_warned_about_and_otherwise_ignored_as_keras_does():
+    assert compute_fans((3, 4, 5), [0], None) == keras_compute_fans((3, 4, 5), [0], None) == compute_fans((3, 4, 5))
+    with pytest.warns(UserWarning, match=r"input_axes=\[5\] without output_axes: one-sided axes are ignored.*as Keras"):
+        init = initreg.VarianceScaling(input_axes=[5], seed=1)
+    with pytest.raises(InvalidArgumentError, match=r"input_axes has axis 5, but shape \(3, 4\) has rank 2; valid axes"):
+        init((3, 4))
+    with pytest.raises(InvalidArgumentError, match=r"output_axes has axis -3, .* valid axes: -2 to 1"):
+        compute_fans((3, 4), None, [-3])
+    with pytest.warns(UserWarning, match=r"output_axes=\[0\] without input_axes"):
+        one_sided = initreg.HeNormal(output_axes=[0], seed=1)
+    for layout in (None, "torch"):
+        expected = initreg.HeNormal(seed=1)((6, 2, 3), layout=layout)
+        np.testing.assert_array_equal(one_sided((6, 2, 3), layout=layout), expected)
+
+
+def test_axes_on_both_sides_or_none_give_no_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        initreg.VarianceScaling(input_axes=[0], output_axes=[1])
+        initreg.GlorotUniform()
+
+
+def _keras_error(make):
+    """The message of the ValueError Keras itself raises in `make()`."""
+    with pytest.raises(ValueError) as error:
+        make()
+    return str(error.value)
+
+
+def test_variance_scaling_refuses_a_negative_scale_in_keras_words():
+    """Keras's own test matches "Argument `scale` must be positive float."; initreg's message starts with it."""
+    theirs = _keras_error(lambda: keras.initializers.VarianceScaling(scale=-1.0))
+    with pytest.raises(InvalidArgumentError) as ours:
+        initreg.VarianceScaling(scale=-1.0)
+    assert str(ours.value).startswith(theirs) and "Argument `scale` must be positive float." in theirs
+
+
+def test_get_of_an_array_refuses_another_shape_in_keras_words():
+    """Keras's own test matches "Expected `shape` to be" for get(tensor) called with another shape."""
+    array = np.arange(9, dtype=np.float32).reshape(3, 3)
+    theirs = _keras_error(lambda: keras.initializers.get(array)(shape=(10, 10)))
+    with pytest.raises(InvalidArgumentError) as ours:
+        initreg.get(array)(shape=(10, 10))
+    assert str(ours.value).startswith(theirs) and "Expected `shape` to be (3, 3)" in theirs
+
+
+def test_scalars_without_a_value_are_refused_by_name_not_with_the_library_error():
+    """A traced JAX scalar (inside jit) or a torch meta tensor has no value to read: a clear error, not theirs."""
+    torch = pytest.importorskip("torch")
+    jax = pytest.importorskip("jax")
+    with pytest.raises(InvalidArgumentError, match=r"`stddev` must be a finite number.*device='meta'"):
+        initreg.RandomNormal(stddev=torch.tensor(0.5, device="meta"))
+    refusals = []
+
+    @jax.jit
+    def construct(scale):
+        with pytest.raises(InvalidArgumentError) as error:
+            initreg.VarianceScaling(scale=scale)
+        refusals.append(str(error.value))
+        return scale
+
+    construct(jax.numpy.array(2.0))
+    assert len(refusals) == 1 and "Received: scale=" in refusals[0] and "Tracer" in refusals[0]

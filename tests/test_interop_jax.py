@@ -24,7 +24,7 @@ nnx = pytest.importorskip("flax.nnx")
 from jax.sharding import Mesh, NamedSharding, PartitionSpec  # noqa: E402
 
 from initreg import init_slice  # noqa: E402
-from initreg.errors import InitregError  # noqa: E402
+from initreg.errors import InitregError, InvalidArgumentError  # noqa: E402
 from initreg.interop.jax import init_sharded, kernel_init, seed_from_key, seed_from_key_data  # noqa: E402
 
 
@@ -178,7 +178,10 @@ import math  # noqa: E402
 from scipy import stats  # noqa: E402
 
 import initreg  # noqa: E402
+from initreg import rng  # noqa: E402
+from initreg.distributions import NormalDist  # noqa: E402
 from initreg.interop.jax import jax_fan_axes, parameter_slice  # noqa: E402
+from initreg.slicing import stream_seed  # noqa: E402
 
 
 def test_the_adapter_takes_a_default_dtype_as_jax_initializers_do():
@@ -237,8 +240,8 @@ def test_complex_values_slice_like_the_whole_and_follow_the_stream():
 
 
 def test_complex_dtypes_are_refused_by_name_where_jax_has_no_meaning_for_them():
-    with pytest.raises(InitregError, match="RandomNormal draws real values; complex dtypes"):
-        kernel_init("random_normal")(jax.random.key(0), (3, 3), jnp.complex64)
+    with pytest.raises(InitregError, match="TruncatedNormal draws real values; complex dtypes"):
+        kernel_init("truncated_normal")(jax.random.key(0), (3, 3), jnp.complex64)
     with pytest.raises(InitregError, match="cut at modulus 2.*cutoff=3.0"):
         kernel_init(initreg.LecunNormal(cutoff=3.0), dtype=jnp.complex64)
 
@@ -312,3 +315,97 @@ def test_a_sharded_complex_parameter_equals_the_unsharded_one(mesh):
     for shard in array.addressable_shards:
         np.testing.assert_array_equal(np.asarray(shard.data), whole[shard.index])
     np.testing.assert_array_equal(np.asarray(array), whole)
+
+
+def _jax_error(make):
+    """The message of the ValueError JAX itself raises in `make()`."""
+    with pytest.raises(ValueError) as error:
+        make()
+    return str(error.value)
+
+
+def test_a_rank_one_weight_with_jax_default_in_axis_is_refused_in_jax_words():
+    """JAX's testVarianceScalingError matches its own message; strict_fans and in_axis=-2 include it verbatim."""
+    key = jax.random.key(0)
+    theirs = _jax_error(lambda: jax.nn.initializers.variance_scaling(1.0, "fan_avg", "truncated_normal")(key, (5,)))
+    assert "Can't compute input and output sizes" in theirs
+    strict = initreg.VarianceScaling(mode="fan_avg", strict_fans=True)
+    for make in (lambda: kernel_init(strict)(key, (5,)), lambda: kernel_init("glorot_normal", in_axis=-2)(key, (5,))):
+        with pytest.raises(InitregError) as ours:
+            make()
+        assert type(ours.value) is InvalidArgumentError and theirs in str(ours.value)
+
+
+@pytest.mark.parametrize(
+    ("init", "shape", "message"),
+    [
+        (initreg.HeNormal(strict_fans=True), (7,), "strict_fans=True"),
+        (initreg.HeNormal(input_axes=[0], output_axes=[5]), (3, 4), "output_axes has axis 5"),
+        (initreg.VarianceScaling(input_axes=[0], output_axes=[1]), (3,), "output_axes has axis 1"),
+        (initreg.Orthogonal(), (5,), "at least two-dimensional"),
+        (initreg.Identity(), (2, 3, 4), "only be used for 2D matrices"),
+        (initreg.Constant(np.ones((3, 4)), broadcast=False), (4, 3), "Expected `shape` to be"),
+        (initreg.Constant([1.0, 2.0]), (3, 3), "does not broadcast"),
+        (initreg.Constant(300), (2,), "does not fit int8"),
+    ],
+)
+def test_shape_and_fan_errors_surface_as_themselves_not_from_inside_the_callback(init, shape, message):
+    """pure_callback would wrap them in a JaxRuntimeError; they are checked before it, under jit too."""
+    dtype = jnp.int8 if "int8" in message else jnp.float32
+    for make in (kernel_init(init), jax.jit(kernel_init(init), static_argnums=(1, 2))):
+        with pytest.raises(InvalidArgumentError, match=message):
+            make(jax.random.key(0), shape, dtype)
+
+
+def test_complex_normal_has_jax_moments_and_matches_jax_own_draw():
+    """jax.nn.initializers.normal(stddev) with a complex dtype: stddev z, E|z|^2 = 1, each part of variance 1/2.
+
+    10^6 values: the relative standard error of each second moment is about 0.0014 (0.001 for |z|^2), so the
+    1% tolerances are 7 or more standard errors, and a factor of sqrt(2) anywhere is off by 40%.
+    """
+    shape, stddev = (1000, 1000), 0.5
+    ours = np.asarray(kernel_init(initreg.RandomNormal(stddev=stddev))(jax.random.key(3), shape, jnp.complex64))
+    theirs = np.asarray(jax.nn.initializers.normal(stddev)(jax.random.key(4), shape, jnp.complex64))
+    assert ours.dtype == theirs.dtype == np.complex64
+    for values in (ours.ravel().astype(np.complex128), theirs.ravel().astype(np.complex128)):
+        assert np.mean(np.abs(values) ** 2) == pytest.approx(stddev**2, rel=0.01)
+        assert np.var(values.real) == pytest.approx(stddev**2 / 2, rel=0.01)
+        assert np.var(values.imag) == pytest.approx(stddev**2 / 2, rel=0.01)
+        assert abs(np.mean(values)) < 5 * stddev / 1000  # 5 standard errors of the mean
+        assert abs(np.corrcoef(values.real, values.imag)[0, 1]) < 0.005  # 5 standard errors: independent parts
+        assert abs(np.corrcoef(values.real**2, values.imag**2)[0, 1]) < 0.005
+    ours, theirs = ours.ravel(), theirs.ravel()
+    for part in (np.real, np.imag, np.abs, np.angle):
+        assert stats.ks_2samp(part(ours), part(theirs)).pvalue > 1e-3
+
+
+def test_complex_normal_parts_are_the_real_normal_of_stream_0_and_1_and_slices_are_exact():
+    """The real part is RandomNormal(mean, stddev / sqrt 2) of the main stream, element by element; the
+    imaginary part the same normal (mean 0) of Philox stream 1, as the VarianceScaling family draws."""
+    init, shape = initreg.RandomNormal(mean=0.25, stddev=2.0), (12, 10)
+    whole = parameter_slice(init, shape, (), 5, "w", "complex128", None)
+    assert whole.dtype == np.complex128
+    part_std, key = 2.0 / math.sqrt(2.0), rng.derive_key(stream_seed(5), "w")
+    real = rng.draw_slice(NormalDist(0.25, part_std), key, shape, (), "float64", np, rng.MAIN_STREAM)
+    np.testing.assert_array_equal(whole.real, real)
+    np.testing.assert_allclose(  # what RandomNormal(0.25, part_std) itself draws, within the fused kernels' ulp
+        whole.real, init_slice(initreg.RandomNormal(0.25, part_std), shape, (), seed=5, path="w", dtype="float64"),
+        rtol=0, atol=1e-14,
+    )  # fmt: skip
+    imaginary = rng.draw_slice(NormalDist(0.0, part_std), key, shape, (), "float64", np, 1)
+    np.testing.assert_array_equal(whole.imag, imaginary)
+    np.testing.assert_array_equal(parameter_slice(init, shape, (slice(2, 7), slice(3, 9)), 5, "w", "complex128",
+                                                  None), whole[2:7, 3:9])  # fmt: skip
+    np.testing.assert_array_equal(parameter_slice(init, shape, (4,), 5, "w", "complex128", None), whole[4])
+    np.testing.assert_array_equal(
+        np.asarray(kernel_init(init, dtype=jnp.complex64)(jax.random.key(5), shape)),
+        parameter_slice(init, shape, (), 5, "", "complex64", None),
+    )
+
+
+def test_a_sharded_complex_normal_equals_the_unsharded_one(mesh):
+    shape, sharding = (16, 24), NamedSharding(mesh, PartitionSpec("x", "y"))
+    array = init_sharded(initreg.RandomNormal(stddev=0.1), shape, sharding, seed=2, path="w", dtype=jnp.complex64)
+    whole = parameter_slice(initreg.RandomNormal(stddev=0.1), shape, (), 2, "w", "complex64", None)
+    for shard in array.addressable_shards:
+        np.testing.assert_array_equal(np.asarray(shard.data), whole[shard.index])

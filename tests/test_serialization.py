@@ -108,3 +108,42 @@ def test_bad_dicts_are_clear_errors():
         initreg.deserialize({"class_name": "LecunNormall", "config": {}})
     with pytest.raises(InvalidArgumentError, match="config' of 'Zeros' must be a dict"):
         initreg.deserialize({"class_name": "Zeros", "config": [1]})
+
+
+def _keras_tensor(value, dtype="float32", kind="__tensor__"):
+    """A Constant's dict holding a tensor as Keras serializes one."""
+    return {
+        "class_name": "Constant",
+        "config": {"value": {"class_name": kind, "config": {"value": value, "dtype": dtype}}},
+    }
+
+
+def test_a_keras_serialized_tensor_is_read_with_its_dtype_checked():
+    keras_dict = keras.initializers.serialize(keras.initializers.Constant(keras.ops.convert_to_tensor([0.5, -2.0])))
+    assert keras_dict["config"]["value"]["class_name"] == "__tensor__"
+    assert initreg.deserialize(keras_dict)((2,)).tolist() == [0.5, -2.0]
+    assert initreg.get(_keras_tensor(True, "bool", "__numpy__"))((2,), dtype="bool").tolist() == [True, True]
+
+
+@pytest.mark.parametrize(
+    ("tensor", "named"),
+    [
+        ({"class_name": "__tensor__", "config": {}}, r"a serialized __tensor__ needs a 'config' dict with a 'value'"),
+        ({"class_name": "__tensor__"}, r"needs a 'config' dict with a 'value' .* Received: value=\{'class_name'"),
+        ({"class_name": "__numpy__", "config": [[1.0]]}, r"a serialized __numpy__ needs a 'config' dict"),
+        ({"class_name": "__tensor__", "config": {"dtype": "float32"}}, r"needs a 'config' dict with a 'value'"),
+        (_keras_tensor([1.0], "float99")["config"]["value"], r"'dtype' of a serialized __tensor__ is 'float99'; valid: "
+                                                              r"'float16', 'bfloat16', 'float32'"),
+        (_keras_tensor([1.0], "complex64")["config"]["value"], r"'dtype' .* is 'complex64'; valid:"),
+        (_keras_tensor("1.0")["config"]["value"], r"'value' of a serialized __tensor__ must be a number or a nested "
+                                                  r"list of numbers. Received: '1.0'"),
+        (_keras_tensor({"a": 1})["config"]["value"], r"'value' of a serialized __tensor__ .* Received: \{'a': 1\}"),
+        (_keras_tensor(None)["config"]["value"], r"'value' of a serialized __tensor__ .* Received: None"),
+        (_keras_tensor([[1.0, 2.0], [3.0]])["config"]["value"], r"array of numbers. Received: value=\[\[1.0, 2.0\], "),
+    ],
+)  # fmt: skip
+def test_a_malformed_serialized_tensor_is_one_clear_error(tensor, named):
+    config = {"class_name": "Constant", "config": {"value": tensor}}
+    for make in (lambda: initreg.get(config), lambda: initreg.deserialize(config), lambda: initreg.Constant(tensor)):
+        with pytest.raises(InvalidArgumentError, match=named):
+            make()

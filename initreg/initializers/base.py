@@ -61,17 +61,47 @@ def _shape_text(shape: Sequence[Any]) -> str:
 
 
 def standardize_seed(seed: Any) -> int | None:
-    """An int seed or None; a bool, float, string or generator object is an error."""
-    if seed is None or (isinstance(seed, numbers.Integral) and not isinstance(seed, bool)):
-        return None if seed is None else int(seed)
+    """An int seed (a 0-d integer array too) or None; a bool, float, string or generator object is an error."""
+    if seed is None:
+        return None
+    number = python_number(seed)
+    if isinstance(number, int):
+        return number
     raise InvalidArgumentError(f"seed must be an integer or None; got {seed!r}")
 
 
+def python_number(value: Any) -> int | float | None:
+    """A real scalar as a plain Python int or float, else None.
+
+    A real scalar is a `numbers.Real` (NumPy scalars included) or a 0-d array of any library (NumPy, torch,
+    JAX: whatever has shape () and .item()); integers stay int. Bools (Python, NumPy or 0-d bool arrays),
+    complex numbers and arrays of any other shape (a 1-element 1-d array too) are not real scalars.
+    """
+    if not isinstance(value, numbers.Real) and _is_zero_dimensional(value):
+        try:
+            value = value.item()
+        except (TypeError, ValueError, RuntimeError):  # a traced (JAX) or data-less (torch meta) array
+            return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    return int(value) if isinstance(value, numbers.Integral) else float(value)
+
+
+def _is_zero_dimensional(value: Any) -> bool:
+    """Whether `value` is an array of shape () with an .item() method (NumPy, torch, JAX, ...)."""
+    shape = getattr(value, "shape", None)
+    return isinstance(shape, tuple) and shape == () and hasattr(value, "item")
+
+
 def finite_number(name: str, value: Any) -> float:
-    """`value` as a float; a bool, a non-number or a non-finite number raises naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float_or_inf(value)):
-        raise InvalidArgumentError(f"Argument `{name}` must be a finite number. Received: {name}={value!r}")
-    return float(value)
+    """`value`, a real scalar (see `python_number`), as a float; anything else or a non-finite one raises."""
+    number = python_number(value)
+    if number is None or not math.isfinite(float_or_inf(number)):
+        raise InvalidArgumentError(
+            f"Argument `{name}` must be a finite number. Received: {name}={value!r}; valid: a finite real "
+            "scalar (a Python or NumPy number, or a 0-d array of any library; not a bool or a complex number)"
+        )
+    return float(number)
 
 
 def float_or_inf(value: float) -> float:
@@ -131,6 +161,13 @@ class Initializer:
     def generate(self, shape: Shape, dtype: str, *, key: Key, backend: Backend, layout: str | None = None) -> Array:
         """The whole tensor, drawn from the stream `key`; shape and dtype are already standardized."""
         raise NotImplementedError(f"{type(self).__name__} must implement generate()")
+
+    def check(self, shape: Shape, dtype: str, layout: str | None = None) -> None:
+        """Raises what `generate` would raise for these (standardized) arguments, without making any values.
+
+        For callers that make values where an error cannot surface as itself (inside ``jax.pure_callback``).
+        By default nothing is checked; initializers that refuse some shapes or layouts override it.
+        """
 
     def generate_slice(
         self, shape: Shape, index: tuple[slice, ...], dtype: str, *, key: Key, backend: Backend,

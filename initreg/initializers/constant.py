@@ -11,20 +11,53 @@ import math
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from initreg.dtypes import EXACT_DTYPES, FLOAT_DTYPES
-from initreg.errors import InvalidArgumentError
-from initreg.initializers.base import Array, Initializer, Shape, finite_number
-from initreg.registry import register
+from initreg.errors import InvalidArgumentError, choices
+from initreg.initializers.base import Array, Initializer, Shape, finite_number, python_number
+from initreg.registry import get_backend, register
 from initreg.rng import Key
 
 if TYPE_CHECKING:
     from initreg.backends.base import Backend
 
+TENSOR_CLASSES = ("__tensor__", "__numpy__")  # the class names Keras serializes a tensor under
+
 
 def _tensor_value(value: Any) -> Any:
-    """A Keras-serialized tensor ({'class_name': '__tensor__' or '__numpy__', ...}) as a nested list."""
-    if isinstance(value, dict) and value.get("class_name") in ("__tensor__", "__numpy__"):
-        return value["config"]["value"]
-    return value
+    """A Keras-serialized tensor as its number or nested list; any other value as given.
+
+    Keras writes {"class_name": "__tensor__" or "__numpy__", "config": {"value": nested list, "dtype": name}};
+    a malformed one raises naming what is wrong and what is valid.
+    """
+    if not isinstance(value, dict) or value.get("class_name") not in TENSOR_CLASSES:
+        return value
+    kind, config = value["class_name"], value.get("config")
+    if not isinstance(config, dict) or "value" not in config:
+        raise InvalidArgumentError(
+            f"a serialized {kind} needs a 'config' dict with a 'value' (a number or a nested list of numbers) and "
+            f"a 'dtype' name. Received: value={value!r}"
+        )
+    dtype = config.get("dtype")
+    if dtype is not None and dtype not in FLOAT_DTYPES + EXACT_DTYPES:
+        raise InvalidArgumentError(
+            f"the 'dtype' of a serialized {kind} is {dtype!r}; valid: {choices(FLOAT_DTYPES + EXACT_DTYPES)}"
+        )
+    tensor = config["value"]
+    if not isinstance(tensor, (list, int, float)):  # bools too: a 0-d bool tensor's value is one
+        raise InvalidArgumentError(
+            f"the 'value' of a serialized {kind} must be a number or a nested list of numbers. Received: {tensor!r}"
+        )
+    return tensor
+
+
+def _plain_value(value: Any) -> Any:
+    """`value` in plain Python: a real scalar (see `python_number`) as an int or float, an array as a nested list.
+
+    Anything else is returned as given, for `_check_finite_numbers` to judge.
+    """
+    number = python_number(value)
+    if number is not None:
+        return number
+    return value.tolist() if hasattr(value, "tolist") else value
 
 
 def _exact_value(value: Any, dtype: str) -> Any:
@@ -80,10 +113,13 @@ class Constant(Initializer):
         """`broadcast=False` makes only the value's own shape (what ``initreg.get(array)`` gives, as Keras's get)."""
         if not isinstance(broadcast, bool):
             raise InvalidArgumentError(f"Argument `broadcast` must be True or False. Received: {broadcast=!r}")
-        value = _tensor_value(value)
-        self.value = value.tolist() if hasattr(value, "tolist") else value
+        self.value = _plain_value(_tensor_value(value))
         _check_finite_numbers(self.value)
         self.broadcast = broadcast
+
+    def check(self, shape: Shape, dtype: str, layout: str | None = None) -> None:
+        """Raises, as `generate` does, for a value that does not fit `dtype` or does not make `shape`."""
+        self._broadcast(shape, dtype, get_backend("numpy"))
 
     def generate(self, shape: Shape, dtype: str, *, key: Key, backend: Backend, layout: str | None = None) -> Array:
         return backend.cast(backend.xp.asarray(self._broadcast(shape, dtype, backend), copy=True), dtype)
@@ -101,8 +137,10 @@ class Constant(Initializer):
         value = _exact_value(self.value, dtype) if dtype in EXACT_DTYPES else self.value
         value = xp.asarray(value, dtype=backend.compute_dtype(dtype))
         if not self.broadcast and tuple(value.shape) != shape:
-            raise InvalidArgumentError(
-                f"this initializer holds an array of shape {tuple(value.shape)}; it cannot make shape {shape}"
+            raise InvalidArgumentError(  # Keras's words first: its users match on them
+                f"Expected `shape` to be {tuple(value.shape)} for direct tensor as initializer. Received "
+                f"shape={shape}: this initializer holds an array of shape {tuple(value.shape)}; it cannot make "
+                f"shape {shape} (Constant(value) broadcasts instead)"
             )
         if not _broadcasts(tuple(value.shape), shape):  # checked here: libraries raise different errors
             raise InvalidArgumentError(
@@ -111,8 +149,6 @@ class Constant(Initializer):
         return xp.broadcast_to(value, shape)
 
     def target_std(self, shape: Shape, layout: str | None = None) -> float:
-        from initreg.registry import get_backend
-
         values = self._broadcast(shape, "float64", get_backend("numpy"))
         return float(values.std()) if math.prod(shape) else 0.0
 
@@ -150,12 +186,16 @@ class Identity(Initializer):
     def __init__(self, gain: float = 1.0) -> None:
         self.gain = finite_number("gain", gain)
 
-    def generate(self, shape: Shape, dtype: str, *, key: Key, backend: Backend, layout: str | None = None) -> Array:
+    def check(self, shape: Shape, dtype: str, layout: str | None = None) -> None:
+        """Raises unless `shape` is 2-D, in Keras's words."""
         if len(shape) != 2:
             raise InvalidArgumentError(
                 "Identity matrix initializer can only be used for 2D matrices. "
                 f"Received: shape={shape} of rank {len(shape)}."
             )
+
+    def generate(self, shape: Shape, dtype: str, *, key: Key, backend: Backend, layout: str | None = None) -> Array:
+        self.check(shape, dtype, layout)
         xp = backend.xp
         return backend.cast(self.gain * xp.eye(shape[0], shape[1], dtype=backend.compute_dtype(dtype)), dtype)
 

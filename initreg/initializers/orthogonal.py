@@ -46,6 +46,10 @@ class Orthogonal(RandomInitializer):
         self.gain = finite_number("gain", gain)
         super().__init__(seed=seed)
 
+    def check(self, shape: Shape, dtype: str, layout: str | None = None) -> None:
+        """Raises for a rank below 2 or an unknown layout, as `generate` does."""
+        _matrix_shape(shape, layout)
+
     def generate(self, shape: Shape, dtype: str, *, key: Key, backend: Backend, layout: str | None = None) -> Array:
         rows, cols = _matrix_shape(shape, layout)
         xp = backend.xp

@@ -13,12 +13,13 @@ sqrt(fan_in fan_out) by `mode`, and with s = scale / max(1, n):
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from initreg.distributions import DEFAULT_CUTOFF, Distribution, NormalDist, TruncatedNormalDist, UniformDist
 from initreg.errors import InvalidArgumentError, choices
-from initreg.initializers.base import RandomInitializer, Shape, float_or_inf, positive
+from initreg.initializers.base import RandomInitializer, Shape, float_or_inf, positive, python_number
 from initreg.registry import register
 
 TRUNCATED_STD_FACTOR = 0.87962566103423978  # std of a standard normal truncated to [-2, 2]
@@ -32,6 +33,14 @@ def truncated_std_factor(cutoff: float) -> float:
     if cutoff == DEFAULT_CUTOFF:
         return TRUNCATED_STD_FACTOR
     return TruncatedNormalDist(0.0, 1.0, -cutoff, cutoff).std
+
+
+def jax_rank_message(rank: int) -> str:
+    """JAX's refusal of a weight of rank < 2 with its default in_axis, word for word."""
+    return (
+        f"Can't compute input and output sizes of a {rank}-dimensional weights tensor with default in_axis. "
+        "Must be at least 2D or specify in_axis explicitly."
+    )
 
 
 def layout_axes(layout: str, rank: int) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
@@ -58,7 +67,8 @@ def compute_fans(
 
     Rank 0: (1, 1). Rank 1: (n, n). Rank 2: (shape[0], shape[1]). Higher: the last two axes are
     (in, out), times the receptive field prod(shape[:-2]). With both input_axes and output_axes given,
-    each fan is the product of those axes. `layout` ("keras" or "torch") names the axes instead.
+    each fan is the product of those axes; one side alone is checked against the rank and otherwise ignored,
+    as Keras does. `layout` ("keras" or "torch") names the axes instead.
     """
     shape = tuple(shape)
     if layout is not None:
@@ -67,8 +77,10 @@ def compute_fans(
         axes = layout_axes(layout, len(shape))
         if axes is not None:
             input_axes, output_axes = axes
+    _check_axes(shape, input_axes, "input_axes")  # one side alone is ignored, as Keras does, but still checked
+    _check_axes(shape, output_axes, "output_axes")
     if input_axes is not None and output_axes is not None:
-        return _axes_product(shape, input_axes, "input_axes"), _axes_product(shape, output_axes, "output_axes")
+        return math.prod(shape[a] for a in input_axes), math.prod(shape[a] for a in output_axes)
     if len(shape) == 0:
         return 1, 1
     if len(shape) == 1:
@@ -77,8 +89,8 @@ def compute_fans(
     return shape[-2] * receptive_field, shape[-1] * receptive_field
 
 
-def _axes_product(shape: Shape, axes: Sequence[int], name: str) -> int:
-    """The product of shape[a] for a in `axes`; an axis outside -rank..rank-1 raises naming it."""
+def _check_axes(shape: Shape, axes: Sequence[int] | None, name: str) -> None:
+    """Raises naming `name` unless `axes` is None or a list of axes in -rank..rank-1 of `shape`."""
     rank = len(shape)
     for axis in _axes(name, axes) or ():
         if not -rank <= axis < rank:
@@ -86,7 +98,6 @@ def _axes_product(shape: Shape, axes: Sequence[int], name: str) -> int:
                 f"{name} has axis {axis}, but shape {shape} has rank {rank}; valid axes: "
                 + (f"{-rank} to {rank - 1}" if rank else "none (a scalar has no axes)")
             )
-    return math.prod(shape[a] for a in axes)
 
 
 def _axes(name: str, axes: Any) -> list[int] | None:
@@ -100,6 +111,19 @@ def _axes(name: str, axes: Any) -> list[int] | None:
     ):
         raise InvalidArgumentError(f"{name} must be a list of integer axes, such as [0]; got {axes!r}")
     return list(axes)
+
+
+def _warn_if_one_sided(input_axes: list[int] | None, output_axes: list[int] | None) -> None:
+    """A UserWarning when only one of input_axes and output_axes is given: Keras then ignores both."""
+    if (input_axes is None) != (output_axes is None):
+        given, missing = ("input_axes", "output_axes") if output_axes is None else ("output_axes", "input_axes")
+        warnings.warn(
+            f"{given}={input_axes if output_axes is None else output_axes} without {missing}: one-sided axes "
+            f"are ignored for the fans, as Keras does (they are still checked against each shape's rank); "
+            "give both to set the fans",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 @register("variance_scaling", aliases=["VarianceScaling"])
@@ -123,8 +147,12 @@ class VarianceScaling(RandomInitializer):
         cutoff: float = DEFAULT_CUTOFF,
         strict_fans: bool = False,
     ) -> None:
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0.0 < float_or_inf(scale) < math.inf:
-            raise InvalidArgumentError(f"Argument `scale` must be a positive, finite float. Received: scale={scale!r}")
+        number = python_number(scale)
+        if number is None or not 0.0 < float_or_inf(number) < math.inf:
+            raise InvalidArgumentError(  # Keras's words first: its users match on them
+                f"Argument `scale` must be positive float. Received: scale={scale!r}; valid: a finite real "
+                "scalar > 0 (a Python or NumPy number, or a 0-d array)"
+            )
         if mode not in MODES:
             raise InvalidArgumentError(f"Invalid `mode` argument: {mode!r}; valid: {choices(MODES)}")
         distribution = distribution.lower() if isinstance(distribution, str) else distribution
@@ -143,26 +171,35 @@ class VarianceScaling(RandomInitializer):
                 f"Argument `cutoff` applies only to distribution='truncated_normal'. Received: {cutoff=!r} with "
                 f"distribution={distribution!r}"
             )
-        self.scale = float(scale)
+        self.scale = float(number)
         self.mode = mode
         self.distribution = distribution
         self.input_axes = _axes("input_axes", input_axes)
         self.output_axes = _axes("output_axes", output_axes)
+        _warn_if_one_sided(self.input_axes, self.output_axes)
         super().__init__(seed=seed)
 
     def fans(self, shape: Shape, layout: str | None = None) -> tuple[int, int]:
-        """(fan_in, fan_out) for `shape`: the constructor's axes if both are set, else `layout`'s.
+        """(fan_in, fan_out) for `shape`: the constructor's axes if both are set, else `layout`'s (one-sided
+        axes are still checked against the rank).
 
         With strict_fans, a shape of rank < 2 raises, as torch does, instead of Keras's (1, 1) and (n, n).
         """
         if self.strict_fans and len(shape) < 2:
-            raise InvalidArgumentError(
+            raise InvalidArgumentError(  # torch's and JAX's words: their users match on them
                 f"Fan in and fan out can not be computed for a tensor with fewer than 2 dimensions "
-                f"(strict_fans=True, as in torch); received shape={shape} of rank {len(shape)}"
+                f"(strict_fans=True, as in torch); {jax_rank_message(len(shape))}; received shape={shape} of "
+                f"rank {len(shape)}; valid: a shape of rank >= 2"
             )
         if self.input_axes is not None and self.output_axes is not None:
             return compute_fans(shape, self.input_axes, self.output_axes)
+        _check_axes(shape, self.input_axes, "input_axes")  # one side alone: ignored (see __init__), but checked
+        _check_axes(shape, self.output_axes, "output_axes")
         return compute_fans(shape, layout=layout)
+
+    def check(self, shape: Shape, dtype: str, layout: str | None = None) -> None:
+        """Raises what `fans` raises: strict_fans on rank < 2, axes outside the shape, an unknown layout."""
+        self.fans(shape, layout)
 
     def variance(self, shape: Shape, layout: str | None = None) -> float:
         """The target variance s = scale / max(1, n), n the fan chosen by `mode`."""

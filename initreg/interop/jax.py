@@ -29,7 +29,10 @@ JAX's conventions, and how to get them from ``kernel_init``:
   "truncated_normal", a complex normal with its modulus cut at 2, sqrt(-log(1 - (1 - e^-4) u1))
   exp(2 pi i u2) sqrt(s) / 0.95311164380491208 (JAX's constant). The real part or u1 of element i is drawn
   from the parameter's stream, the imaginary part or u2 from the same key's Philox stream 1, element by
-  element, so that slices and shards stay exact. Other initializers draw real values only.
+  element, so that slices and shards stay exact. RandomNormal(mean, stddev) makes them as JAX's
+  ``normal(stddev)`` does: mean + stddev z, z a standard complex normal (E|z|^2 = 1), real and imaginary
+  parts each N(0, stddev^2 / 2), the imaginary part from stream 1 likewise (JAX's normal has no mean: it
+  shifts the real part). Other initializers draw real values only.
 """
 
 from __future__ import annotations
@@ -47,11 +50,13 @@ from initreg.distributions import NormalDist, UniformDist
 from initreg.dtypes import numpy_dtype, standardize_dtype
 from initreg.errors import InvalidArgumentError, choices
 from initreg.initializers.base import Initializer, Shape, standardize_shape
-from initreg.initializers.variance_scaling import VarianceScaling
+from initreg.initializers.random import RandomNormal
+from initreg.initializers.variance_scaling import VarianceScaling, jax_rank_message
 from initreg.slicing import as_initializer, init_slice, normalize_index, stream_seed
 
 KernelInit = Callable[..., jax.Array]
 Axis = int | Sequence[int]
+PartDraw = Callable[[NormalDist | UniformDist, int], np.ndarray]  # (distribution, Philox stream) -> samples
 COMPLEX_PARTS = {"complex64": "float32", "complex128": "float64"}  # a complex dtype and its parts' dtype
 COMPLEX_TRUNCATED_STD = 0.95311164380491208  # JAX's constant for the complex normal cut at modulus 2
 SECOND_PART_STREAM = 1
@@ -104,6 +109,7 @@ def kernel_init(
     def init_fn(key: jax.Array, shape: Any, dtype: Any = dtype) -> jax.Array:
         standard_shape, dtype_name = standardize_shape(shape), parameter_dtype(init, dtype)
         shaped = init if jax_axes is None else with_jax_fans(init, len(standard_shape), *jax_axes)
+        shaped.check(standard_shape, COMPLEX_PARTS.get(dtype_name, dtype_name), layout)  # here, not in the callback
         result = jax.ShapeDtypeStruct(standard_shape, numpy_dtype(dtype_name))  # type: ignore[no-untyped-call]
         host = _HostValues(shaped, standard_shape, dtype_name, path, layout)
         values: jax.Array = jax.pure_callback(host, result, jax.random.key_data(key), vmap_method="sequential")
@@ -116,6 +122,8 @@ def jax_fan_axes(
     rank: int, in_axis: Axis = -2, out_axis: Axis = -1, batch_axis: Axis = ()
 ) -> tuple[list[int], list[int]]:
     """Keras's (input_axes, output_axes) that give JAX's fans: the axes named plus every remaining axis."""
+    if isinstance(in_axis, numbers.Integral) and in_axis == -2 and rank <= 1:
+        raise InvalidArgumentError(f"{jax_rank_message(rank)} Received: a weight of rank {rank}; valid: rank >= 2")
     named = {
         name: _axes(name, axis, rank)
         for name, axis in (("in_axis", in_axis), ("out_axis", out_axis), ("batch_axis", batch_axis))
@@ -157,19 +165,19 @@ def _axes(name: str, axis: Axis, rank: int) -> list[int]:
 
 
 def parameter_dtype(init: Initializer, dtype: Any) -> str:
-    """The canonical dtype name: one of init.dtypes, or a complex one for the VarianceScaling family."""
+    """The canonical dtype name: one of init.dtypes, or complex for RandomNormal and the VarianceScaling family."""
     try:
         name = None if dtype is None else str(np.dtype(dtype).name)
     except TypeError:
         name = None
     if name not in COMPLEX_PARTS:
         return standardize_dtype(dtype, init.dtypes)
-    if not isinstance(init, VarianceScaling):
+    if not isinstance(init, (VarianceScaling, RandomNormal)):
         raise InvalidArgumentError(
             f"{type(init).__name__} draws real values; complex dtypes ({choices(COMPLEX_PARTS)}) are made by "
-            "the VarianceScaling family only, as JAX's variance_scaling makes them"
+            "the VarianceScaling family and RandomNormal only, as JAX's variance_scaling and normal make them"
         )
-    if init.distribution == "truncated_normal" and init.cutoff != 2.0:
+    if isinstance(init, VarianceScaling) and init.distribution == "truncated_normal" and init.cutoff != 2.0:
         raise InvalidArgumentError(
             f"a complex truncated normal is cut at modulus 2, as in JAX; cutoff={init.cutoff!r} applies to real dtypes"
         )
@@ -182,26 +190,46 @@ def parameter_slice(
     """``init_slice`` as NumPy, complex dtypes included (see the module docstring)."""
     if dtype not in COMPLEX_PARTS:
         return np.asarray(init_slice(init, shape, index, seed, path, dtype, layout=layout))
-    assert isinstance(init, VarianceScaling)  # parameter_dtype allows complex dtypes for these only
     slices, dropped = normalize_index(index, shape)
-    part_dtype, variance = COMPLEX_PARTS[dtype], init.variance(shape, layout)
+    part_dtype = COMPLEX_PARTS[dtype]
     key = rng.derive_key(stream_seed(seed), path)
 
     def draw(dist: NormalDist | UniformDist, stream: int) -> np.ndarray:
         return np.asarray(rng.draw_slice(dist, key, shape, slices, part_dtype, np, stream))
 
-    if init.distribution == "untruncated_normal":
-        part = NormalDist(0.0, math.sqrt(variance / 2.0))
-        values = draw(part, rng.MAIN_STREAM) + 1j * draw(part, SECOND_PART_STREAM)
-    else:
-        u1, u2 = draw(UniformDist(0.0, 1.0), rng.MAIN_STREAM), draw(UniformDist(0.0, 1.0), SECOND_PART_STREAM)
-        if init.distribution == "uniform":
-            radius = np.sqrt(2.0 * variance * u1)
-        else:
-            radius = np.sqrt(-np.log1p(-(1.0 - math.exp(-4.0)) * u1)) * (math.sqrt(variance) / COMPLEX_TRUNCATED_STD)
-        values = radius * np.exp(2j * math.pi * u2)
+    values = complex_values(init, shape, layout, draw)
     kept = tuple(size for axis, size in enumerate(values.shape) if axis not in dropped)
     return np.reshape(values.astype(dtype), kept)
+
+
+def complex_values(init: Initializer, shape: Shape, layout: str | None, draw: PartDraw) -> np.ndarray:
+    """The complex values of `init` (RandomNormal or the VarianceScaling family; see the module docstring).
+
+    `draw(dist, stream)` gives the real samples of one Philox stream for the elements wanted.
+    """
+    if isinstance(init, RandomNormal):
+        return complex_normal(init.mean, init.stddev / math.sqrt(2.0), draw)
+    assert isinstance(init, VarianceScaling)  # parameter_dtype allows complex dtypes for these only
+    variance = init.variance(shape, layout)
+    if init.distribution == "untruncated_normal":
+        return complex_normal(0.0, math.sqrt(variance / 2.0), draw)
+    u1, u2 = draw(UniformDist(0.0, 1.0), rng.MAIN_STREAM), draw(UniformDist(0.0, 1.0), SECOND_PART_STREAM)
+    if init.distribution == "uniform":
+        radius = np.sqrt(2.0 * variance * u1)
+    else:
+        radius = np.sqrt(-np.log1p(-(1.0 - math.exp(-4.0)) * u1)) * (math.sqrt(variance) / COMPLEX_TRUNCATED_STD)
+    values: np.ndarray = radius * np.exp(2j * math.pi * u2)
+    return values
+
+
+def complex_normal(mean: float, part_std: float, draw: PartDraw) -> np.ndarray:
+    """mean + x + i y with x, y ~ N(0, part_std^2), x from the main stream and y from stream 1.
+
+    E|z - mean|^2 = 2 part_std^2.
+    """
+    real = draw(NormalDist(mean, part_std), rng.MAIN_STREAM)
+    values: np.ndarray = real + 1j * draw(NormalDist(0.0, part_std), SECOND_PART_STREAM)
+    return values
 
 
 class _HostValues:
@@ -231,6 +259,7 @@ def init_sharded(
     """
     init = as_initializer(initializer)
     standard_shape, dtype_name = standardize_shape(shape), parameter_dtype(init, dtype)
+    init.check(standard_shape, COMPLEX_PARTS.get(dtype_name, dtype_name), layout)
 
     def shard(index: tuple[slice, ...] | None) -> np.ndarray:
         part = () if index is None else index
