@@ -413,9 +413,11 @@ def _check_coverage(
             f"{len(unmatched)} parameter(s) match no rule: {_listing(unmatched)}; rules: {known}; "
             "add a rule or pass allow_unmatched_params=True"
         )
+    if allow_unused_rules:
+        return
     used = _matched_rules((*paths, *aliases), rules, index)
     unused = [rule for position, rule in enumerate(rules) if not rule.optional and position not in used]
-    if unused and not allow_unused_rules:
+    if unused:
         named = ", ".join(f"{rule.name!r} ({rule.match!r})" for rule in unused)
         raise InvalidArgumentError(
             f"rule(s) {named} match no parameter; parameters: {_listing(list(paths)) or '(none)'}; "
