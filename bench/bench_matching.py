@@ -81,7 +81,7 @@ def adversarial_section(bound: float) -> bool:
         seconds = best_of(3, match)
         found, work = pattern.match_counting(path)
         fn_seconds = f"{best_of(3, plain_match):.5f}" if "{" not in text else "n/a (captures)"
-        bound_work = 4 * (len(path) + 1) * (len(pattern.tokens) + 1)
+        bound_work = 4 * (len(path) + 1) * (len(pattern.text) + 1)
         mark = "" if seconds <= bound else " OVER"
         within = within and seconds <= bound and work <= bound_work
         shown = text if len(text) <= 40 else f"{text[:37]}..."

@@ -17,6 +17,7 @@ bitset over the path per pattern token, then the captures are read off left to r
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,21 +28,27 @@ from initreg.errors import InvalidArgumentError
 MAX_CAPTURE_DIGITS = 640  # Python's smallest int_max_str_digits: int() of a capture never refuses it
 _CAPTURE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _DIGIT_RUN = re.compile("[0-9]*")
-_DIGITS = "0123456789"
+_DIGIT = re.compile("(?=[0-9])")
 _SHOWN_PATH = 80  # characters of a path an error message shows
 
 
 @dataclass(frozen=True)
 class _Token:
-    """One step of a pattern: a literal character, ``?``, a class, ``*`` or a capture.
+    """One step of a pattern: a run of literal characters, ``?``, a class, ``*`` or a capture.
 
-    kind is "literal" (text is the character), "any", "class" (matcher tests one character),
-    "star" or "capture" (text is the capture's name).
+    kind is "literal" (text is the run), "any", "class" (text is the class's regex members), "star" or
+    "capture" (text is the capture's name). `finder` of a run or a class is a lookahead that matches
+    at each position where the token can start.
     """
 
     kind: str
     text: str = ""
-    matcher: re.Pattern[str] | None = None
+    finder: re.Pattern[str] | None = None
+
+    @property
+    def width(self) -> int:
+        """The characters of the pattern it stands for, at least 1: its share of the work bound."""
+        return len(self.text) if self.kind == "literal" else 1
 
 
 class _Subject:
@@ -51,20 +58,17 @@ class _Subject:
         self.text = text
         self.width = len(text)
         self.full = (1 << (self.width + 1)) - 1
-        self._zeros = dict.fromkeys(map(ord, set(text)), "0")
-        self._masks: dict[str, int] = {}
+        self._starts: dict[str, int] = {}
 
-    def positions(self, chars: str) -> int:
-        """The bits of the positions whose character is in `chars`."""
-        mask = self._masks.get(chars)
+    def starts(self, finder: re.Pattern[str]) -> int:
+        """The bits of the positions where the lookahead `finder` matches (cached per finder)."""
+        mask = self._starts.get(finder.pattern)
         if mask is None:
-            table = {**self._zeros, **dict.fromkeys(map(ord, chars), "1")}
-            mask = self._masks[chars] = int(self.text.translate(table) + "0", 2)
+            digits = bytearray(b"0" * (self.width + 1))  # position j is digit j, bit width - j
+            for found in finder.finditer(self.text):
+                digits[found.start()] = ord("1")
+            mask = self._starts[finder.pattern] = int(digits, 2)
         return mask
-
-    def members(self, matcher: re.Pattern[str]) -> str:
-        """The distinct characters of the path that the one-character class `matcher` accepts."""
-        return "".join(sorted(chr(code) for code in self._zeros if matcher.fullmatch(chr(code))))
 
 
 @lru_cache(maxsize=4096)
@@ -98,7 +102,8 @@ class PathPattern:
         """`match` of `path`, and the bit operations it took: at most 4 * (len(path)+1) * (len(pattern)+1).
 
         Each step of the matcher is a constant number of operations on integers of len(path)+1 bits
-        (or a scan of at most len(path) characters); the count is steps * (len(path)+1).
+        (or a scan of at most len(path) characters); a run of k literal characters counts k steps (its
+        occurrences are found in k * len(path) comparisons at most). The count is steps * (len(path)+1).
         """
         subject = _subject(path)
         reach, steps = self._reach(subject)
@@ -113,7 +118,7 @@ class PathPattern:
         steps = 1
         for i in range(len(self.tokens) - 1, -1, -1):
             reach[i] = _step(self.tokens[i], reach[i + 1], subject)
-            steps += 2  # the step, and the mask it may build
+            steps += 2 * self.tokens[i].width  # the step, and the mask it may build
             if not reach[i]:
                 break  # nothing before can match either
         return reach, steps
@@ -135,7 +140,7 @@ class PathPattern:
                 captured[token.text] = self._capture_value(subject.text, token.text, position, end)
                 position = end
             else:
-                position += 1
+                position += self.tokens[i].width
         return captured, steps
 
     def _capture_value(self, path: str, name: str, start: int, end: int) -> int:
@@ -157,33 +162,29 @@ def _lowest_bit(bits: int) -> int:
 def _step(token: _Token, after: int, subject: _Subject) -> int:
     """The positions from which `token` then the tokens whose positions are `after` match the path.
 
-    One character: (after << 1) & positions of the characters it accepts. ``*``: every position up
-    to the last of `after`. Capture: the positions of a digit run that ends just before one of
-    `after`, found with one addition that carries a start up through its run of digits.
+    A run of k characters: (after << k) & its starts. ``*``: every position up to the last of `after`.
+    A capture: the positions of a digit run that ends just before one of `after`, found with one
+    addition that carries a start up through its run of digits.
     """
     if not after:
         return 0
     if token.kind == "star":
         return subject.full & ~((after & -after) - 1)
     if token.kind == "capture":
-        digits = subject.positions(_DIGITS)
+        digits = subject.starts(_DIGIT)
         starts = (after << 1) & digits
         return (((digits + starts) ^ digits) | starts) & digits
-    if token.kind == "literal":
-        accepted = subject.positions(token.text)
-    elif token.kind == "any":
-        accepted = subject.full - 1
-    else:
-        assert token.matcher is not None
-        accepted = subject.positions(subject.members(token.matcher))
-    return (after << 1) & accepted
+    if token.kind == "any":
+        return (after << 1) & (subject.full - 1)
+    assert token.finder is not None
+    return (after << token.width) & subject.starts(token.finder)
 
 
 @lru_cache(maxsize=4096)
 def compile_pattern(text: str) -> PathPattern:
     """The PathPattern of `text`; a capture named twice or a bad character range raises."""
     tokens: list[_Token] = []
-    captures: list[str] = []
+    captures: dict[str, None] = {}  # in order
     position = 0
     for found in _CAPTURE.finditer(text):
         name = found.group(1)
@@ -191,22 +192,25 @@ def compile_pattern(text: str) -> PathPattern:
             raise InvalidArgumentError(f"pattern {text!r} captures {{{name}}} twice; each name may appear once")
         tokens.extend(_glob_tokens(text, text[position : found.start()]))
         tokens.append(_Token("capture", name))
-        captures.append(name)
+        captures[name] = None
         position = found.end()
     tokens.extend(_glob_tokens(text, text[position:]))
-    prefix = _literal_run(tokens)
-    suffix = "" if len(prefix) == len(tokens) else _literal_run(tokens[::-1])[::-1]
-    return PathPattern(text, tuple(tokens), tuple(captures), prefix, suffix)
+    merged = _merged_runs(tokens)
+    prefix = merged[0].text if merged and merged[0].kind == "literal" else ""
+    suffix = merged[-1].text if len(merged) > 1 and merged[-1].kind == "literal" else ""
+    return PathPattern(text, tuple(merged), tuple(captures), prefix, suffix)
 
 
-def _literal_run(tokens: Sequence[_Token]) -> str:
-    """The characters of the literal tokens `tokens` starts with."""
-    run = []
-    for token in tokens:
-        if token.kind != "literal":
-            break
-        run.append(token.text)
-    return "".join(run)
+def _merged_runs(tokens: Sequence[_Token]) -> list[_Token]:
+    """`tokens` with each run of consecutive literal characters made one literal token."""
+    merged: list[_Token] = []
+    for literal, group in itertools.groupby(tokens, key=lambda token: token.kind == "literal"):
+        if literal:
+            run = "".join(token.text for token in group)
+            merged.append(_Token("literal", run, re.compile(f"(?={re.escape(run)})", re.DOTALL)))
+        else:
+            merged.extend(group)
+    return merged
 
 
 def _glob_tokens(pattern: str, glob: str) -> list[_Token]:
@@ -235,17 +239,17 @@ def _glob_tokens(pattern: str, glob: str) -> list[_Token]:
 
 
 def _class_token(pattern: str, members: str) -> _Token:
-    """The token of ``[members]`` (``[!members]`` negated), a one-character regular expression."""
+    """The token of ``[members]`` (``[!members]`` negated), its finder a one-character lookahead."""
     members = re.sub(r"([&~|])", r"\\\1", members.replace("\\", "\\\\"))
     if members.startswith("!"):
         members = "^" + members[1:]
     elif members.startswith(("^", "[")):
         members = "\\" + members
     try:
-        matcher = re.compile(f"[{members}]", re.DOTALL)
+        finder = re.compile(f"(?=[{members}])", re.DOTALL)
     except re.error as error:  # a character range such as [z-a]
         raise InvalidArgumentError(f"pattern {pattern!r} is not a valid glob: {error}") from error
-    return _Token("class", members, matcher)
+    return _Token("class", members, finder)
 
 
 class PatternIndex:
