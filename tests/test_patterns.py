@@ -134,6 +134,20 @@ def test_adversarial_globs_match_as_fnmatchcase() -> None:
         assert compile_pattern(glob).matches(path) == fnmatchcase(path, glob), (glob[:20], len(path))
 
 
+def test_random_adversarial_globs_on_long_paths_match_as_fnmatchcase() -> None:
+    rng = random.Random(3)
+    matched = 0
+    for _ in range(300):
+        glob = "".join(
+            rng.choice(["*", "*", "*", "a", "ab", "?", "[ab]", "[!b]", "b"]) for _ in range(rng.randint(5, 40))
+        )
+        path = "".join(rng.choice("aab") for _ in range(rng.randint(0, 1500)))
+        found = compile_pattern(glob).matches(path)
+        assert found == fnmatchcase(path, glob), (glob, len(path))
+        matched += found
+    assert 30 < matched < 270
+
+
 @pytest.mark.parametrize(
     ("text", "path", "expected"),
     [

@@ -18,6 +18,7 @@ import pytest
 import initreg
 from initreg import recipes, tree
 from initreg.errors import InitregError, InvalidArgumentError, UnknownNameError
+from initreg.patterns import PathPattern
 from initreg.registry import get_backend
 from initreg.serialization import serialize
 
@@ -175,6 +176,26 @@ def _last_match_over_all(name: str, rules: list[tree.Rule]) -> str | None:
     positions = [n for n, rule in enumerate(rules) if rule.matches(name)]
     whole = [n for n in positions if rules[n].index is None]
     return "+".join(rules[n].name for n in positions if n >= whole[-1]) if whole else None
+
+
+def test_each_parameter_tests_only_the_rules_whose_literal_prefix_and_suffix_fit(monkeypatch) -> None:
+    rules = {"all": {"match": "*", "init": "zeros"}} | {
+        f"{kind}{n}": {"match": f"blocks.{n}.{kind}.*", "init": "ones"} for n in range(1000) for kind in ("attn", "mlp")
+    }
+    spec = {f"blocks.{n}.{kind}.weight": (2,) for n in range(1000) for kind in ("attn", "mlp")}
+    parsed = tree.parse_rules(rules)
+    tested = 0
+    reach = PathPattern._reach
+
+    def counted(pattern: PathPattern, subject: object) -> object:
+        nonlocal tested
+        tested += 1
+        return reach(pattern, subject)
+
+    monkeypatch.setattr(PathPattern, "_reach", counted)
+    winners = {entry.path: entry.rule for entry in initreg.plan(spec, parsed)}
+    assert winners == {f"blocks.{n}.{kind}.weight": f"{kind}{n}" for n in range(1000) for kind in ("attn", "mlp")}
+    assert tested <= 3 * len(spec)  # the winner, then "all" and the winner again in the unused-rule check
 
 
 def test_a_name_of_8_kb_plans_at_once_and_a_huge_capture_is_one_error_naming_the_parameter() -> None:
