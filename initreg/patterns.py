@@ -140,15 +140,17 @@ class PathPattern:
                 captured[token.text] = self._capture_value(subject.text, token.text, position, end)
                 position = end
             else:
-                position += self.tokens[i].width
+                position += token.width
         return captured, steps
 
     def _capture_value(self, path: str, name: str, start: int, end: int) -> int:
         """The int of path[start:end]; more than MAX_CAPTURE_DIGITS digits raises, naming the path."""
         if end - start > MAX_CAPTURE_DIGITS:
-            shown = path if len(path) <= _SHOWN_PATH else f"{path[:_SHOWN_PATH]}... ({len(path)} characters)"
+            shown = (
+                repr(path) if len(path) <= _SHOWN_PATH else f"{path[:_SHOWN_PATH] + '...'!r} ({len(path)} characters)"
+            )
             raise InvalidArgumentError(
-                f"parameter {shown!r}: pattern {self.text!r} captures {{{name}}} as a run of {end - start} "
+                f"parameter {shown}: pattern {self.text!r} captures {{{name}}} as a run of {end - start} "
                 f"digits; a capture holds at most {MAX_CAPTURE_DIGITS}"
             )
         return int(path[start:end])

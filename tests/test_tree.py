@@ -208,7 +208,7 @@ def test_a_name_of_8_kb_plans_at_once_and_a_huge_capture_is_one_error_naming_the
         ("torchtitan_llama3", "layers.{}.attention.wo.weight"),
     ]:
         path = name.format("7" * 5000)
-        shown = re.escape(f"parameter {path[:80]!r}"[:-1] + f"... ({len(path)} characters)'")
+        shown = re.escape(f"parameter {path[:80] + '...'!r} ({len(path)} characters): pattern")
         with pytest.raises(InvalidArgumentError, match=shown) as raised:
             initreg.plan({path: (4, 4)}, recipes.load(recipe).rules, allow_unused_rules=True)
         assert "\n" not in str(raised.value) and "5000 digits" in str(raised.value)
