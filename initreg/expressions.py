@@ -146,7 +146,7 @@ def compile_expression(text: str) -> Expression:
     """The Expression of ``"=<python arithmetic>"``; a syntax error or a form not allowed raises."""
     if not is_expression(text):
         raise ExpressionError(f"an expression starts with {PREFIX!r}; got {text!r}")
-    _check_length(text)
+    _check_length(text, "expression")
     tree = _parse(text, text[len(PREFIX) :])
     return Expression(text, tree, _checked_names(text, tree))
 
@@ -157,18 +157,18 @@ def compile_index(text: str) -> IndexExpression:
     stripped = text.strip() if isinstance(text, str) else ""
     if not (stripped.startswith("[") and stripped.endswith("]")):
         raise ExpressionError(f"an index is written in brackets, such as '[0]' or '[:, 0:d_model]'; got {text!r}")
-    _check_length(text)
+    _check_length(text, "index")
     tree = _parse(text, "_" + stripped)
     if not isinstance(tree, ast.Subscript) or not isinstance(tree.value, ast.Name) or tree.value.id != "_":
         raise ExpressionError(f"index {text!r} is not one bracketed index such as '[0]' or '[:, 0:d_model]'")
     return IndexExpression(text, tree.slice, _checked_names(text, tree.slice))
 
 
-def _check_length(text: str) -> None:
+def _check_length(text: str, kind: str) -> None:
     """Raises for a text of more than MAX_LENGTH characters (showing its start only)."""
     if len(text) > MAX_LENGTH:
         raise ExpressionError(
-            f"expression {text[:40]!r}... is {len(text):,} characters long; at most {MAX_LENGTH:,} are valid"
+            f"{kind} {text[:40]!r}... is {len(text):,} characters long; at most {MAX_LENGTH:,} are valid"
         )
 
 

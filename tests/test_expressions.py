@@ -172,6 +172,7 @@ def test_the_bounds_leave_ordinary_large_values_alone() -> None:
         ("[:10**1000 * 10**200]", "an index entry of 3987 bits"),
         ("[shape * 10**9]", "'\\*' takes numbers"),
         ("[" + "1" * 1300 + "]", "at most 4096"),
+        ("[" + "1," * 1000 + "]", "index '\\[1,1,.*'... is 2,002 characters long; at most 2,000 are valid"),
     ],
 )
 def test_an_index_with_a_huge_integer_is_one_error(text: str, message: str) -> None:
