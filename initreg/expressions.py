@@ -11,6 +11,13 @@ these forms are accepted (anything else, attribute access and keywords included,
 
 Evaluation works on Python ints and floats: ``//`` and ``%`` of ints stay ints (for indices), ``/`` is
 true division. Division by zero, a math domain error, an overflow and a non-finite result are errors.
+
+Every cost is bounded before it is paid, each bound an ExpressionError naming it: the text has at most
+MAX_LENGTH characters and its tree at most MAX_NODES nodes (evaluation visits each node at most once,
+so this is also its step budget); every int, read or computed, has at most MAX_INT_BITS bits (an
+``int ** int`` that would exceed it is computed in floats); ``round``'s digits are at most
+MAX_ROUND_DIGITS either way; arithmetic takes numbers only (never a sequence such as shape); an index
+entry fits in 64 bits.
 """
 
 from __future__ import annotations
@@ -41,15 +48,15 @@ FUNCTIONS: dict[str, Callable[..., Number]] = {
     "round": round,
 }
 CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e}
-_BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
-    ast.Add: operator.add,
-    ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
-    ast.Div: operator.truediv,
-    ast.FloorDiv: operator.floordiv,
-    ast.Mod: operator.mod,
-    ast.Pow: operator.pow,
-}
+_BINARY: dict[type[ast.operator], tuple[str, Callable[[Any, Any], Any]]] = {
+    ast.Add: ("+", operator.add),
+    ast.Sub: ("-", operator.sub),
+    ast.Mult: ("*", operator.mul),
+    ast.Div: ("/", operator.truediv),
+    ast.FloorDiv: ("//", operator.floordiv),
+    ast.Mod: ("%", operator.mod),
+    ast.Pow: ("**", operator.pow),
+}  # operator: (its symbol, what it does)
 _UNARY: dict[type[ast.unaryop], Callable[[Any], Any]] = {ast.USub: operator.neg, ast.UAdd: operator.pos}
 _COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
     ast.Lt: operator.lt,
@@ -59,7 +66,11 @@ _COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
     ast.Eq: operator.eq,
     ast.NotEq: operator.ne,
 }
-_MAX_INT_BITS = 4096  # an int ** int beyond this is computed in floats (and overflows there)
+MAX_LENGTH = 2000  # characters of an expression's text
+MAX_NODES = 1000  # nodes of its syntax tree
+MAX_INT_BITS = 4096  # bits of any int it reads or computes; an int ** int beyond this is computed in floats
+MAX_ROUND_DIGITS = 1234  # round's ndigits, either sign: the decimal digits of the largest int
+MAX_INDEX_BITS = 63  # an index entry is in [-2**63, 2**63)
 
 
 class ExpressionError(InvalidArgumentError):
@@ -113,10 +124,6 @@ class Expression(_Checked):
             result = _evaluate(self.tree, values)
         if isinstance(result, bool) or not isinstance(result, (int, float)):
             raise ExpressionError(f"expression {self.text!r} gives {result!r}; it must give a number")
-        if isinstance(result, int) and result.bit_length() > _MAX_INT_BITS:
-            raise ExpressionError(
-                f"expression {self.text!r} gives an integer of {result.bit_length()} bits; at most {_MAX_INT_BITS}"
-            )
         if isinstance(result, float) and not math.isfinite(result):
             raise ExpressionError(f"expression {self.text!r} gives {result}; it must be finite")
         return result
@@ -139,6 +146,7 @@ def compile_expression(text: str) -> Expression:
     """The Expression of ``"=<python arithmetic>"``; a syntax error or a form not allowed raises."""
     if not is_expression(text):
         raise ExpressionError(f"an expression starts with {PREFIX!r}; got {text!r}")
+    _check_length(text, "expression")
     tree = _parse(text, text[len(PREFIX) :])
     return Expression(text, tree, _checked_names(text, tree))
 
@@ -149,10 +157,19 @@ def compile_index(text: str) -> IndexExpression:
     stripped = text.strip() if isinstance(text, str) else ""
     if not (stripped.startswith("[") and stripped.endswith("]")):
         raise ExpressionError(f"an index is written in brackets, such as '[0]' or '[:, 0:d_model]'; got {text!r}")
+    _check_length(text, "index")
     tree = _parse(text, "_" + stripped)
     if not isinstance(tree, ast.Subscript) or not isinstance(tree.value, ast.Name) or tree.value.id != "_":
         raise ExpressionError(f"index {text!r} is not one bracketed index such as '[0]' or '[:, 0:d_model]'")
     return IndexExpression(text, tree.slice, _checked_names(text, tree.slice))
+
+
+def _check_length(text: str, kind: str) -> None:
+    """Raises for a text of more than MAX_LENGTH characters (showing its start only)."""
+    if len(text) > MAX_LENGTH:
+        raise ExpressionError(
+            f"{kind} {text[:40]!r}... is {len(text):,} characters long; at most {MAX_LENGTH:,} are valid"
+        )
 
 
 def _parse(text: str, source: str) -> ast.expr:
@@ -167,7 +184,9 @@ def _parse(text: str, source: str) -> ast.expr:
 def _checked_names(text: str, tree: ast.expr) -> frozenset[str]:
     """The free names of `tree`; a node that is not allowed raises."""
     names: set[str] = set()
-    for node in ast.walk(tree):
+    for count, node in enumerate(ast.walk(tree), 1):
+        if count > MAX_NODES:
+            raise ExpressionError(f"expression {text!r} has more than {MAX_NODES} syntax nodes; at most {MAX_NODES}")
         problem = _forbidden(node)
         if problem:
             raise ExpressionError(f"expression {text!r} uses {problem}, which is not allowed")
@@ -201,17 +220,44 @@ def _forbidden(node: ast.AST) -> str | None:
 
 
 def _evaluate(node: ast.expr, values: Mapping[str, Any]) -> Any:
+    """The value of `node`; an int beyond MAX_INT_BITS raises, naming the operation that made it."""
+    return _bounded(_value(node, values), node)
+
+
+def _bounded(value: Any, node: ast.expr) -> Any:
+    if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+        raise OverflowError(
+            f"{_operation(node)} gives an integer of {value.bit_length()} bits; at most {MAX_INT_BITS} are valid"
+        )
+    return value
+
+
+def _operation(node: ast.expr) -> str:
+    """How an error names the operation of `node`: its operator, function or name."""
+    if isinstance(node, ast.BinOp):
+        return repr(_BINARY[type(node.op)][0])
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        return f"{node.func.id}()"
+    if isinstance(node, ast.Name):
+        return f"the value of {node.id!r}"
+    return "the literal" if isinstance(node, ast.Constant) else type(node).__name__
+
+
+def _value(node: ast.expr, values: Mapping[str, Any]) -> Any:
     if isinstance(node, ast.Constant):
         return node.value
     if isinstance(node, ast.Name):
         return CONSTANTS[node.id] if node.id in CONSTANTS else values[node.id]
     if isinstance(node, ast.BinOp):
         left, right = _evaluate(node.left, values), _evaluate(node.right, values)
+        _numbers_only(_operation(node), left, right)
         if isinstance(node.op, ast.Pow):
             return _power(left, right)
-        return _BINARY[type(node.op)](left, right)
+        return _BINARY[type(node.op)][1](left, right)
     if isinstance(node, ast.UnaryOp):
-        return _UNARY[type(node.op)](_evaluate(node.operand, values))
+        operand = _evaluate(node.operand, values)
+        _numbers_only(f"unary {'-' if isinstance(node.op, ast.USub) else '+'!r}", operand)
+        return _UNARY[type(node.op)](operand)
     if isinstance(node, ast.Compare):
         left = _evaluate(node.left, values)
         for op, comparator in zip(node.ops, node.comparators, strict=True):
@@ -224,7 +270,10 @@ def _evaluate(node: ast.expr, values: Mapping[str, Any]) -> Any:
         return _evaluate(node.body if _evaluate(node.test, values) else node.orelse, values)
     if isinstance(node, ast.Call):
         assert isinstance(node.func, ast.Name)
-        return FUNCTIONS[node.func.id](*(_evaluate(argument, values) for argument in node.args))
+        arguments = [_evaluate(argument, values) for argument in node.args]
+        if node.func.id == "round" and len(arguments) == 2:
+            _check_round_digits(arguments[1])
+        return FUNCTIONS[node.func.id](*arguments)
     if isinstance(node, ast.Subscript):
         sequence, position = _evaluate(node.value, values), _evaluate(node.slice, values)
         if not isinstance(sequence, (tuple, list)) or isinstance(position, bool) or not isinstance(position, int):
@@ -235,10 +284,23 @@ def _evaluate(node: ast.expr, values: Mapping[str, Any]) -> Any:
     raise TypeError(f"{ast.unparse(node)!r} is not a number")
 
 
+def _numbers_only(operation: str, *operands: Any) -> None:
+    """Raises for an operand that is not a number (a sequence such as shape would be repeated or joined)."""
+    for operand in operands:
+        if not isinstance(operand, (int, float)):
+            raise TypeError(f"{operation} takes numbers; got {type(operand).__name__} {operand!r}")
+
+
+def _check_round_digits(digits: Any) -> None:
+    """Raises for round's ndigits beyond MAX_ROUND_DIGITS (round(1, -10**8) would build 10**(10**8))."""
+    if isinstance(digits, int) and abs(digits) > MAX_ROUND_DIGITS:
+        raise OverflowError(f"round() to {digits} digits; at most {MAX_ROUND_DIGITS} either way are valid")
+
+
 def _power(base: Any, exponent: Any) -> Any:
-    """base ** exponent; in floats unless both are ints and the result stays small."""
+    """base ** exponent; in floats unless both are ints and the result stays within MAX_INT_BITS."""
     small = isinstance(base, int) and isinstance(exponent, int) and exponent >= 0
-    if small and abs(base).bit_length() * exponent <= _MAX_INT_BITS:
+    if small and abs(base).bit_length() * exponent <= MAX_INT_BITS:
         return base**exponent
     return math.pow(base, exponent)
 
@@ -255,6 +317,11 @@ def _index_part(node: ast.expr, values: Mapping[str, Any]) -> Any:
 
 
 def _int(value: Any) -> int:
+    """`value` if it is an int of at most MAX_INDEX_BITS bits and a sign."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"an index must be an int; got {value!r}")
+    if not -(1 << MAX_INDEX_BITS) <= value < 1 << MAX_INDEX_BITS:
+        raise OverflowError(
+            f"an index entry of {value.bit_length()} bits; valid: -2**{MAX_INDEX_BITS} .. 2**{MAX_INDEX_BITS} - 1"
+        )
     return value

@@ -14,7 +14,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from initreg.errors import InvalidArgumentError
-from initreg.expressions import CONSTANTS, FUNCTIONS, Expression, compile_expression, is_expression
+from initreg.expressions import (
+    CONSTANTS,
+    FUNCTIONS,
+    MAX_INT_BITS,
+    Expression,
+    compile_expression,
+    is_expression,
+)
 from initreg.initializers.base import Initializer, Shape
 from initreg.initializers.variance_scaling import compute_fans
 from initreg.registry import get, initializers
@@ -84,7 +91,13 @@ def check_variables(variables: Mapping[str, Any] | None) -> dict[str, Any]:
             raise InvalidArgumentError(
                 f"variable name {name!r} is not valid; valid: an identifier other than {', '.join(RESERVED_NAMES)}"
             )
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InvalidArgumentError(f"variable {name!r} must be a finite number; got {value!r}")
+        if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+            raise InvalidArgumentError(
+                f"variable {name!r} is an int of {value.bit_length()} bits; at most {MAX_INT_BITS} are valid"
+            )
+        if isinstance(value, float) and not math.isfinite(value):
             raise InvalidArgumentError(f"variable {name!r} must be a finite number; got {value!r}")
         checked[name] = value
     return checked

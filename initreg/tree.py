@@ -53,7 +53,7 @@ from initreg.expressions import compile_index
 from initreg.initializers.base import Array, Initializer, Shape, standardize_shape
 from initreg.initializers.overlay import Overlay, Part
 from initreg.initializers.variance_scaling import LAYOUTS, VarianceScaling, compute_fans
-from initreg.patterns import PathPattern, compile_pattern
+from initreg.patterns import PathPattern, PatternIndex, compile_pattern
 from initreg.registry import get, get_backend
 from initreg.rng import derive_key
 from initreg.schemas import plain
@@ -100,7 +100,7 @@ class Rule:
 
     def matches(self, path: str) -> bool:
         """Whether the pattern matches the whole path (case-sensitive; ``*`` crosses dots)."""
-        return self.pattern.regex.fullmatch(path) is not None
+        return self.pattern.matches(path)
 
     def captures(self, path: str) -> dict[str, int] | None:
         """The pattern's captures for `path` ({} without captures), or None if it does not match."""
@@ -399,8 +399,8 @@ def _target_std(initializer: Initializer, shape: Shape, layout: str | None) -> f
 
 
 def _check_coverage(
-    paths: Sequence[str], rules: Sequence[Rule], winners: Mapping[str, Any], aliases: Sequence[str], *,
-    allow_unmatched_params: bool, allow_unused_rules: bool,
+    paths: Sequence[str], rules: Sequence[Rule], index: PatternIndex, winners: Mapping[str, Any],
+    aliases: Sequence[str], *, allow_unmatched_params: bool, allow_unused_rules: bool,
 ) -> None:  # fmt: skip
     """Raises for parameters without a rule and rules whose pattern matches no path or alias, unless allowed.
 
@@ -413,14 +413,26 @@ def _check_coverage(
             f"{len(unmatched)} parameter(s) match no rule: {_listing(unmatched)}; rules: {known}; "
             "add a rule or pass allow_unmatched_params=True"
         )
-    names = (*paths, *aliases)
-    unused = [rule for rule in rules if not rule.optional and not any(rule.matches(name) for name in names)]
-    if unused and not allow_unused_rules:
+    if allow_unused_rules:
+        return
+    used = _matched_rules((*paths, *aliases), rules, index)
+    unused = [rule for position, rule in enumerate(rules) if not rule.optional and position not in used]
+    if unused:
         named = ", ".join(f"{rule.name!r} ({rule.match!r})" for rule in unused)
         raise InvalidArgumentError(
             f"rule(s) {named} match no parameter; parameters: {_listing(list(paths)) or '(none)'}; "
             "fix the pattern or pass allow_unused_rules=True"
         )
+
+
+def _matched_rules(names: Sequence[str], rules: Sequence[Rule], index: PatternIndex) -> set[int]:
+    """The positions of the rules that match at least one of `names` (testing only `index`'s candidates)."""
+    used: set[int] = set()
+    for name in names:
+        used.update(
+            position for position in index.candidates(name) if position not in used and rules[position].matches(name)
+        )
+    return used
 
 
 def _shape_and_dtype(leaf: Any, default_dtype: str) -> tuple[Shape, str]:
@@ -479,10 +491,14 @@ def _first_captures(rule: Rule, names: Sequence[str]) -> dict[str, int] | None:
 Match = tuple[Rule, dict[str, int]]  # a rule and the captures of the name it matched
 
 
-def _winners(names: Sequence[str], rules: Sequence[Rule]) -> tuple[Match, list[Match]] | None:
-    """The last whole-tensor rule matching any of a tensor's names, and the index rules after it, in order."""
+def _winners(names: Sequence[str], rules: Sequence[Rule], index: PatternIndex) -> tuple[Match, list[Match]] | None:
+    """The last whole-tensor rule matching any of a tensor's names, and the index rules after it, in order.
+
+    Only `index`'s candidates for the names are tested: the others cannot match.
+    """
     overlays: list[Match] = []
-    for rule in reversed(rules):
+    for position in sorted({position for name in names for position in index.candidates(name)}, reverse=True):
+        rule = rules[position]
         captured = _first_captures(rule, names)
         if captured is None:
             continue
@@ -533,13 +549,14 @@ def plan(
     parsed = _as_rules(rules, variables)
     flat = flatten(spec)
     aliases = _tie(flat, ties)
+    index = PatternIndex([rule.pattern for rule in parsed])
     winners = {}
     for path in flat:
-        found = _winners((path, *aliases.get(path, ())), parsed)
+        found = _winners((path, *aliases.get(path, ())), parsed, index)
         if found is not None:
             winners[path] = found
     _check_coverage(
-        list(flat), parsed, winners, [alias for names in aliases.values() for alias in names],
+        list(flat), parsed, index, winners, [alias for names in aliases.values() for alias in names],
         allow_unmatched_params=allow_unmatched_params, allow_unused_rules=allow_unused_rules,
     )  # fmt: skip
     entries = []

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 
 import initreg
 from initreg.errors import InvalidArgumentError
-from initreg.expressions import ExpressionError, compile_expression, compile_index, is_expression
+from initreg.expressions import FUNCTIONS, ExpressionError, compile_expression, compile_index, is_expression
 
 
 @pytest.mark.parametrize(
@@ -125,17 +126,100 @@ def test_a_bad_index_is_an_error(text: str, values: dict, message: str) -> None:
         compile_index(text).evaluate(values)
 
 
+def _balanced_product(leaf: str, leaves: int) -> str:
+    """``(leaf*leaf)*(leaf*leaf)...`` with `leaves` leaves (a power of two), as a balanced tree."""
+    return leaf if leaves == 1 else f"({_balanced_product(leaf, leaves // 2)})*({_balanced_product(leaf, leaves // 2)})"
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("=" + "-" * 3000 + "1", "nested too deeply"),
-        ("=" + "+".join(["1"] * 3000), "nested too deeply"),
-        ("=" + "*".join(["2**2048"] * 8), "gives an integer of 16385 bits; at most 4096"),
+        ("=" + "-" * 3000 + "1", "is 3,002 characters long; at most 2,000 are valid"),
+        ("=" + _balanced_product("11", 8192), "is 57,340 characters long; at most 2,000 are valid"),
+        ("=" + "+".join(["1"] * 600), "more than 1000 syntax nodes; at most 1000"),
+        ("=" + "(" * 300 + "1" + ")" * 300, "not valid syntax"),
+        ("=" + "*".join(["2**2048"] * 8), r"'\*' gives an integer of 4097 bits; at most 4096 are valid"),
+        ("=" + _balanced_product("2**70", 64), r"'\*' gives an integer of 4481 bits; at most 4096 are valid"),
+        ("=" + "1" * 1300 + " + 1", "the literal gives an integer of 4316 bits; at most 4096"),
+        ("=round(1, -10**8)", "round\\(\\) to -100000000 digits; at most 1234 either way are valid"),
+        ("=round(1, 10**8)", "round\\(\\) to 100000000 digits; at most 1234"),
+        ("=shape * 10**8", r"'\*' takes numbers; got tuple \(4, 4\)"),
+        ("=max(shape * 10**9)", r"'\*' takes numbers; got tuple"),
+        ("=max(shape + shape)", r"'\+' takes numbers; got tuple"),
+        ("=-shape", "unary '-' takes numbers; got tuple"),
+        ("=big * big", "'\\*' gives an integer of 6001 bits"),
+        ("=big2", "the value of 'big2' gives an integer of 5000 bits"),
     ],
 )
-def test_hostile_expressions_are_one_error(text, message):
+def test_hostile_expressions_are_one_error_naming_the_operation_and_its_bound(text: str, message: str) -> None:
+    values = {"shape": (4, 4), "big": 1 << 3000, "big2": 1 << 4999}
+    with pytest.raises(ExpressionError, match=message) as raised:
+        compile_expression(text).evaluate(values)
+    assert "\n" not in str(raised.value) and len(str(raised.value)) < 2300
+
+
+def test_the_bounds_leave_ordinary_large_values_alone() -> None:
+    assert compile_expression("=round(123456, -3) + round(2.5, 1234)").evaluate({}) == 123000 + 2.5
+    assert compile_expression("=(2**2047 * 2**2047) // (2**2046 * 2**2047)").evaluate({}) == 2
+    assert compile_expression("=" + "+".join(["1"] * 300)).evaluate({}) == 300
+    assert compile_index("[2**63 - 1 : -2**63]").evaluate({}) == (slice(2**63 - 1, -(2**63)),)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[2**63]", "an index entry of 64 bits; valid: -2\\*\\*63 .. 2\\*\\*63 - 1"),
+        ("[:10**1000 * 10**200]", "an index entry of 3987 bits"),
+        ("[shape * 10**9]", "'\\*' takes numbers"),
+        ("[" + "1" * 1300 + "]", "at most 4096"),
+        ("[" + "1," * 1000 + "]", "index '\\[1,1,.*'... is 2,002 characters long; at most 2,000 are valid"),
+    ],
+)
+def test_an_index_with_a_huge_integer_is_one_error(text: str, message: str) -> None:
     with pytest.raises(ExpressionError, match=message):
-        compile_expression(text).evaluate({})
+        compile_index(text).evaluate({"shape": (4, 4)})
+    rules = {"all": {"match": "*", "init": "zeros"}, "part": {"match": "*", "init": "ones", "index": text}}
+    with pytest.raises(InvalidArgumentError, match=message):
+        initreg.plan({"w": (4, 4)}, rules)
+
+
+def random_expression(rng: random.Random, depth: int) -> str:
+    """A random expression over n, x, big, shape, the operators and the functions, bombs included."""
+    if depth == 0 or rng.random() < 0.2:
+        return rng.choice(
+            ["n", "x", "big", "shape", "shape[0]", "shape[-1]", "shape[n]", str(rng.randint(-9, 9)),
+             f"10**{rng.choice([2, 300, 1000, 10**8])}", rng.choice(["1e308", "1e-320", "0.5", "1e999", "2**4000"])]
+        )  # fmt: skip
+    a, b = random_expression(rng, depth - 1), random_expression(rng, depth - 1)
+    form = rng.randrange(6)
+    if form == 0:
+        return f"({a}) {rng.choice(['+', '-', '*', '/', '//', '%', '**'])} ({b})"
+    if form == 1:
+        return f"{rng.choice(['-', '+'])}({a})"
+    if form == 2:
+        return f"({a}) {rng.choice(['<', '<=', '==', '!='])} ({b})"
+    if form == 3:
+        return f"({a}) if ({b}) else ({random_expression(rng, depth - 1)})"
+    function = rng.choice(list(FUNCTIONS))
+    return f"{function}({a}, {b})" if function in ("min", "max", "round", "log") and form == 4 else f"{function}({a})"
+
+
+def test_random_expressions_give_a_number_or_an_expression_error() -> None:
+    rng = random.Random(7)
+    outcomes = {"value": 0, "error": 0}
+    values = {"n": 3, "x": 0.25, "big": 1 << 4000, "shape": (4, 12)}
+    for _ in range(400):
+        text = random_expression(rng, rng.randint(1, 5))
+        try:
+            result = compile_expression("=" + text).evaluate(values)
+            index = compile_index(f"[{text}:]").evaluate(values)
+        except ExpressionError:
+            outcomes["error"] += 1
+            continue
+        assert isinstance(result, (int, float)) and math.isfinite(result), text
+        assert isinstance(index[0].start, int) and abs(index[0].start) < 2**63, text
+        outcomes["value"] += 1
+    assert outcomes["value"] > 40 and outcomes["error"] > 40, outcomes
 
 
 @pytest.mark.parametrize("name", ["pi", "e", "sqrt"])

@@ -93,6 +93,8 @@ def test_an_expression_failing_for_one_parameter_names_it_and_the_rule(stddev: s
         ({"n": True}, "variable 'n' must be a finite number"),
         ({"n": "3"}, "variable 'n' must be a finite number"),
         ({"n": math.inf}, "variable 'n' must be a finite number"),
+        ({"n": 2**4096}, "variable 'n' is an int of 4097 bits; at most 4096 are valid"),
+        ({"n": -(10**5000)}, "variable 'n' is an int of 16610 bits; at most 4096 are valid"),
         ({"fan_in": 3}, "variable name 'fan_in' is not valid"),
         ({"2x": 3}, "variable name '2x' is not valid"),
         ([1], "variables must be a mapping"),
@@ -101,6 +103,12 @@ def test_an_expression_failing_for_one_parameter_names_it_and_the_rule(stddev: s
 def test_bad_variables_are_errors(variables: object, message: str) -> None:
     with pytest.raises(initreg.InitregError, match=message):
         initreg.plan(SPEC, {"all": {"match": "*", "init": "zeros"}}, variables=variables)
+
+
+def test_a_large_int_variable_within_the_bound_is_read_exactly() -> None:
+    rules = {"all": {"match": "*", "init": {"name": "constant", "value": "=n // (10**400 // 3)"}}}
+    (entry, *_) = initreg.plan(SPEC, rules, variables={"n": 10**400})
+    assert entry.initializer.get_config()["value"] == 3
 
 
 def test_a_capture_may_not_shadow_a_variable_and_parsed_rules_take_no_variables() -> None:

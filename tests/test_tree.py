@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import math
+import random
+import re
 
 import ml_dtypes
 import numpy as np
 import pytest
 
 import initreg
-from initreg import tree
+from initreg import recipes, tree
 from initreg.errors import InitregError, InvalidArgumentError, UnknownNameError
+from initreg.patterns import PathPattern
 from initreg.registry import get_backend
 from initreg.serialization import serialize
 
@@ -149,6 +152,66 @@ def test_globs_cross_dots_and_are_case_sensitive() -> None:
     }
     winners = {e.path: e.rule for e in initreg.plan(spec, rules)}
     assert winners == {"Block.inner.w": "deep", "block.w": "all", "blocks.w": "one"}
+
+
+def test_indexed_planning_picks_the_rule_the_last_match_over_all_rules_gives() -> None:
+    rng = random.Random(5)
+    pieces = ["*", "?", "h.", "{i}", "1", "2", ".w", ".b", "ln", "[12]", "x"]
+    texts = {"".join(rng.choice(pieces) for _ in range(rng.randint(1, 5))) for _ in range(400)}
+    texts = {text for text in texts if text.count("{i}") <= 1}
+    names = {"".join(rng.choice(["h.", "1", "2", "12", ".w", ".b", "ln", "x"]) for _ in range(rng.randint(1, 5)))
+             for _ in range(300)}  # fmt: skip
+    rules = {f"r{n}": {"match": text, "init": "zeros", "optional": True} for n, text in enumerate(sorted(texts))}
+    rules |= {f"o{n}": {"match": text, "init": "ones", "index": "[0]", "optional": True}
+              for n, text in enumerate(sorted(texts)[::7])}  # fmt: skip
+    parsed = tree.parse_rules(rules)
+    entries = initreg.plan({name: (2,) for name in names}, parsed, allow_unmatched_params=True)
+    expected = {name: _last_match_over_all(name, parsed) for name in names}
+    assert {entry.path: entry.rule for entry in entries} == {k: v for k, v in expected.items() if v is not None}
+    assert len(set(expected.values())) > 50
+
+
+def _last_match_over_all(name: str, rules: list[tree.Rule]) -> str | None:
+    """The plan's rule for `name`, testing every rule: the last whole-tensor match and the index rules after it."""
+    positions = [n for n, rule in enumerate(rules) if rule.matches(name)]
+    whole = [n for n in positions if rules[n].index is None]
+    return "+".join(rules[n].name for n in positions if n >= whole[-1]) if whole else None
+
+
+def test_each_parameter_tests_only_the_rules_whose_literal_prefix_and_suffix_fit(monkeypatch) -> None:
+    rules = {"all": {"match": "*", "init": "zeros"}} | {
+        f"{kind}{n}": {"match": f"blocks.{n}.{kind}.*", "init": "ones"} for n in range(1000) for kind in ("attn", "mlp")
+    }
+    spec = {f"blocks.{n}.{kind}.weight": (2,) for n in range(1000) for kind in ("attn", "mlp")}
+    parsed = tree.parse_rules(rules)
+    tested = 0
+    reach = PathPattern._reach
+
+    def counted(pattern: PathPattern, subject: object) -> object:
+        nonlocal tested
+        tested += 1
+        return reach(pattern, subject)
+
+    monkeypatch.setattr(PathPattern, "_reach", counted)
+    winners = {entry.path: entry.rule for entry in initreg.plan(spec, parsed)}
+    assert winners == {f"blocks.{n}.{kind}.weight": f"{kind}{n}" for n in range(1000) for kind in ("attn", "mlp")}
+    assert tested <= 3 * len(spec)  # the winner, then "all" and the winner again in the unused-rule check
+
+
+def test_a_name_of_8_kb_plans_at_once_and_a_huge_capture_is_one_error_naming_the_parameter() -> None:
+    gpt2 = recipes.load("mup_gpt2")
+    long_name = "h." + "1." * 4000 + "attn.c_attn.weight"
+    (entry,) = initreg.plan({long_name: (4, 12)}, gpt2.rules, allow_unused_rules=True)
+    assert entry.rule == _last_match_over_all(long_name, gpt2.rules) == "hidden_matrices+query_block"
+    for recipe, name in [
+        ("olmo_mitchell", "transformer.blocks.{}.attn_out.weight"),
+        ("torchtitan_llama3", "layers.{}.attention.wo.weight"),
+    ]:
+        path = name.format("7" * 5000)
+        shown = re.escape(f"parameter {path[:80] + '...'!r} ({len(path)} characters): pattern")
+        with pytest.raises(InvalidArgumentError, match=shown) as raised:
+            initreg.plan({path: (4, 4)}, recipes.load(recipe).rules, allow_unused_rules=True)
+        assert "\n" not in str(raised.value) and "5000 digits" in str(raised.value)
 
 
 def test_a_parameter_without_a_rule_is_an_error_that_names_it() -> None:
