@@ -193,6 +193,7 @@ class Registry(Generic[T]):
         self._entries: dict[str, Entry[T]] = {}
         self._lookup: dict[str, str] = {}  # every name and alias -> canonical name
         self._pending: dict[str, list[EntryPoint]] | None = None  # plugin name -> entry points, unloaded
+        self._read_order: dict[str, int] = {}  # plugin name -> its position among the entry points read
         self._loading: dict[str, _Loading] = {}  # plugin name -> its load in progress
         self._loaded: set[str] = set()  # canonical names of the entries loaded from entry points
         self._generation = 0  # counts refreshes: a load begun before one is not kept
@@ -398,18 +399,29 @@ class Registry(Generic[T]):
                 self._add_loaded(name, value, entry_point)
 
     def _add_loaded(self, name: str, value: T, entry_point: EntryPoint) -> None:
-        """Registers a loaded plugin; several entry points naming one object: the first name read is canonical."""
+        """Registers a loaded plugin. Several entry points naming one object make one entry, whichever was
+        loaded first: its canonical name is the first read in lower case (as built-ins' are), else the first
+        read; the others are aliases (a class name, say)."""
         same = [self._entries[n] for n in self._loaded if self._entries[n].value is value]
         if same:
-            canonical = same[0]
-            self._entries[canonical.name] = Entry(canonical.name, value, (*canonical.aliases, name), canonical.origin)
-            self._lookup[name] = canonical.name
+            loaded = same[0]
+            first, *aliases = sorted((loaded.name, *loaded.aliases, name), key=self._canonical_rank)
+            del self._entries[loaded.name]
+            self._loaded.discard(loaded.name)
+            self._entries[first] = Entry(first, value, tuple(aliases), loaded.origin)
+            self._loaded.add(first)
+            for n in (first, *aliases):
+                self._lookup[n] = first
         elif name in self._lookup:  # registered meanwhile: by the plugin's own import, or by another thread
             if self._entries[self._lookup[name]].value is not value:
                 self._warn(entry_point, f"{name!r} was registered meanwhile to another {self.kind}, which is kept")
         else:
             self.register(name, value, origin=_distribution_name(entry_point))
             self._loaded.add(name)
+
+    def _canonical_rank(self, name: str) -> tuple[bool, int]:
+        """Sorts names of one object: lower-case names first, each kind in the order read."""
+        return name != name.lower(), self._read_order.get(name, 0)
 
     def _warn(self, entry_point: EntryPoint, reason: str) -> None:
         message = (
@@ -425,6 +437,7 @@ class Registry(Generic[T]):
             self._pending = {}
             for entry_point in _entry_points(self.group):
                 self._pending.setdefault(entry_point.name, []).append(entry_point)
+            self._read_order = {name: position for position, name in enumerate(self._pending)}
         return self._pending
 
     def _known_entry(self, name: str) -> Entry[T]:

@@ -319,6 +319,23 @@ def test_code_outside_a_plugins_import_may_still_replace_a_built_in_with_force()
     assert registry.initializers.entry("LecunNormal") == original
 
 
+@pytest.mark.parametrize("asked_first", ["WideFirst", "wide_second", "WideThird"])
+def test_entry_points_naming_one_object_make_one_entry_named_the_same_whichever_is_asked_first(
+    add_distribution: AddDistribution, asked_first: str
+) -> None:
+    names = ("WideFirst", "wide_second", "WideThird")  # read in this order; the lower-case name is canonical
+    add_distribution(
+        "initreg-fake-thrice",
+        {INITIALIZERS: {name: "initreg_fake_thrice:Wide" for name in names}},
+        {"initreg_fake_thrice": GOOD_INITIALIZER},
+    )
+    registry.initializers.get(asked_first)
+    wide = registry.initializers.get("wide_second")
+    expected = registry.Entry("wide_second", wide, ("WideFirst", "WideThird"), "initreg-fake-thrice")
+    assert registry.initializers.names()["wide_second"] == ("WideFirst", "WideThird")
+    assert [registry.initializers.entry(name) for name in names] == [expected] * 3
+
+
 def test_a_name_from_two_distributions_keeps_the_first_on_sys_path(add_distribution: AddDistribution) -> None:
     add_distribution(
         "initreg-fake-second",
