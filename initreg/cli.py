@@ -332,7 +332,7 @@ def _table(entries: Sequence[PlanEntry], measured: Mapping[str, float] | None) -
     from rich.table import Table
     from rich.text import Text
 
-    names = {entry.value: entry.name for entry in registry.initializers.entries()}
+    names = {entry.value: entry.name for entry in registry.initializers.entries(load_plugins=False)}
     table = Table(title="plan (dry run)" if measured is None else None)
     for column in ("path", "shape", "dtype", "rule", "initializer"):
         table.add_column(column, no_wrap=column == "path")

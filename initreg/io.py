@@ -11,7 +11,7 @@ are byte-identical too. NumPy has no bfloat16, so bfloat16 needs .safetensors.
 
 Every file is written to a temporary name in the target's folder, flushed to disk and renamed over
 the target: a reader sees the old file or the whole new one, never a partial file. While a file is
-being written, SIGTERM and SIGHUP unwind like Ctrl-C (where Python's default handler is in place), so
+being written, SIGTERM, SIGHUP and SIGQUIT unwind like Ctrl-C (where Python's default handler is in place), so
 that the temporary file is removed too. Before anything is written, the planned size is checked against
 the free space of the target's folder; a write that fails anyway raises WriteError naming the target.
 
@@ -32,6 +32,7 @@ import os
 import secrets
 import shutil
 import signal
+import stat
 import struct
 import threading
 import zipfile
@@ -74,7 +75,7 @@ ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest zip timestamp, written for rep
 HEADER_ALIGNMENT = 8
 NPZ_MEMBER_OVERHEAD = 2048  # bytes beyond the data and twice the name: zip headers and the .npy header
 TEMPORARY_NAME_BYTES = 230  # 255 less the dot, process id, random part and .tmp of a temporary name
-TERMINATING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+TERMINATING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP", "SIGQUIT") if hasattr(signal, name))
 
 
 @dataclass(frozen=True)
@@ -108,11 +109,14 @@ def file_format(path: str | os.PathLike[str], format: str | None = None) -> str:
 def atomic_file(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
     """A binary file that replaces `path` only once the block completes, fsynced; else it vanishes.
 
-    The temporary file is created next to the target (see `replacing`) with the usual permissions
-    (0o666 less the umask).
+    The temporary file is created next to the target (see `replacing`): with the usual permissions
+    (0o666 less the umask, as `open` gives) for a new file; readable by its owner only while it is
+    written when it replaces a file, whose mode and owner `replacing` then gives it.
     """
-    with replacing(Path(path)) as temporary:
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    target = Path(path)
+    with replacing(target) as temporary:
+        mode = 0o600 if target.exists() else 0o666
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), mode)
         with os.fdopen(descriptor, "wb") as file:
             yield file
             file.flush()
@@ -123,9 +127,10 @@ def atomic_file(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
 def replacing(target: Path) -> Iterator[Path]:
     """A fresh hidden path beside `target` for the block to write (a file or a folder).
 
-    Once the block completes it is renamed onto `target` (same file system, so the rename is atomic)
-    and the rename is fsynced; if the block fails, or SIGTERM or SIGHUP arrives (see
-    `termination_unwinds`), it is removed. An OSError becomes a WriteError naming `target`, not the
+    Once the block completes it gets the mode and, where permitted, the owner and group of the file it
+    replaces (see `_keep_mode_and_owner`), it is renamed onto `target` (same file system, so the rename
+    is atomic) and the rename is fsynced; if the block fails, or SIGTERM, SIGHUP or SIGQUIT arrives
+    (see `termination_unwinds`), it is removed. An OSError becomes a WriteError naming `target`, not the
     temporary name. The temporary name keeps at most the first TEMPORARY_NAME_BYTES of the target's,
     so that it is no longer than the longest name file systems take (255 bytes).
     """
@@ -134,6 +139,7 @@ def replacing(target: Path) -> Iterator[Path]:
     try:
         with termination_unwinds():
             yield temporary
+            _keep_mode_and_owner(target, temporary)
             os.replace(temporary, target)
     except BaseException as error:
         with suppress(OSError):  # a failed clean-up must not hide why the write failed
@@ -147,6 +153,26 @@ def replacing(target: Path) -> Iterator[Path]:
     _fsync_folder(target.parent)
 
 
+def _keep_mode_and_owner(old: Path, new: Path) -> None:
+    """Gives `new` the permission bits of `old`, if it exists, and its owner and group where permitted.
+
+    Changing the owner takes privileges; the group alone may still be set (to a group of the user's).
+    The owner is set first, as a change of owner clears the set-user-ID and set-group-ID bits.
+    """
+    try:
+        status = os.stat(old)
+    except FileNotFoundError:
+        return
+    if hasattr(os, "chown"):
+        for user, group in ((status.st_uid, status.st_gid), (-1, status.st_gid)):
+            try:
+                os.chown(new, user, group)
+                break
+            except PermissionError:
+                continue
+    os.chmod(new, stat.S_IMODE(status.st_mode))
+
+
 def exit_on_signal(signum: int, frame: Any) -> NoReturn:
     """A signal handler that unwinds like Ctrl-C, exiting with status 128 + signum."""
     raise SystemExit(128 + signum)
@@ -154,7 +180,7 @@ def exit_on_signal(signum: int, frame: Any) -> NoReturn:
 
 @contextmanager
 def termination_unwinds() -> Iterator[None]:
-    """Inside the block SIGTERM and SIGHUP raise SystemExit(128 + signum), so that `finally` and `except` run.
+    """Inside the block SIGTERM, SIGHUP and SIGQUIT raise SystemExit(128 + signum), so that `finally` and `except` run.
 
     Only in the main thread, and for each signal only while it has Python's default handler (which
     ends the process at once); a handler the program installed itself is left alone.

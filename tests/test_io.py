@@ -166,6 +166,55 @@ def test_files_get_the_usual_permissions(tmp_path: Path) -> None:
     assert path.stat().st_mode & 0o777 == 0o644
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002], ids=oct)
+def test_a_new_file_gets_the_mode_open_gives_under_the_umask(tmp_path: Path, umask: int) -> None:
+    previous = os.umask(umask)
+    try:
+        path = io.save({"w": np.ones(2, np.float32)}, tmp_path / "w.safetensors")
+        with open(tmp_path / "by_open", "wb"):
+            pass
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o7777 == 0o666 & ~umask == (tmp_path / "by_open").stat().st_mode & 0o7777
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o640, 0o755, 0o444], ids=oct)
+@pytest.mark.parametrize("suffix", [".safetensors", ".npz"])
+def test_a_replaced_file_keeps_its_mode_owner_and_group(tmp_path: Path, mode: int, suffix: str) -> None:
+    target = tmp_path / f"w{suffix}"
+    target.write_bytes(b"old")
+    target.chmod(mode)
+    before = target.stat()
+    previous = os.umask(0o022)  # which would give 0o644 to a new file
+    try:
+        io.save({"w": np.ones(2, np.float32)}, target)
+    finally:
+        os.umask(previous)
+    after = target.stat()
+    assert after.st_ino != before.st_ino  # replaced, not rewritten in place
+    assert (after.st_mode & 0o7777, after.st_uid, after.st_gid) == (mode, before.st_uid, before.st_gid)
+    assert io.read_header(target) == [io.TensorInfo("w", (2,), "float32")]
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="giving a file away takes root")
+def test_a_replaced_file_keeps_another_users_owner_and_group(tmp_path: Path) -> None:
+    target = tmp_path / "w.safetensors"
+    target.write_bytes(b"old")
+    os.chown(target, 4321, 8765)
+    io.save({"w": np.ones(2, np.float32)}, target)
+    assert (target.stat().st_uid, target.stat().st_gid) == (4321, 8765)
+
+
+def test_a_file_being_replaced_is_written_readable_by_its_owner_only(tmp_path: Path) -> None:
+    target = tmp_path / "w.safetensors"
+    target.write_bytes(b"old")
+    target.chmod(0o600)
+    with io.atomic_file(target) as file:
+        assert os.fstat(file.fileno()).st_mode & 0o777 == 0o600
+        file.write(b"new")
+    assert target.read_bytes() == b"new" and target.stat().st_mode & 0o777 == 0o600
+
+
 def test_read_header_gives_shapes_and_dtypes_without_the_data(tmp_path: Path) -> None:
     expected = [io.TensorInfo(name, array.shape, array.dtype.name) for name, array in ARRAYS.items()]
     path = io.save(ARRAYS, tmp_path / "params.safetensors")

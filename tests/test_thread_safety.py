@@ -4,7 +4,9 @@
 lookup (a fake distribution on PYTHONPATH whose import takes a while) or first draw through the fused
 kernels at once (with numba's default threading layer, and with its workqueue layer, which aborts the
 process on concurrent launches); a dask tree is computed on dask's threaded scheduler with 16 workers.
-Every thread must succeed and get the same result, in each of several fresh processes.
+Every thread must succeed and get the same result, in each of several fresh processes. A plugin whose
+import blocks must block only lookups of its own name, and two plugins whose imports look each other up
+from two threads must not wait for each other forever.
 """
 
 from __future__ import annotations
@@ -159,3 +161,153 @@ print("all threads agree")
 @pytest.mark.parametrize("repetition", range(REPETITIONS))
 def test_a_dask_tree_on_the_threaded_scheduler_in_a_fresh_process(repetition: int) -> None:
     run_fresh(DASK_TREE)
+
+
+GATE = """
+import threading
+
+entered, release = threading.Event(), threading.Event()
+"""
+GATED_PLUGIN = """
+import initreg_fake_gate
+from initreg.initializers import RandomNormal
+
+initreg_fake_gate.entered.set()
+initreg_fake_gate.release.wait()  # the import blocks until the test releases it
+
+
+class Gated(RandomNormal):
+    '''N(0, 0.05), from a plugin whose import blocks.'''
+"""
+BLOCKED_IMPORT = """
+import threading
+import time
+
+import initreg_fake_gate as gate
+from initreg import registry
+from initreg.errors import UnknownNameError
+
+results = {}
+
+
+def store(key, look_up):
+    results[key] = look_up()
+
+
+def unknown():
+    try:
+        registry.initializers.get("no_such_initializer")
+    except UnknownNameError as error:
+        return str(error)
+
+
+loader = threading.Thread(target=store, args=("loaded", lambda: registry.initializers.get("gated")), daemon=True)
+loader.start()
+assert gate.entered.wait(60), "the plugin's import never began"
+others = [
+    threading.Thread(target=store, args=(key, look_up), daemon=True)  # daemons: a blocked one cannot keep us
+    for key, look_up in {
+        "built_in": lambda: registry.initializers.get("lecun_normal"),
+        "backend": lambda: registry.get_backend("numpy"),
+        "available": lambda: registry.initializers.available()["gated"],
+        "unknown": unknown,
+    }.items()
+]
+for thread in others:
+    thread.start()
+deadline = time.monotonic() + 60
+for thread in others:
+    thread.join(max(0.0, deadline - time.monotonic()))
+assert not any(thread.is_alive() for thread in others), "a lookup of another name waited for the plugin"
+assert gate.entered.is_set() and not gate.release.is_set() and loader.is_alive()
+assert results["built_in"].__name__ == "LecunNormal" and results["backend"].name == "numpy"
+assert results["available"] == "initreg-fake-gated"
+assert results["unknown"].startswith("unknown initializer 'no_such_initializer'")
+
+waiter = threading.Thread(target=store, args=("waited", lambda: registry.initializers.get("gated")), daemon=True)
+waiter.start()
+while waiter.ident not in registry._WAITING:  # the waiter now waits for the loader
+    assert waiter.is_alive(), results
+    waiter.join(0.01)
+gate.release.set()
+loader.join(60)
+waiter.join(60)
+assert results["loaded"] is results["waited"] and results["loaded"].__name__ == "Gated"
+print("all threads agree")
+"""
+
+
+def test_a_blocked_plugin_import_blocks_only_lookups_of_its_own_name(
+    tmp_path: Path, write_distribution: Callable[..., None]
+) -> None:
+    write_distribution(
+        tmp_path,
+        "initreg-fake-gated",
+        {"initreg.initializers": {"gated": "initreg_fake_gated:Gated"}},
+        {"initreg_fake_gated": GATED_PLUGIN, "initreg_fake_gate": GATE},
+    )
+    run_fresh(BLOCKED_IMPORT, PYTHONPATH=str(tmp_path))
+
+
+CROSSED_PLUGIN = """
+import initreg_fake_crossing as crossing
+from initreg import registry
+from initreg.errors import UnknownNameError
+from initreg.initializers import RandomNormal
+
+crossing.entered["{own}"].set()
+crossing.entered["{other}"].wait()  # both imports are under way
+try:
+    crossing.seen["{own}"] = registry.initializers.get("{other}").__name__
+except UnknownNameError:
+    crossing.seen["{own}"] = "unknown"
+
+
+class Crossed(RandomNormal):
+    '''N(0, 0.05), from a plugin whose import looks up a plugin that looks it up.'''
+"""
+CROSSING = """
+import threading
+
+entered = {"crossed_a": threading.Event(), "crossed_b": threading.Event()}
+seen = {}
+"""
+CROSSED_LOOKUPS = """
+import threading
+
+import initreg_fake_crossing as crossing
+from initreg import registry
+
+found = {}
+threads = [
+    threading.Thread(target=lambda name=name: found.update({name: registry.initializers.get(name)}), daemon=True)
+    for name in ("crossed_a", "crossed_b")
+]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join(60)
+assert not any(thread.is_alive() for thread in threads), "the two imports wait for each other"
+assert sorted(crossing.seen.values()) == ["Crossed", "unknown"], crossing.seen  # the waiter sees the other's class
+assert {name: cls.__module__ for name, cls in found.items()} == {
+    "crossed_a": "initreg_fake_crossed_a",
+    "crossed_b": "initreg_fake_crossed_b",
+}
+print("all threads agree")
+"""
+
+
+def test_two_plugin_imports_looking_each_other_up_in_two_threads_do_not_deadlock(
+    tmp_path: Path, write_distribution: Callable[..., None]
+) -> None:
+    plugins = {
+        f"initreg_fake_{own}": CROSSED_PLUGIN.format(own=own, other=other)
+        for own, other in (("crossed_a", "crossed_b"), ("crossed_b", "crossed_a"))
+    }
+    write_distribution(
+        tmp_path,
+        "initreg-fake-crossed",
+        {"initreg.initializers": {name: f"initreg_fake_{name}:Crossed" for name in ("crossed_a", "crossed_b")}},
+        {**plugins, "initreg_fake_crossing": CROSSING},
+    )
+    run_fresh(CROSSED_LOOKUPS, PYTHONPATH=str(tmp_path))
