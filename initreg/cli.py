@@ -63,7 +63,7 @@ if TYPE_CHECKING:
 CONFIG_PACKAGE = "initreg.configs.command"
 PUBLIC_PACKAGE = "initreg.configs.public"
 EXIT_BAD_INPUT = 2
-MAX_TENSORS = 1_000_000  # the most parameters a model config may make (GPT-2 XL has 580)
+MAX_TENSORS = io.MAX_TENSORS  # the most parameters a model config may make
 MAX_NAME_BYTES = 255  # the longest file name most file systems take
 SAFE_IN_NAMES = "=,+~@"  # characters kept as they are in a job's file name, besides letters, digits and _.-
 
