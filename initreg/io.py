@@ -46,6 +46,7 @@ from typing import IO, Any, NoReturn
 
 from initreg.errors import InitregError, InvalidArgumentError, WriteError, choices
 from initreg.initializers.base import MAX_RANK, magnitude
+from initreg.memory import byte_size
 
 # NumPy dtype name -> (safetensors dtype, bytes per element)
 SAFETENSORS_DTYPES: dict[str, tuple[str, int]] = {
@@ -188,19 +189,9 @@ def free_space_for(path: str | os.PathLike[str], nbytes: int) -> None:
     free = usage.free
     if usage.total and nbytes > free:
         raise WriteError(
-            f"not enough space for {os.fspath(path)!r}: it needs {_size(nbytes)}, "
-            f"{str(folder)!r} has {_size(free)} free"
+            f"not enough space for {os.fspath(path)!r}: it needs {byte_size(nbytes)}, "
+            f"{str(folder)!r} has {byte_size(free)} free"
         )
-
-
-def _size(nbytes: int) -> str:
-    """Bytes exactly, and in decimal units: '4000000000000000 bytes (4.0 PB)'."""
-    value, unit = float(nbytes), "bytes"
-    for larger in ("kB", "MB", "GB", "TB", "PB", "EB"):
-        if value < 1000:
-            break
-        value, unit = value / 1000, larger
-    return f"{nbytes} bytes" + ("" if unit == "bytes" else f" ({value:.1f} {unit})")
 
 
 def _fsync_folder(folder: Path) -> None:
