@@ -26,6 +26,7 @@ time. Both give the same bytes for the same values.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -41,6 +42,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
@@ -77,6 +79,7 @@ MAX_TENSORS = 1_000_000  # the most tensors a model may have, from a file's head
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest zip timestamp, written for reproducible archives
 HEADER_ALIGNMENT = 8
 NPZ_MEMBER_OVERHEAD = 2048  # bytes beyond the data and twice the name: zip headers and the .npy header
+NPY_LENGTH_BYTES = {(1, 0): 2, (2, 0): 4}  # the size of the header length field of each .npy format read
 TEMPORARY_NAME_BYTES = 230  # 255 less the dot, process id, random part and .tmp of a temporary name
 TERMINATING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
@@ -492,18 +495,30 @@ def _npy_header(file: IO[bytes], subject: str) -> tuple[tuple[Any, ...], Any]:
     NumPy reads the header's Python literal with ``ast.literal_eval`` and, for format 1.0 and 2.0, retries
     a header it cannot parse through ``tokenize`` (for Python 2's ``1L``): a malformed header can raise
     SyntaxError, tokenize.TokenError, or, deeply nested, RecursionError or MemoryError, besides ValueError.
+    Equal headers are parsed once (`_parsed_npy_header`): archives of many like tensors repeat them.
     """
     import numpy as np
 
-    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
     version = np.lib.format.read_magic(file)
-    if version not in readers:
+    if version not in NPY_LENGTH_BYTES:
         raise InvalidArgumentError(f"{subject} has .npy format {version}; valid: 1.0, 2.0")
+    prefix = file.read(NPY_LENGTH_BYTES[version])
+    length = int.from_bytes(prefix, "little") if len(prefix) == NPY_LENGTH_BYTES[version] else 0
+    header = prefix + file.read(length)
     try:
-        shape, _, dtype = readers[version](file)
+        return _parsed_npy_header(version, header)
     except (SyntaxError, tokenize.TokenError, RecursionError, MemoryError, TypeError) as error:
         problem = f"{type(error).__name__}: {error}"
         raise InvalidArgumentError(f"{subject} has a malformed .npy header ({problem})") from error
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_npy_header(version: tuple[int, int], header: bytes) -> tuple[tuple[Any, ...], Any]:
+    """(shape, dtype) of an .npy header (its length field and text) of `version`, parsed by NumPy."""
+    import numpy as np
+
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    shape, _, dtype = readers[version](BytesIO(header))
     return shape, dtype
 
 
