@@ -701,6 +701,11 @@ def _slices_cheaply(initializer: Initializer) -> bool:
     return slices_independently(initializer) and type(initializer).generate_slice is not Initializer.generate_slice
 
 
+def _comes_whole(entry: PlanEntry, chunk_bytes: int) -> bool:
+    """Whether `generate_chunks` gives `entry` as one piece: it fits a chunk, is 0-d, or cannot slice cheaply."""
+    return entry.nbytes <= chunk_bytes or not entry.shape or not _slices_cheaply(entry.initializer)
+
+
 def generate_chunks(
     entry: PlanEntry, seed: int, backend: Any = None, chunk_bytes: int = DEFAULT_CHUNK_BYTES
 ) -> Iterator[Any]:
@@ -711,7 +716,7 @@ def generate_chunks(
     without making the whole tensor (Orthogonal, Identity), comes whole, as one piece.
     """
     chosen, seed, chunk_bytes = get_backend(backend), stream_seed(seed), _chunk_bytes(chunk_bytes)
-    if entry.nbytes <= chunk_bytes or not entry.shape or not _slices_cheaply(entry.initializer):
+    if _comes_whole(entry, chunk_bytes):
         yield chosen.to_numpy(_generate(entry, seed, chosen))
         return
     key, itemsize = derive_key(seed, entry.path), int(numpy_dtype(entry.dtype).itemsize)
@@ -734,10 +739,12 @@ def assemble(entry: PlanEntry, seed: int, backend: Any = None, chunk_bytes: int 
 
     chosen, seed, chunk_bytes = get_backend(backend), stream_seed(seed), _chunk_bytes(chunk_bytes)
     pieces = generate_chunks(entry, seed, chosen, chunk_bytes)
-    if entry.nbytes <= chunk_bytes or not entry.shape or not _slices_cheaply(entry.initializer):
+    if _comes_whole(entry, chunk_bytes):
         return next(pieces)
     piece = (min(entry.size, max(1, chunk_bytes // memory.itemsize(entry.dtype))),)
-    with _about(f"parameter {entry.path!r} (rule {entry.rule!r}) with its pieces"):
+    with _about(
+        f"parameter {entry.path!r} (rule {entry.rule!r}), {entry.nbytes} bytes held while its pieces are drawn"
+    ):
         require_draw(entry.initializer, piece, entry.dtype, entry.layout, chosen, holding=entry.nbytes)
     values = np.empty(entry.size, numpy_dtype(entry.dtype))
     start = 0

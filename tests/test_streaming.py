@@ -389,6 +389,19 @@ def test_a_draw_needing_more_than_the_available_memory_is_refused_before_allocat
     assert peak < 40 << 20
 
 
+def test_a_tensor_assembled_from_pieces_is_refused_if_it_and_a_piece_do_not_fit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from initreg import memory
+    from initreg.errors import OutOfMemoryError
+
+    (entry,) = tree.plan({"w": (4096, 4096)}, {"all": {"match": "*", "init": "lecun_normal"}})
+    monkeypatch.setattr(memory, "available_bytes", lambda: 65 << 20)  # the tensor's 64 MiB and 1 MiB more
+    assert tree.assemble(entry, 0, chunk_bytes=1 << 18).nbytes == 64 << 20  # a 256 kiB piece fits
+    with pytest.raises(OutOfMemoryError, match=r"parameter 'w' \(rule 'all'\), 67108864 bytes held while"):
+        tree.assemble(entry, 0, chunk_bytes=4 << 20)  # a 4 MiB piece does not
+
+
 def test_refused_draws_allocate_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     from initreg import memory
     from initreg.errors import OutOfMemoryError
