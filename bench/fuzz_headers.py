@@ -1,6 +1,6 @@
 """A seeded fuzzer of the header readers: mutated .npz and .safetensors files, read back by initreg.
 
-    .venv/bin/python bench/fuzz_headers.py [--seed 0] [--library 42000] [--command 2000]
+    .venv/bin/python bench/fuzz_headers.py [--seed 0] [--library 42000] [--command 2000] [--many 0]
 
 Small valid files are written by ``initreg.io.save`` (a few small tensors of several dtypes, so that
 most of each file is header). Each mutation is one of: a bit flipped, a byte set to an interesting
@@ -11,7 +11,9 @@ to 8 bytes inserted; its position is drawn uniformly over the file. Every mutate
 the table printed, nothing drawn). A reader may give tensors ("ok") or refuse the file with one
 InitregError ("error"; in the command: exit 2 and one ``initreg: error:`` line, no traceback);
 anything else is counted under the exception's name (or "command: ..." for the command) and the
-first few are printed. The table gives the counts per outcome and per file kind; the exit status is 1
+first few are printed. With --many N, it also times ``io.read_header`` of a file of N empty float32
+tensors of each kind (written by ``io.save``), and checks that N + 1 are refused by name when N is
+io.MAX_TENSORS. The table gives the counts per outcome and per file kind; the exit status is 1
 if any mutation got another outcome.
 """
 
@@ -23,6 +25,7 @@ import random
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from collections import Counter
 from collections.abc import Iterator
@@ -139,6 +142,26 @@ def fuzz_command(folder: Path, seeds: dict[str, bytes], count: int, seed: int) -
     return counts
 
 
+def time_many(folder: Path, count: int) -> str:
+    """Seconds `io.read_header` takes for files of `count` empty tensors, per kind; and the refusal of one more."""
+    lines = [f"\nio.read_header of {count:,} empty tensors"]
+    for kind in KINDS:
+        arrays = {f"t{number}": np.zeros(0, np.float32) for number in range(count)}
+        path = io.save(arrays, folder / f"many{kind}")
+        start = time.perf_counter()
+        read = len(io.read_header(path))
+        lines.append(f"{kind:<14}{time.perf_counter() - start:8.2f} s  {read:,} tensors read")
+        if count == io.MAX_TENSORS:
+            io.save({**arrays, "one.more": np.zeros(0, np.float32)}, path)
+            try:
+                io.read_header(path)
+                lines.append(f"{kind:<14}{count + 1:,} tensors were read: the cap did not hold")
+            except InitregError as error:
+                lines.append(f"{kind:<14}{count + 1:,} tensors: {error}")
+        path.unlink()
+    return "\n".join(lines)
+
+
 def table(title: str, counts: Counter[tuple[str, str]]) -> str:
     """Counts per outcome (rows) and file kind (columns), with totals."""
     outcomes = sorted({outcome for _, outcome in counts}, key=lambda o: (o not in ("ok", "error"), o))
@@ -154,6 +177,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--library", type=int, default=42_000, help="mutations read by io.read_header")
     parser.add_argument("--command", type=int, default=2_000, help="mutations read by the initreg command")
+    parser.add_argument("--many", type=int, default=0, help="also time reading a file of this many empty tensors")
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
@@ -162,6 +186,8 @@ def main() -> int:
         print(table(f"io.read_header, {arguments.library:,} mutations, seed {arguments.seed}", library))
         command = fuzz_command(folder, seeds, arguments.command, arguments.seed)
         print(table(f"\ninitreg model=file, {arguments.command:,} mutations, seed {arguments.seed}", command))
+        if arguments.many:
+            print(time_many(folder, arguments.many))
     other = sum(n for (_, outcome), n in (library + command).items() if outcome not in ("ok", "error"))
     return 1 if other else 0
 
