@@ -22,10 +22,8 @@ from initreg.errors import OutOfMemoryError
 Shape = tuple[int, ...]
 
 MIN_CHECKED_BYTES = 16 << 20  # 16 MiB
-MAX_BYTES_PER_ELEMENT = (
-    128  # bytes per output element no estimate exceeds: 8 (1 + 12) element-wise, 8 x 8 + 8 Orthogonal
-)
-REFERENCE_BYTES_PER_COMPUTE_BYTE = 12  # measured: up to 10.25 (float32 normal, first draw)
+MAX_BYTES_PER_ELEMENT = 128  # per output element no estimate exceeds: 8 (1 + 12) a draw, 9 x 8 + 8 Orthogonal's QR
+REFERENCE_BYTES_PER_COMPUTE_BYTE = 12  # measured: up to 11.25 (a float32 normal's first draw)
 FUSED_BYTES_PER_COMPUTE_BYTE = 1 / 16  # measured: 0.03 (the threads' tiles and the rows' start indices)
 CGROUP_FILES = (  # (limit, usage): cgroup v2, then v1; a v1 limit above 2^60 means none is set
     ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
