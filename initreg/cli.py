@@ -63,8 +63,9 @@ if TYPE_CHECKING:
 CONFIG_PACKAGE = "initreg.configs.command"
 PUBLIC_PACKAGE = "initreg.configs.public"
 EXIT_BAD_INPUT = 2
-MAX_TENSORS = 1_000_000  # the most parameters a model config may make (GPT-2 XL has 580)
+MAX_TENSORS = io.MAX_TENSORS  # the most parameters a model config may make
 MAX_NAME_BYTES = 255  # the longest file name most file systems take
+MOMENT_BLOCK = 1 << 18  # elements whose std is measured at once (2 MiB of float64 temporaries)
 SAFE_IN_NAMES = "=,+~@"  # characters kept as they are in a job's file name, besides letters, digits and _.-
 
 _show_tracebacks = False  # set by main() from HYDRA_FULL_ERROR
@@ -374,12 +375,15 @@ class _Moments:
         self.count, self.mean, self.squares = 0, 0.0, 0.0
 
     def add(self, piece: Any) -> None:
+        flat = piece.reshape(-1)
+        for start in range(0, flat.size, MOMENT_BLOCK):  # np.var's float64 temporaries stay one block's size
+            self._add_block(flat[start : start + MOMENT_BLOCK])
+
+    def _add_block(self, block: Any) -> None:
         import numpy as np
 
-        count = piece.size
-        if not count:
-            return
-        mean, variance = float(np.mean(piece, dtype=np.float64)), float(np.var(piece, dtype=np.float64))
+        count = block.size
+        mean, variance = float(np.mean(block, dtype=np.float64)), float(np.var(block, dtype=np.float64))
         if not math.isfinite(mean):
             entry = self.entry
             raise InvalidArgumentError(
@@ -439,7 +443,7 @@ def _draw(entries: Sequence[PlanEntry], settings: Mapping[str, Any], backend: Ba
             with WriteProgress(sum(entry.nbytes for entry in entries), len(entries), quiet=quiet) as progress:
                 for entry in entries:
                     progress.start(entry.path)
-                    arrays[entry.path] = backend.to_numpy(tree.generate(entry, seed, backend))
+                    arrays[entry.path] = tree.assemble(entry, seed, backend, chunk_bytes)
                     moments[entry.path].add(arrays[entry.path])
                     progress.advance(arrays[entry.path].nbytes)
             io.save(arrays, path, metadata=metadata)

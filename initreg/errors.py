@@ -29,6 +29,10 @@ class WriteError(InitregError, OSError):
     """A file cannot be written (no room, no permission, no such folder); the message names the target."""
 
 
+class OutOfMemoryError(InitregError, MemoryError):
+    """A tensor would need more memory than is available; the message names both, before anything is allocated."""
+
+
 def choices(valid: Iterable[object]) -> str:
     """Formats valid values for an error message: 'a', 'b', 'c'."""
     return ", ".join(repr(v) for v in valid)

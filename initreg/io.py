@@ -26,6 +26,7 @@ time. Both give the same bytes for the same values.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -35,16 +36,19 @@ import signal
 import stat
 import struct
 import threading
+import tokenize
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
 from initreg.errors import InitregError, InvalidArgumentError, WriteError, choices
 from initreg.initializers.base import MAX_RANK, magnitude
+from initreg.memory import byte_size
 
 # NumPy dtype name -> (safetensors dtype, bytes per element)
 SAFETENSORS_DTYPES: dict[str, tuple[str, int]] = {
@@ -71,9 +75,11 @@ SAFETENSORS_BITS: dict[str, int] = {
 }  # fmt: skip
 FORMATS = {".safetensors": "safetensors", ".npz": "npz"}
 MAX_HEADER_BYTES = 100_000_000  # the limit the safetensors package enforces
+MAX_TENSORS = 1_000_000  # the most tensors a model may have, from a file's header or a config (GPT-2 XL has 580)
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest zip timestamp, written for reproducible archives
 HEADER_ALIGNMENT = 8
 NPZ_MEMBER_OVERHEAD = 2048  # bytes beyond the data and twice the name: zip headers and the .npy header
+NPY_LENGTH_BYTES = {(1, 0): 2, (2, 0): 4}  # the size of the header length field of each .npy format read
 TEMPORARY_NAME_BYTES = 230  # 255 less the dot, process id, random part and .tmp of a temporary name
 TERMINATING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP", "SIGQUIT") if hasattr(signal, name))
 
@@ -211,19 +217,9 @@ def free_space_for(path: str | os.PathLike[str], nbytes: int) -> None:
     free = usage.free
     if usage.total and nbytes > free:
         raise WriteError(
-            f"not enough space for {os.fspath(path)!r}: it needs {_size(nbytes)}, "
-            f"{str(folder)!r} has {_size(free)} free"
+            f"not enough space for {os.fspath(path)!r}: it needs {byte_size(nbytes)}, "
+            f"{str(folder)!r} has {byte_size(free)} free"
         )
-
-
-def _size(nbytes: int) -> str:
-    """Bytes exactly, and in decimal units: '4000000000000000 bytes (4.0 PB)'."""
-    value, unit = float(nbytes), "bytes"
-    for larger in ("kB", "MB", "GB", "TB", "PB", "EB"):
-        if value < 1000:
-            break
-        value, unit = value / 1000, larger
-    return f"{nbytes} bytes" + ("" if unit == "bytes" else f" ({value:.1f} {unit})")
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -424,6 +420,7 @@ def _read_safetensors_header(file: IO[bytes], where: str, file_size: int) -> lis
         raise InvalidArgumentError(f"{where} is not a safetensors file (bad JSON header: {error})") from error
     if not isinstance(header, dict):
         raise InvalidArgumentError(f"{where} is not a safetensors file (its header is not a JSON object)")
+    _check_count(len(header) - ("__metadata__" in header), where)
     metadata = header.pop("__metadata__", None) or {}
     if not isinstance(metadata, dict) or not all(isinstance(value, str) for value in metadata.values()):
         raise InvalidArgumentError(f"{where}: __metadata__ must map strings to strings")
@@ -481,35 +478,14 @@ def _header_entry(name: str, entry: Any, where: str) -> tuple[TensorInfo, tuple[
     return TensorInfo(name, tuple(shape), FROM_SAFETENSORS.get(code, code)), (offsets[0], offsets[1])
 
 
-def _read_npz_header(path: Path, where: str) -> list[TensorInfo]:
-    import numpy as np
-
-    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+def _read_npz_header(file: IO[bytes], where: str) -> list[TensorInfo]:
     tensors = []
     try:
-        with zipfile.ZipFile(path) as archive:
-            for member in archive.infolist():
-                if not member.filename.endswith(".npy"):
-                    continue
-                name = member.filename.removesuffix(".npy")
-                with archive.open(member) as file:
-                    version = np.lib.format.read_magic(file)
-                    if version not in readers:
-                        raise InvalidArgumentError(f"{where}: {name!r} has .npy format {version}; valid: 1.0, 2.0")
-                    shape, _, dtype = readers[version](file)
-                    data_bytes = member.file_size - file.tell()
-                if len(shape) > MAX_RANK or not all(type(d) is int and d >= 0 for d in shape) or dtype.hasobject:
-                    raise InvalidArgumentError(
-                        f"{where}: array {name!r} has shape {shape!r} and dtype {dtype}; valid: at most {MAX_RANK} "
-                        "non-negative dimensions, no Python objects"
-                    )
-                needed = math.prod(shape) * dtype.itemsize
-                if needed != data_bytes:
-                    raise InvalidArgumentError(
-                        f"{where}: array {name!r} of dtype {dtype} and shape {list(shape)} needs {magnitude(needed)} "
-                        f"bytes, but its member stores {data_bytes}"
-                    )
-                tensors.append(TensorInfo(name, tuple(shape), dtype.name))
+        with zipfile.ZipFile(file) as archive:
+            members = [member for member in archive.infolist() if member.filename.endswith(".npy")]
+            _check_count(len(members), where)
+            for member in members:
+                tensors.append(_npz_member(archive, member, where))
     except InitregError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, NotImplementedError, RuntimeError, EOFError,
@@ -518,15 +494,104 @@ def _read_npz_header(path: Path, where: str) -> list[TensorInfo]:
     return tensors
 
 
+def _npz_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, where: str) -> TensorInfo:
+    """The tensor an .npz member's .npy header declares, checked against the member's stored size."""
+    name = member.filename.removesuffix(".npy")
+    with archive.open(member) as file:
+        shape, dtype = _npy_header(file, f"{where}: array {name!r}")
+        data_bytes = member.file_size - file.tell()
+    if len(shape) > MAX_RANK or not all(type(d) is int and d >= 0 for d in shape) or dtype.hasobject:
+        raise InvalidArgumentError(
+            f"{where}: array {name!r} has shape {shape!r} and dtype {dtype}; valid: at most {MAX_RANK} "
+            "non-negative dimensions, no Python objects"
+        )
+    needed = math.prod(shape) * dtype.itemsize
+    if needed != data_bytes:
+        raise InvalidArgumentError(
+            f"{where}: array {name!r} of dtype {dtype} and shape {list(shape)} needs {magnitude(needed)} "
+            f"bytes, but its member stores {data_bytes}"
+        )
+    return TensorInfo(name, tuple(shape), dtype.name)
+
+
+def _npy_header(file: IO[bytes], subject: str) -> tuple[tuple[Any, ...], Any]:
+    """(shape, dtype) of the .npy header at the start of `file`; a header NumPy cannot parse raises naming `subject`.
+
+    NumPy reads the header's Python literal with ``ast.literal_eval`` and, for format 1.0 and 2.0, retries
+    a header it cannot parse through ``tokenize`` (for Python 2's ``1L``): a malformed header can raise
+    SyntaxError, tokenize.TokenError, or, deeply nested, RecursionError or MemoryError, besides ValueError.
+    Equal headers are parsed once (`_parsed_npy_header`): archives of many like tensors repeat them.
+    """
+    import numpy as np
+
+    version = np.lib.format.read_magic(file)
+    if version not in NPY_LENGTH_BYTES:
+        raise InvalidArgumentError(f"{subject} has .npy format {version}; valid: 1.0, 2.0")
+    prefix = file.read(NPY_LENGTH_BYTES[version])
+    length = int.from_bytes(prefix, "little") if len(prefix) == NPY_LENGTH_BYTES[version] else 0
+    header = prefix + file.read(length)
+    try:
+        return _parsed_npy_header(version, header)
+    except (SyntaxError, tokenize.TokenError, RecursionError, MemoryError, TypeError) as error:
+        problem = f"{type(error).__name__}: {error}"
+        raise InvalidArgumentError(f"{subject} has a malformed .npy header ({problem})") from error
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_npy_header(version: tuple[int, int], header: bytes) -> tuple[tuple[Any, ...], Any]:
+    """(shape, dtype) of an .npy header (its length field and text) of `version`, parsed by NumPy."""
+    import numpy as np
+
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    shape, _, dtype = readers[version](BytesIO(header))
+    return shape, dtype
+
+
+def _check_count(count: int, where: str) -> None:
+    """Raises if a file declares more than MAX_TENSORS tensors, before any of them is read."""
+    if count > MAX_TENSORS:
+        raise InvalidArgumentError(f"{where} declares {count:,} tensors; valid: at most {MAX_TENSORS:,}")
+
+
+FILE_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+@contextmanager
+def _regular_file(path: Path, where: str) -> Iterator[IO[bytes]]:
+    """`path` opened for reading if it is a regular file (after symlinks); anything else raises naming what it is.
+
+    The path is opened without blocking (a FIFO with no writer would block the open) and the opened
+    descriptor is then checked, so that the path cannot change between the check and the open.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    descriptor = os.open(path, flags)
+    mode = os.fstat(descriptor).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(descriptor)
+        kind = next((kind for test, kind in FILE_KINDS if test(mode)), "not a regular file")
+        raise InvalidArgumentError(f"{where} is {kind}; valid: a regular file (or a symlink to one)")
+    with os.fdopen(descriptor, "rb") as file:
+        yield file
+
+
 def read_header(path: str | os.PathLike[str]) -> list[TensorInfo]:
-    """The names, shapes and dtypes stored in a .safetensors or .npz file, without reading the data."""
+    """The names, shapes and dtypes stored in a .safetensors or .npz file, without reading the data.
+
+    `path` must be a regular file or a symlink to one, declaring at most MAX_TENSORS tensors.
+    """
     source = Path(path)
     where = repr(os.fspath(path))
     chosen = file_format(source)
     try:
-        if chosen == "npz":
-            return _read_npz_header(source, where)
-        with source.open("rb") as file:
+        with _regular_file(source, where) as file:
+            if chosen == "npz":
+                return _read_npz_header(file, where)
             return _read_safetensors_header(file, where, os.fstat(file.fileno()).st_size)
     except OSError as error:
         raise InvalidArgumentError(f"cannot read {where}: {error.strerror or error}") from error

@@ -47,6 +47,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from initreg import memory
 from initreg.dtypes import numpy_dtype, standardize_dtype
 from initreg.errors import InitregError, InvalidArgumentError, choices
 from initreg.expressions import compile_index
@@ -605,14 +606,51 @@ def generate(entry: PlanEntry, seed: int, backend: Any = None) -> Array:
 
 
 def _generate(entry: PlanEntry, seed: int, backend: Backend) -> Array:
-    """`generate` with a checked seed and a ready backend: the loop body of trees of many small tensors."""
+    """`generate` with a checked seed and a ready backend: the loop body of trees of many small tensors.
+
+    A draw that needs more memory than is available is refused before anything is allocated (see
+    `require_draw`).
+    """
     try:
+        require_draw(entry.initializer, entry.shape, entry.dtype, entry.layout, backend)
         return entry.initializer.generate(
             entry.shape, entry.dtype, key=derive_key(seed, entry.path), backend=backend, layout=entry.layout
         )
     except InitregError as error:  # what _about does, without the cost of a context manager per parameter
         _prefix(error, f"parameter {entry.path!r} (rule {entry.rule!r})")
         raise
+
+
+def draw_peak_bytes(initializer: Initializer, shape: Shape, dtype: str, layout: str | None, fused: bool) -> int:
+    """Bytes `initializer.generate(shape, dtype, ...)` holds at its peak on the NumPy backend (initreg.memory).
+
+    An initializer with `peak_bytes` (Orthogonal, Identity) states its own; an Overlay needs its base's,
+    or its output plus the largest of its parts' over the whole shape; any other draws element-wise.
+    """
+    own = getattr(initializer, "peak_bytes", None)
+    if own is not None:
+        return int(own(shape, dtype, layout, fused))
+    if isinstance(initializer, Overlay):
+        base = draw_peak_bytes(initializer.base, shape, dtype, layout, fused)
+        parts = [draw_peak_bytes(part.initializer, shape, dtype, layout, fused) for part in initializer.parts]
+        return max(base, math.prod(shape) * memory.itemsize(dtype) + max(parts, default=0))
+    return memory.elementwise_peak_bytes(shape, dtype, fused)
+
+
+def require_draw(
+    initializer: Initializer, shape: Shape, dtype: str, layout: str | None, backend: Backend, holding: int = 0
+) -> None:
+    """Raises OutOfMemoryError if `holding` bytes plus a draw of `shape` on NumPy exceed the available memory.
+
+    Other backends' memory is not checked; nor is a need below memory.MIN_CHECKED_BYTES.
+    """
+    from initreg.backends.numpy import NumpyBackend, fused_kernels
+
+    if holding + math.prod(shape) * memory.MAX_BYTES_PER_ELEMENT < memory.MIN_CHECKED_BYTES:
+        return
+    if isinstance(backend, NumpyBackend):
+        needed = holding + draw_peak_bytes(initializer, shape, dtype, layout, fused_kernels() is not None)
+        memory.require(needed, f"a {dtype} tensor of shape {list(shape)} drawn by {initializer!r}")
 
 
 def init_tree(
@@ -680,6 +718,11 @@ def _slices_cheaply(initializer: Initializer) -> bool:
     return slices_independently(initializer) and type(initializer).generate_slice is not Initializer.generate_slice
 
 
+def _comes_whole(entry: PlanEntry, chunk_bytes: int) -> bool:
+    """Whether `generate_chunks` gives `entry` as one piece: it fits a chunk, is 0-d, or cannot slice cheaply."""
+    return entry.nbytes <= chunk_bytes or not entry.shape or not _slices_cheaply(entry.initializer)
+
+
 def generate_chunks(
     entry: PlanEntry, seed: int, backend: Any = None, chunk_bytes: int = DEFAULT_CHUNK_BYTES
 ) -> Iterator[Any]:
@@ -690,7 +733,7 @@ def generate_chunks(
     without making the whole tensor (Orthogonal, Identity), comes whole, as one piece.
     """
     chosen, seed, chunk_bytes = get_backend(backend), stream_seed(seed), _chunk_bytes(chunk_bytes)
-    if entry.nbytes <= chunk_bytes or not entry.shape or not _slices_cheaply(entry.initializer):
+    if _comes_whole(entry, chunk_bytes):
         yield chosen.to_numpy(_generate(entry, seed, chosen))
         return
     key, itemsize = derive_key(seed, entry.path), int(numpy_dtype(entry.dtype).itemsize)
@@ -700,6 +743,32 @@ def generate_chunks(
                 entry.shape, index, entry.dtype, key=key, backend=chosen, layout=entry.layout
             )
         yield chosen.to_numpy(piece)
+
+
+def assemble(entry: PlanEntry, seed: int, backend: Any = None, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Any:
+    """`entry`'s parameter as one NumPy array, equal to `generate`'s, holding at most one piece besides it.
+
+    The array is allocated once and filled with the pieces of `generate_chunks` in order; a parameter
+    that comes as one piece is that piece. The output and a piece's draw are checked against the
+    available memory before the output is allocated.
+    """
+    import numpy as np
+
+    chosen, seed, chunk_bytes = get_backend(backend), stream_seed(seed), _chunk_bytes(chunk_bytes)
+    pieces = generate_chunks(entry, seed, chosen, chunk_bytes)
+    if _comes_whole(entry, chunk_bytes):
+        return next(pieces)
+    piece = (min(entry.size, max(1, chunk_bytes // memory.itemsize(entry.dtype))),)
+    with _about(
+        f"parameter {entry.path!r} (rule {entry.rule!r}), {entry.nbytes} bytes held while its pieces are drawn"
+    ):
+        require_draw(entry.initializer, piece, entry.dtype, entry.layout, chosen, holding=entry.nbytes)
+    values = np.empty(entry.size, numpy_dtype(entry.dtype))
+    start = 0
+    for drawn in pieces:
+        values[start : start + drawn.size] = drawn.reshape(-1)
+        start += drawn.size
+    return values.reshape(entry.shape)
 
 
 def save_entries(

@@ -135,7 +135,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> 
 
 KILLED_WRITER = """
 import sys
-from initreg import io
+from initreg import InitregError, io
 with io.atomic_file(sys.argv[1]) as file:
     file.write(b"x" * 1_000_000)
     file.flush()
@@ -260,6 +260,103 @@ def test_read_header_errors_name_the_file(tmp_path: Path, name: str, contents: b
     with pytest.raises(InvalidArgumentError) as error:
         io.read_header(tmp_path / name)
     assert name in str(error.value) and named in str(error.value)
+
+
+CHILD_READER = """
+import sys
+from initreg import InitregError, io
+try:
+    io.read_header(sys.argv[1])
+except InitregError as error:
+    print(error)
+"""
+
+
+def read_header_in_child(path: Path) -> str:
+    """The message of the error `io.read_header(path)` raises in a fresh process (which must end within 60 s)."""
+    done = subprocess.run([sys.executable, "-c", CHILD_READER, str(path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and not done.stderr, done.stderr
+    return done.stdout.strip()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+@pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
+def test_a_fifo_is_refused_at_once_by_name(tmp_path: Path, suffix: str) -> None:
+    os.mkfifo(tmp_path / f"pipe{suffix}")  # no writer: a blocking open would wait for ever
+    message = read_header_in_child(tmp_path / f"pipe{suffix}")
+    assert f"pipe{suffix}" in message and "is a FIFO" in message and "valid: a regular file" in message
+
+
+@pytest.mark.skipif(not Path("/dev/urandom").exists(), reason="needs /dev/urandom")
+@pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
+def test_a_symlink_to_a_device_is_refused_without_reading_it(tmp_path: Path, suffix: str) -> None:
+    (tmp_path / f"random{suffix}").symlink_to("/dev/urandom")
+    message = read_header_in_child(tmp_path / f"random{suffix}")
+    assert f"random{suffix}" in message and "is a character device" in message
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
+def test_a_folder_is_refused_by_name(tmp_path: Path, suffix: str) -> None:
+    (tmp_path / f"folder{suffix}").mkdir()
+    with pytest.raises(InvalidArgumentError, match=rf"'.*folder{suffix}' is a folder; valid: a regular file"):
+        io.read_header(tmp_path / f"folder{suffix}")
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
+def test_a_symlink_to_a_regular_file_is_read(tmp_path: Path, suffix: str) -> None:
+    arrays = {"w": np.ones((2, 3), np.float32), "b": np.zeros(3, np.float32)}
+    target = io.save(arrays, tmp_path / f"target{suffix}")
+    (tmp_path / f"link{suffix}").symlink_to(target)
+    assert io.read_header(tmp_path / f"link{suffix}") == [
+        io.TensorInfo("w", (2, 3), "float32"),
+        io.TensorInfo("b", (3,), "float32"),
+    ]
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
+def test_more_tensors_than_the_cap_are_refused_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
+) -> None:
+    arrays = {f"t{i}": np.zeros(i, np.float32) for i in range(4)}
+    path = io.save(arrays, tmp_path / f"many{suffix}", metadata={"note": "not a tensor"})
+    monkeypatch.setattr(io, "MAX_TENSORS", 4)
+    assert len(io.read_header(path)) == 4
+    monkeypatch.setattr(io, "MAX_TENSORS", 3)
+    with pytest.raises(InvalidArgumentError, match=rf"'.*many{suffix}' declares 4 tensors; valid: at most 3"):
+        io.read_header(path)
+
+
+def test_the_command_shares_the_cap_of_files() -> None:
+    from initreg import cli
+
+    assert cli.MAX_TENSORS == io.MAX_TENSORS == 1_000_000
+
+
+def header_fuzzer() -> Any:
+    """bench/fuzz_headers.py as a module."""
+    import importlib.util
+
+    location = Path(__file__).resolve().parents[1] / "bench" / "fuzz_headers.py"
+    spec = importlib.util.spec_from_file_location("fuzz_headers", location)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning", "ignore::SyntaxWarning", "ignore::DeprecationWarning")
+def test_every_mutated_header_gives_tensors_or_one_error_naming_the_file(tmp_path: Path) -> None:
+    fuzz = header_fuzzer()
+    counts = fuzz.fuzz_library(tmp_path, fuzz.seed_files(tmp_path), 1_500, seed=15)
+    outcomes = {outcome for _, outcome in counts}
+    assert outcomes == {"ok", "error"}, counts
+    assert all(counts[kind, "error"] >= 100 for kind in fuzz.KINDS), counts
+
+
+def test_the_command_reports_mutated_headers_in_one_line(tmp_path: Path) -> None:
+    fuzz = header_fuzzer()
+    counts = fuzz.fuzz_command(tmp_path, fuzz.seed_files(tmp_path), 30, seed=15)
+    assert {outcome for _, outcome in counts} == {"ok", "error"}, counts
 
 
 def test_the_format_comes_from_the_suffix_or_the_argument(tmp_path: Path) -> None:
@@ -448,7 +545,7 @@ def test_free_space_is_checked_before_anything_is_written(tmp_path: Path, monkey
 FULL_DISK_WRITER = """
 import resource, signal, sys
 import numpy as np
-from initreg import io
+from initreg import InitregError, io
 from initreg.errors import WriteError
 
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, as on a full disk

@@ -313,3 +313,127 @@ def test_bad_streaming_settings_give_one_line_and_no_file(tmp_path: Path, overri
     assert done.returncode == 2
     assert done.stderr.startswith(f"initreg: error: {named}") and done.stderr.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 40, 1 << 20])
+def test_assemble_gives_generate_s_tensor(chunk_bytes: int, stream_path: str) -> None:
+    for entry in tree.plan(SPEC, RULES):
+        whole = numpy_backend.backend.to_numpy(tree.generate(entry, 5))
+        assembled = tree.assemble(entry, 5, chunk_bytes=chunk_bytes)
+        assert assembled.dtype == whole.dtype and assembled.shape == whole.shape, entry.path
+        assert assembled.tobytes() == whole.tobytes(), entry.path
+
+
+def traced_peak(function: Any) -> int:
+    """The most bytes tracemalloc saw allocated at once while `function()` ran (NumPy reports its arrays)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        function()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize(
+    ("init", "shape", "dtype"),
+    [
+        ("orthogonal", (1024, 1024), "float32"),
+        ("orthogonal", (2048, 512), "bfloat16"),
+        ("orthogonal", (256, 4096), "float64"),
+        ("identity", (1024, 2048), "float16"),
+        ("identity", (1024, 1024), "float64"),
+        ("lecun_normal", (1024, 1024), "bfloat16"),
+        ("truncated_normal", (1024, 1024), "float64"),
+        ("glorot_uniform", (2048, 1024), "float32"),
+    ],
+)
+def test_the_peak_estimate_covers_the_measured_peak(
+    init: str, shape: tuple[int, ...], dtype: str, stream_path: str
+) -> None:
+    (entry,) = tree.plan({"w": shape}, {"all": {"match": "*", "init": init}}, dtype=dtype)
+    tree.generate(entry, 0)  # compiles the kernels outside the measurement
+    measured = traced_peak(lambda: tree.generate(entry, 0))
+    estimate = tree.draw_peak_bytes(entry.initializer, shape, dtype, None, fused=stream_path == "fused")
+    assert measured <= estimate + (64 << 10), (measured, estimate)  # 64 KiB: small arrays besides the tensors
+    assert estimate <= 2.5 * measured, (measured, estimate)
+
+
+def test_a_draw_needing_more_than_the_available_memory_is_refused_before_allocating(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from initreg import memory
+    from initreg.errors import OutOfMemoryError
+
+    monkeypatch.setattr(memory, "available_bytes", lambda: 40 << 20)  # 40 MiB
+    spec = {"rotation": (2048, 2048), "eye": (4096, 4096), "dense": (4096, 4096), "small": (2048, 2048)}
+    rules = {
+        "dense": {"match": "*", "init": "lecun_normal"},
+        "rotation": {"match": "rotation", "init": "orthogonal"},
+        "eye": {"match": "eye", "init": "identity"},
+    }
+    needs = {"rotation": 9 * (16 << 20), "eye": 2 * (64 << 20), "dense": 17 * (4 << 20)}
+    entries = {entry.path: entry for entry in tree.plan(spec, rules)}
+    for path, needed in needs.items():
+        error = None
+        try:
+            peak = traced_peak(lambda: tree.generate(entries[path], 0))  # noqa: B023
+        except OutOfMemoryError as caught:
+            error = caught
+        assert error is not None and isinstance(error, MemoryError), path
+        message = str(error)
+        assert f"parameter {path!r}" in message and f"needs about {needed} bytes" in message, message
+        assert f"but {40 << 20} bytes (41.9 MB) is available" in message, message
+    peak = traced_peak(lambda: tree.generate(entries["small"], 0))  # 16 MiB: fits
+    assert peak < 40 << 20
+
+
+def test_a_tensor_assembled_from_pieces_is_refused_if_it_and_a_piece_do_not_fit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from initreg import memory
+    from initreg.errors import OutOfMemoryError
+
+    (entry,) = tree.plan({"w": (4096, 4096)}, {"all": {"match": "*", "init": "lecun_normal"}})
+    monkeypatch.setattr(memory, "available_bytes", lambda: 65 << 20)  # the tensor's 64 MiB and 1 MiB more
+    assert tree.assemble(entry, 0, chunk_bytes=1 << 18).nbytes == 64 << 20  # a 256 kiB piece fits
+    with pytest.raises(OutOfMemoryError, match=r"parameter 'w' \(rule 'all'\), 67108864 bytes held while"):
+        tree.assemble(entry, 0, chunk_bytes=4 << 20)  # a 4 MiB piece does not
+
+
+def test_refused_draws_allocate_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from initreg import memory
+    from initreg.errors import OutOfMemoryError
+
+    monkeypatch.setattr(memory, "available_bytes", lambda: 1 << 20)
+    (entry,) = tree.plan({"w": (100_000, 100_000)}, {"all": {"match": "*", "init": "orthogonal"}})
+
+    def refused() -> None:
+        with pytest.raises(OutOfMemoryError, match=r"needs about 360000000000 bytes \(360.0 GB\)"):
+            tree.generate(entry, 0)
+
+    assert traced_peak(refused) < 1 << 20
+
+
+@pytest.mark.parametrize(
+    ("dtype", "shape", "suffix"),
+    [
+        ("float32", (4096, 4096), ".safetensors"),
+        ("bfloat16", (4096, 8192), ".safetensors"),
+        ("float32", (4096, 4096), ".npz"),
+    ],
+)
+def test_stream_false_holds_little_more_than_the_tree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dtype: str, shape: tuple[int, ...], suffix: str
+) -> None:
+    from initreg import cli
+
+    monkeypatch.setattr(cli, "_metadata", lambda settings: {})  # the command's metadata needs Hydra's config
+    (entry,) = tree.plan({"w": shape}, {"all": {"match": "*", "init": "lecun_normal"}}, dtype=dtype)
+    settings = {"progress": False, "stream": False, "chunk_mb": 2, "seed": 0, "init": "lecun_normal"}
+    backend = numpy_backend.backend
+    cli._draw([entry], settings, backend, tmp_path / f"warm{suffix}")  # compiles the kernels outside the measurement
+    peak = traced_peak(lambda: cli._draw([entry], settings, backend, tmp_path / f"w{suffix}"))
+    assert peak <= 1.3 * entry.nbytes, peak / entry.nbytes
+    assert (tmp_path / f"w{suffix}").read_bytes() == (tmp_path / f"warm{suffix}").read_bytes()

@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from initreg.dtypes import EXACT_DTYPES, FLOAT_DTYPES
+from initreg.dtypes import EXACT_DTYPES, FLOAT_DTYPES, compute_dtype
 from initreg.errors import InvalidArgumentError, choices
 from initreg.initializers.base import Array, Initializer, Shape, finite_number, python_number
+from initreg.memory import itemsize
 from initreg.registry import get_backend, register
 from initreg.rng import Key
 
@@ -198,6 +199,15 @@ class Identity(Initializer):
         self.check(shape, dtype, layout)
         xp = backend.xp
         return backend.cast(self.gain * xp.eye(shape[0], shape[1], dtype=backend.compute_dtype(dtype)), dtype)
+
+    def peak_bytes(self, shape: Shape, dtype: str, layout: str | None = None, fused: bool = True) -> int:
+        """Bytes `generate` holds at its peak on NumPy: 2 r c + r o, o only if `dtype` is not the compute dtype.
+
+        r elements, c bytes each in the compute dtype (the identity and its gain multiple), o in `dtype`
+        for the cast.
+        """
+        size, compute = math.prod(shape), compute_dtype(dtype)
+        return 2 * size * itemsize(compute) + (0 if compute == dtype else size * itemsize(dtype))
 
     def target_std(self, shape: Shape, layout: str | None = None) -> float:
         size = math.prod(shape)

@@ -17,6 +17,7 @@ from initreg.dtypes import compute_dtype
 from initreg.errors import InvalidArgumentError, choices
 from initreg.initializers.base import Array, RandomInitializer, Shape, finite_number
 from initreg.initializers.variance_scaling import LAYOUTS
+from initreg.memory import elementwise_peak_bytes, itemsize
 from initreg.registry import register
 from initreg.rng import Key
 
@@ -72,6 +73,21 @@ class Orthogonal(RandomInitializer):
             "Orthogonal cannot generate a slice on its own: every element depends on the whole matrix "
             "through its QR decomposition; generate the whole parameter instead"
         )
+
+    def peak_bytes(self, shape: Shape, dtype: str, layout: str | None = None, fused: bool = True) -> int:
+        """Bytes `generate` holds at its peak on NumPy: the larger of the normal matrix's draw and the QR phase.
+
+        The QR phase holds at most (6 m n + 3 n^2) c + m n o, o only if `dtype` is not the compute
+        dtype: m, n = max, min of (rows, cols), c and o bytes per element of the compute dtype and of
+        `dtype` (the normal matrix, QR's copies, Q, Q sign(diag R) and its gain multiple; R, the identity
+        and their product; the cast). The draw is element-wise (initreg.memory.elementwise_peak_bytes).
+        """
+        rows, cols = _matrix_shape(shape, layout)
+        big, small = max(rows, cols), min(rows, cols)
+        compute = compute_dtype(dtype)
+        cast = 0 if compute == dtype else big * small * itemsize(dtype)
+        qr = (6 * big * small + 3 * small * small) * itemsize(compute) + cast
+        return max(qr, elementwise_peak_bytes((big, small), compute, fused))
 
     def target_std(self, shape: Shape, layout: str | None = None) -> float:
         rows, cols = _matrix_shape(shape, layout)
