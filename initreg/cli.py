@@ -12,7 +12,9 @@ registers the plugin itself, so it works where Hydra's plugin scan misses it, an
 does not apply to it. The command's own `backend` group gets every registered backend name at start-up
 (``{name: <name>}`` in Hydra's ConfigStore) unless configs/command/backend/ ships a yaml of that name.
 
-Overrides are code: the command refuses `hydra.callbacks` overrides, which call arbitrary functions.
+Config files and search paths are code; overrides may not change Hydra's own settings (the `hydra`
+node, whose callbacks, logging and launcher call functions and write files) beyond ALLOWED_HYDRA_KEYS
+and the launcher and sweeper choices: every composed config is checked before Hydra uses it.
 Bad input ends the command with exit code 2 and one line on stderr, with nothing written (no file,
 no folder); HYDRA_FULL_ERROR=1 shows the traceback instead. Names from files are printed with their
 control characters escaped. In a multirun each job's file is named by the job's overrides, and
@@ -40,6 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import hydra
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException, MissingConfigException
@@ -162,12 +165,61 @@ def store_backend_options() -> None:
             store.store(group="backend", name=name, node={"name": name})
 
 
-def _refuse_callbacks(overrides: Sequence[str]) -> None:
-    """Hydra's callbacks call any function a config names: the command takes none from the command line."""
-    for override in overrides:
-        key = override.lstrip("+~").partition("=")[0].rpartition("@")[2].replace("/", ".")  # group@package too
-        if key == "hydra.callbacks" or key.startswith("hydra.callbacks."):
-            _fail(f"{override!r}: hydra.callbacks overrides are refused (a callback runs arbitrary code)")
+ALLOWED_HYDRA_KEYS = ("sweep.dir", "verbose", "mode")  # hydra.<key> an override may set
+ALLOWED_HYDRA_CHOICES = ("hydra/launcher", "hydra/sweeper")  # groups whose option may be chosen (as shipped)
+FILLED_BY_HYDRA = ("overrides", "runtime", "job.override_dirname")  # what Hydra writes into every config
+
+
+def _first_difference(given: Any, default: Any, key: str) -> str | None:
+    """The first dotted key under `key` where `given` differs from `default`, or None if they are equal;
+    keys under ALLOWED_HYDRA_KEYS and FILLED_BY_HYDRA are not compared."""
+    if key.removeprefix("hydra.") in ALLOWED_HYDRA_KEYS + FILLED_BY_HYDRA:
+        return None
+    if isinstance(given, dict) and isinstance(default, dict):
+        for name in sorted({*given, *default}, key=str):
+            found = _first_difference(given.get(name), default.get(name), f"{key}.{name}")
+            if found is not None:
+                return found
+        return None
+    return None if given == default else key
+
+
+def _check_hydra_node(composed: DictConfig, default: DictConfig) -> None:
+    """Refuses a composed config whose `hydra` node differs from the command's own (`default`, composed
+    with the same launcher and sweeper) outside ALLOWED_HYDRA_KEYS: Hydra calls the functions its
+    callbacks, logging, launcher and sweeper name, and writes the files and folders it names."""
+    given, own = (OmegaConf.to_container(config.hydra, resolve=False) for config in (composed, default))
+    changed = _first_difference(given, own, "hydra")
+    if changed is not None:
+        allowed = [f"hydra.{key}" for key in ALLOWED_HYDRA_KEYS] + [
+            f"{group}=<option>" for group in ALLOWED_HYDRA_CHOICES
+        ]
+        raise InvalidArgumentError(
+            f"{changed} is Hydra's setting, which the command keeps as its own (Hydra calls the functions and "
+            f"writes the files its settings name); valid overrides of Hydra: {', '.join(allowed)}"
+        )
+
+
+@contextmanager
+def _hydra_settings_checked() -> Iterator[None]:
+    """While the command runs, every config Hydra composes (the run's, the multirun's, each job's) has its
+    `hydra` node checked by _check_hydra_node before Hydra uses it (callbacks, logging, launcher)."""
+    compose = ConfigLoaderImpl.load_configuration
+
+    def checked(
+        loader: ConfigLoaderImpl, config_name: str | None, overrides: list[str], run_mode: RunMode, **kwargs: Any
+    ) -> DictConfig:
+        composed = compose(loader, config_name, overrides, run_mode, **kwargs)
+        choices_made = composed.hydra.runtime.choices
+        own_options = [f"{group}={choices_made[group]}" for group in ALLOWED_HYDRA_CHOICES if group in choices_made]
+        _check_hydra_node(composed, compose(loader, config_name, own_options, run_mode))
+        return composed
+
+    ConfigLoaderImpl.load_configuration = checked  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        ConfigLoaderImpl.load_configuration = compose  # type: ignore[method-assign]
 
 
 def _refuse_initializer_seeds(rules: Mapping[str, Any]) -> None:
@@ -522,9 +574,8 @@ def main() -> None:
     warnings.showwarning = _show_warning
     for signum in io.TERMINATING_SIGNALS:  # unwinds, so that a half-written temporary file is removed
         signal.signal(signum, io.exit_on_signal)
-    _refuse_callbacks(sys.argv[1:])
     app = hydra.main(config_path=f"pkg://{CONFIG_PACKAGE}", config_name="config", version_base="1.3")(initialize)
-    with _scratch_folder(), _reported_errors():
+    with _scratch_folder(), _reported_errors(), _hydra_settings_checked():
         _use_initreg_plugin()
         store_backend_options()
         if not OmegaConf.has_resolver("initreg_rules"):

@@ -315,9 +315,6 @@ def test_list_prints_the_registry() -> None:
         (["init=he_normal", "init.scael=2"], ["init.scael", "Key 'scael' not in 'init/he_normal'"]),
         (["init.seed=3"], ["seed=3", "the tree's seed decides"]),
         (['+rules.x={match:"*.kernel",init:{name:he_normal,seed:1}}'], ["rule 'x'", "the tree's seed decides"]),
-        (["+hydra.callbacks.x={_target_:pathlib.Path.write_text,self:x.pth,data:x}"], ["hydra.callbacks", "refused"]),
-        (["hydra/callbacks=x"], ["hydra.callbacks", "refused"]),
-        (["+init/he_normal@hydra.callbacks.x=he_normal"], ["hydra.callbacks", "refused"]),
         (
             ["recipe=hf_gpt2", "model=gpt2_small", "+recipe.rules.weights.init.seed=1"],
             ["rule 'weights'", "the tree's seed decides"],
@@ -332,6 +329,70 @@ def test_bad_input_gives_one_line_and_no_file(tmp_path: Path, arguments: list[st
         assert part in done.stderr
     assert "Traceback" not in done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+VICTIM = "victim.txt"
+HYDRA_SETTINGS = [  # overrides that would run code or write files through Hydra's own settings
+    ("+hydra.callbacks.x={_target_:pathlib.Path.touch,self:PWNED}", "hydra.callbacks.x"),
+    ("++hydra={callbacks:{x:{_target_:pathlib.Path.touch,self:PWNED}}}", "hydra.callbacks.x"),
+    ("+init@_global_.hydra.callbacks.x=he_normal", "hydra.callbacks.x"),
+    (
+        "++hydra.job_logging={version:1,handlers:{f:{class:logging.FileHandler,filename:" + VICTIM + ",mode:w}},"
+        "root:{handlers:[f]}}",
+        "hydra.job_logging.handlers",
+    ),
+    (
+        "++hydra.hydra_logging={version:1,handlers:{f:{class:logging.FileHandler,filename:" + VICTIM + ",mode:w}},"
+        "root:{handlers:[f]}}",
+        "hydra.hydra_logging.handlers",
+    ),
+    ("hydra/job_logging=default", "hydra.job_logging"),
+    ("hydra.output_subdir=written", "hydra.output_subdir"),
+    ("+hydra.job.env_set.INITREG_CACHE_DIR=planted", "hydra.job.env_set.INITREG_CACHE_DIR"),
+    ("hydra.job.env_copy=[HOME]", "hydra.job.env_copy"),
+    ("hydra.run.dir=written", "hydra.run.dir"),
+    ("hydra.job.chdir=true", "hydra.job.chdir"),
+    ("hydra.launcher._target_=pathlib.Path.touch", "hydra.launcher._target_"),
+    ("+hydra.searchpath=[file://written]", "hydra.searchpath"),
+]
+
+
+@pytest.mark.parametrize(("override", "named"), HYDRA_SETTINGS)
+@pytest.mark.parametrize("mode", [[], ["-m"]])
+def test_overrides_of_hydras_settings_are_refused_before_hydra_acts_on_them(
+    tmp_path: Path, override: str, named: str, mode: list[str]
+) -> None:
+    (tmp_path / VICTIM).write_text("kept")
+    done = initreg_command(tmp_path, *mode, "dry_run=true", override)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("initreg: error: ") and done.stderr.count("\n") == 1, done.stderr
+    assert named in done.stderr and "hydra.sweep.dir" in done.stderr  # what is refused, and what is valid
+    assert [p.name for p in tmp_path.iterdir()] == [VICTIM] and (tmp_path / VICTIM).read_text() == "kept"
+
+
+def test_a_swept_package_override_into_hydras_settings_is_refused(tmp_path: Path) -> None:
+    done = initreg_command(tmp_path, "-m", "dry_run=true", "+init@_global_.hydra.callbacks.x=he_normal,zeros")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.endswith("\n") and "initreg: error: hydra.callbacks.x " in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [["hydra.verbose=true"], ["hydra/launcher=basic"], ["hydra/sweeper=basic"], ["hydra.mode=RUN"], ["-m", "seed=1,2"]],
+)
+def test_the_allowed_settings_of_hydra_still_work(tmp_path: Path, arguments: list[str]) -> None:
+    done = initreg_command(tmp_path, *arguments)
+    assert done.returncode == 0, done.stderr
+    assert "error" not in done.stderr
+    assert all(p.suffix == ".safetensors" for p in tmp_path.iterdir()) and any(tmp_path.iterdir())
+
+
+def test_a_multirun_keeps_hydras_sweep_folder_where_asked(tmp_path: Path) -> None:
+    done = initreg_command(tmp_path, "-m", "seed=1,2", "hydra.sweep.dir=sweep")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "sweep" / "multirun.yaml").is_file()
+    assert (tmp_path / "mlp-glorot_uniform-seed2.safetensors").is_file()
 
 
 def test_hydra_full_error_shows_the_traceback(tmp_path: Path) -> None:
