@@ -30,6 +30,7 @@ import json
 import math
 import os
 import re
+import reprlib
 import shutil
 import signal
 import sys
@@ -37,6 +38,7 @@ import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, cast
@@ -45,6 +47,7 @@ import hydra
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
@@ -53,7 +56,9 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 from initreg import __version__, io, recipes, registry, tree
 from initreg.dtypes import FLOAT_DTYPES
 from initreg.errors import InitregError, InvalidArgumentError, printable
+from initreg.initializers.base import magnitude
 from initreg.initializers.overlay import Overlay, region_text
+from initreg.initializers.variance_scaling import LAYOUTS
 from initreg.schemas import plain
 
 if TYPE_CHECKING:
@@ -67,6 +72,7 @@ CONFIG_PACKAGE = "initreg.configs.command"
 PUBLIC_PACKAGE = "initreg.configs.public"
 EXIT_BAD_INPUT = 2
 MAX_TENSORS = 1_000_000  # the most parameters a model config may make (GPT-2 XL has 580)
+MIN_SEED, MAX_SEED = -(2**63), 2**64 - 1  # the seeds the command takes: int64's and uint64's
 MAX_NAME_BYTES = 255  # the longest file name most file systems take
 SAFE_IN_NAMES = "=,+~@"  # characters kept as they are in a job's file name, besides letters, digits and _.-
 
@@ -200,6 +206,38 @@ def _check_hydra_node(composed: DictConfig, default: DictConfig) -> None:
         )
 
 
+def _is_option_name(value: Any) -> bool:
+    """Whether `value`, parsed from ``group=value``, can name a group's option(s): a name, a list of names, a sweep."""
+    if isinstance(value, list):
+        return all(isinstance(item, str) for item in value)
+    return value is not None and not isinstance(value, (bool, int, float, dict))
+
+
+def _unreadable(
+    loader: ConfigLoaderImpl, overrides: Sequence[str], error: BaseException
+) -> HydraException | InitregError:
+    """The error for overrides Hydra's parser or defaults list fails on with a ValueError, TypeError or
+    RecursionError: it names the first override that fails to parse alone, or that gives a config group
+    something other than an option's name, if one does."""
+    if isinstance(error, RecursionError):
+        reason = "nested too deeply to read"
+    elif "Exceeds the limit" in str(error):  # int(text) past Python's int_max_str_digits
+        reason = f"an integer of more than {sys.get_int_max_str_digits():,} digits"
+    else:
+        reason = " ".join(str(error).split())
+    parser = OverridesParser.create()
+    for override in overrides:
+        try:
+            parsed = parser.parse_overrides([override])[0]
+        except (ValueError, TypeError, RecursionError, HydraException):
+            return InvalidArgumentError(f"{_ShortRepr().repr(override)}: {reason}")
+        group = parsed.key_or_group
+        if loader.repository.group_exists(group) and not _is_option_name(parsed.value()):
+            options = loader.get_group_options(group)
+            return MissingConfigException("", missing_cfg_file=f"{group}/{parsed.value()}", options=options)
+    return InvalidArgumentError(f"the overrides cannot be composed: {reason}")
+
+
 @contextmanager
 def _hydra_settings_checked() -> Iterator[None]:
     """While the command runs, every config Hydra composes (the run's, the multirun's, each job's) has its
@@ -209,7 +247,10 @@ def _hydra_settings_checked() -> Iterator[None]:
     def checked(
         loader: ConfigLoaderImpl, config_name: str | None, overrides: list[str], run_mode: RunMode, **kwargs: Any
     ) -> DictConfig:
-        composed = compose(loader, config_name, overrides, run_mode, **kwargs)
+        try:
+            composed = compose(loader, config_name, overrides, run_mode, **kwargs)
+        except (ValueError, TypeError, RecursionError) as error:  # Hydra's parser and defaults list on bad input
+            raise _unreadable(loader, overrides, error) from error
         choices_made = composed.hydra.runtime.choices
         own_options = [f"{group}={choices_made[group]}" for group in ALLOWED_HYDRA_CHOICES if group in choices_made]
         _check_hydra_node(composed, compose(loader, config_name, own_options, run_mode))
@@ -232,6 +273,93 @@ def _refuse_initializer_seeds(rules: Mapping[str, Any]) -> None:
                 f"rule {name!r}: init seed={seed} is not used, since the tree's seed decides every parameter's "
                 f"values (with its path); set seed={seed} instead"
             )
+
+
+# --- the command's settings: one typed schema ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What a key of the command's config takes: `valid(value)` says whether `value` does; `what` says it
+    in words, for the error. An optional key may be missing (deleted with ``~key``)."""
+
+    valid: Callable[[Any], bool]
+    what: str
+    optional: bool = False
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_mapping_or_none(value: Any) -> bool:
+    return value is None or isinstance(value, Mapping)
+
+
+def _is_positive_number(value: Any) -> bool:
+    return (_is_integer(value) or isinstance(value, float)) and 0 < value < math.inf
+
+
+BOOLEAN = Setting(lambda value: isinstance(value, bool), "true or false")
+MAPPING = Setting(lambda value: isinstance(value, Mapping), "a mapping {key: value, ...}")
+MAPPING_OR_NONE = Setting(_is_mapping_or_none, "a mapping {key: value, ...} or null", optional=True)
+SETTINGS = {  # the command's config (configs/command/config.yaml), resolved
+    "seed": Setting(
+        lambda v: _is_integer(v) and MIN_SEED <= v <= MAX_SEED, f"an integer from {MIN_SEED} to {MAX_SEED}"
+    ),
+    "dtype": Setting(lambda value: value in FLOAT_DTYPES, " or ".join(repr(name) for name in FLOAT_DTYPES)),
+    "output": Setting(
+        lambda value: isinstance(value, str) and value != "", "a file name ending in .safetensors or .npz"
+    ),
+    "dry_run": BOOLEAN,
+    "allow_unmatched_params": BOOLEAN,
+    "allow_unused_rules": BOOLEAN,
+    "stream": BOOLEAN,
+    "chunk_mb": Setting(_is_positive_number, "a positive number of MiB, such as 64"),
+    "progress": BOOLEAN,
+    "rules": MAPPING,
+    "model": MAPPING,
+    "recipe": MAPPING_OR_NONE,
+    "backend": MAPPING,
+}
+MODEL_SETTINGS = {  # keys of `model` the command reads; a model config may add others for its interpolations
+    "layout": Setting(
+        lambda value: value is None or value in LAYOUTS, f"{' or '.join(map(repr, LAYOUTS))} or null", optional=True
+    ),
+    "path": Setting(lambda value: value is None or isinstance(value, str), "a file name or null", optional=True),
+    "params": MAPPING_OR_NONE,
+    "repeat": MAPPING_OR_NONE,
+    "variables": MAPPING_OR_NONE,
+    "ties": MAPPING_OR_NONE,
+}
+BACKEND_SETTINGS = {"name": Setting(lambda value: isinstance(value, str), "a registered backend's name")}
+
+
+class _ShortRepr(reprlib.Repr):
+    """reprlib's short repr, with integers as magnitude() writes them (Python cannot print 4,300+ digits)."""
+
+    def repr_int(self, value: int, level: int) -> str:
+        return ("-" if value < 0 else "") + magnitude(abs(value))
+
+
+def _check_settings(settings: Mapping[str, Any], schema: Mapping[str, Setting], prefix: str = "") -> None:
+    """Raises InvalidArgumentError naming the first key of `settings` that `schema` does not take."""
+    for key, setting in schema.items():
+        if key not in settings:
+            if setting.optional:
+                continue
+            raise InvalidArgumentError(f"{prefix}{key} is missing (deleted by ~{prefix}{key}?); valid: {setting.what}")
+        if not setting.valid(settings[key]):
+            shown = _ShortRepr().repr(settings[key])
+            raise InvalidArgumentError(f"{prefix}{key}={shown} is not valid; valid: {setting.what}")
+
+
+def check_settings(settings: Mapping[str, Any]) -> None:
+    """Checks the command's resolved config against SETTINGS, its `model` against MODEL_SETTINGS and its
+    `backend` against BACKEND_SETTINGS, before anything reads them."""
+    _check_settings(settings, SETTINGS)
+    _check_settings(settings["model"], MODEL_SETTINGS, "model.")
+    _check_settings(settings["backend"], BACKEND_SETTINGS, "backend.")
 
 
 # --- models ------------------------------------------------------------------------------------
@@ -449,19 +577,9 @@ class _Moments:
         return math.sqrt(self.squares / self.count) if self.count else math.nan
 
 
-def _flag(settings: Mapping[str, Any], name: str) -> bool:
-    value = settings[name]
-    if not isinstance(value, bool):
-        raise InvalidArgumentError(f"{name} must be true or false; got {value!r}")
-    return value
-
-
 def _chunk_bytes(settings: Mapping[str, Any]) -> int:
-    """chunk_mb (MiB, > 0; fractions allowed) in bytes."""
-    value = settings["chunk_mb"]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
-        raise InvalidArgumentError(f"chunk_mb must be a positive number of MiB, such as 64; got {value!r}")
-    return max(1, int(value * 2**20))
+    """chunk_mb (MiB, checked by SETTINGS) in bytes."""
+    return max(1, int(settings["chunk_mb"] * 2**20))
 
 
 def _draw(entries: Sequence[PlanEntry], settings: Mapping[str, Any], backend: Backend, path: Path) -> dict[str, float]:
@@ -475,7 +593,7 @@ def _draw(entries: Sequence[PlanEntry], settings: Mapping[str, Any], backend: Ba
 
     from initreg.progress import WriteProgress
 
-    quiet, stream, chunk_bytes = not _flag(settings, "progress"), _flag(settings, "stream"), _chunk_bytes(settings)
+    quiet, stream, chunk_bytes = not settings["progress"], settings["stream"], _chunk_bytes(settings)
     seed, metadata, chosen = settings["seed"], _metadata(settings), io.file_format(path)
     tensors = [io.TensorInfo(entry.path, entry.shape, entry.dtype) for entry in entries]
     io.free_space_for(path, io.planned_size(tensors, chosen, metadata))
@@ -517,6 +635,7 @@ def initialize(cfg: DictConfig) -> None:
     """The Hydra task: plan the model's tree by the rules, draw it, write it, print the table."""
     with _reported_errors():
         settings = cast(dict[str, Any], plain(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)))
+        check_settings(settings)
         spec, notes = model_spec(settings["model"])
         for note in notes:
             print(f"initreg: note: {printable(note)}", file=sys.stderr)

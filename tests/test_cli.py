@@ -7,6 +7,7 @@ plugins selectable by name, and bad input ending in one line on stderr with no f
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import math
@@ -17,6 +18,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import types
 import zipfile
 from pathlib import Path
 
@@ -315,6 +317,25 @@ def test_list_prints_the_registry() -> None:
         (["init=he_normal", "init.scael=2"], ["init.scael", "Key 'scael' not in 'init/he_normal'"]),
         (["init.seed=3"], ["seed=3", "the tree's seed decides"]),
         (['+rules.x={match:"*.kernel",init:{name:he_normal,seed:1}}'], ["rule 'x'", "the tree's seed decides"]),
+        (["seed=" + "7" * 5000], ["'seed=777", "more than 4,300 digits"]),
+        (["seed=" + "7" * 4000], ["seed=~10^3999 is not valid", str(2**64 - 1)]),
+        (["seed=-1" + "0" * 19], ["seed=-10000000000000000000 is not valid", str(-(2**63))]),
+        (["seed=1.5"], ["seed=1.5", "an integer from"]),
+        (["~dtype"], ["dtype is missing", "~dtype", "'bfloat16'"]),
+        (["~seed", "output=x.npz"], ["seed is missing", "~seed"]),
+        (["~dry_run"], ["dry_run is missing", "true or false"]),
+        (["rules=-1"], ["rules=-1 is not valid", "a mapping"]),
+        (["dry_run=abc"], ["dry_run='abc'", "true or false"]),
+        (["chunk_mb=[1]"], ["chunk_mb=[1]", "positive number of MiB"]),
+        (["++model.repeat=2.5"], ["model.repeat=2.5", "a mapping"]),
+        (["++model.layout=-1"], ["model.layout=-1", "'keras' or 'torch'"]),
+        (["backend.name=true"], ["backend.name=True"]),
+        (["seed=" + "[" * 3000 + "]" * 3000], ["'seed=[[[", "nested too deeply"]),
+        (["+x=" + "{a:" * 3000 + "1" + "}" * 3000], ["'+x={a:", "nested too deeply"]),
+        (["hydra/job_logging=-1"], ["unknown hydra/job_logging '-1'", "default, disabled, none, stdout"]),
+        (["init=-1"], ["unknown init '-1'", "glorot_uniform"]),
+        (["recipe=1"], ["unknown recipe '1'", "hf_gpt2"]),
+        (["model=null"], ["unknown model 'None'", "gpt2_small"]),
         (
             ["recipe=hf_gpt2", "model=gpt2_small", "+recipe.rules.weights.init.seed=1"],
             ["rule 'weights'", "the tree's seed decides"],
@@ -393,6 +414,38 @@ def test_a_multirun_keeps_hydras_sweep_folder_where_asked(tmp_path: Path) -> Non
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "sweep" / "multirun.yaml").is_file()
     assert (tmp_path / "mlp-glorot_uniform-seed2.safetensors").is_file()
+
+
+def fuzz_overrides_module() -> types.ModuleType:
+    """bench/fuzz_overrides.py, imported from its path (bench/ is not a package)."""
+    path = Path(__file__).resolve().parent.parent / "bench" / "fuzz_overrides.py"
+    spec = importlib.util.spec_from_file_location("fuzz_overrides", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_fuzzer_tells_a_traceback_from_a_clean_error() -> None:
+    fuzz = fuzz_overrides_module()
+    assert fuzz.outcome(None, "Traceback (most recent call last):\n  ...\nKeyError: 'dry_run'\n") == "traceback"
+    assert fuzz.outcome(2, "initreg: error: one\ninitreg: error: two\n") == "traceback"
+    assert fuzz.outcome(1, "initreg: error: one\n") == "traceback"
+    assert fuzz.outcome(2, "initreg: error: one\n") == "clean error"
+    assert fuzz.outcome(0, "") == "ok"
+
+
+def test_seeded_hostile_overrides_give_no_traceback() -> None:
+    fuzz = fuzz_overrides_module()
+    cases = fuzz.hostile_overrides(40, seed=2026)
+    assert len({category for category, _ in cases}) == len(fuzz.CATEGORIES)  # every kind is tried
+    results = {}
+    for _, arguments in cases:
+        code, stderr = fuzz.run_command(arguments)
+        results[" ".join(arguments)[:200]] = fuzz.outcome(code, stderr), stderr[-300:]
+    tracebacks = {line: stderr for line, (result, stderr) in results.items() if result == "traceback"}
+    assert not tracebacks
+    assert sum(result == "clean error" for result, _ in results.values()) >= 20  # hostile input mostly refused
 
 
 def test_hydra_full_error_shows_the_traceback(tmp_path: Path) -> None:
