@@ -73,6 +73,7 @@ PUBLIC_PACKAGE = "initreg.configs.public"
 EXIT_BAD_INPUT = 2
 MAX_TENSORS = 1_000_000  # the most parameters a model config may make (GPT-2 XL has 580)
 MIN_SEED, MAX_SEED = -(2**63), 2**64 - 1  # the seeds the command takes: int64's and uint64's
+TABLE_EDGE_ROWS = 1_000  # table=summary: a longer table shows this many first and last rows
 MAX_NAME_BYTES = 255  # the longest file name most file systems take
 SAFE_IN_NAMES = "=,+~@"  # characters kept as they are in a job's file name, besides letters, digits and _.-
 
@@ -321,6 +322,7 @@ SETTINGS = {  # the command's config (configs/command/config.yaml), resolved
     "model": MAPPING,
     "recipe": MAPPING_OR_NONE,
     "backend": MAPPING,
+    "table": Setting(lambda value: value in ("summary", "full"), "'summary' or 'full'"),
 }
 MODEL_SETTINGS = {  # keys of `model` the command reads; a model config may add others for its interpolations
     "layout": Setting(
@@ -348,10 +350,12 @@ def _check_settings(settings: Mapping[str, Any], schema: Mapping[str, Setting], 
         if key not in settings:
             if setting.optional:
                 continue
-            raise InvalidArgumentError(f"{prefix}{key} is missing (deleted by ~{prefix}{key}?); valid: {setting.what}")
+            raise InvalidArgumentError(
+                f"{prefix}{key} is missing (deleted by ~{prefix}{key}?); it must be {setting.what}"
+            )
         if not setting.valid(settings[key]):
             shown = _ShortRepr().repr(settings[key])
-            raise InvalidArgumentError(f"{prefix}{key}={shown} is not valid; valid: {setting.what}")
+            raise InvalidArgumentError(f"{prefix}{key} must be {setting.what}; got {shown}")
 
 
 def check_settings(settings: Mapping[str, Any]) -> None:
@@ -507,8 +511,24 @@ def _number(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:.4g}"
 
 
-def _table(entries: Sequence[PlanEntry], measured: Mapping[str, float] | None) -> Table:
-    """One row per parameter; fans for a plan, the measured std once drawn."""
+def _row(entry: PlanEntry, measured: Mapping[str, float] | None, names: Mapping[type, str]) -> list[str]:
+    """The table's cells for one parameter: fans for a plan, the measured std once drawn."""
+    row = [entry.path, str(list(entry.shape)), entry.dtype, entry.rule, _describe(entry.initializer, names)]
+    if measured is None:
+        return [*row, str(entry.fan_in), str(entry.fan_out), _number(entry.target_std)]
+    return [*row, _number(entry.target_std), _number(measured[entry.path])]
+
+
+def _omitted_row(omitted: Sequence[PlanEntry], columns: int) -> list[str]:
+    """The one row that stands for the tensors a summarized table leaves out: their count and size."""
+    size = sum(entry.size for entry in omitted)
+    note = f"{len(omitted):,} more tensors, {size:,} parameters (table=full)"
+    return ["...", "", "", "", note] + [""] * (columns - 5)
+
+
+def _table(entries: Sequence[PlanEntry], measured: Mapping[str, float] | None, *, full: bool) -> Table:
+    """One row per parameter; fans for a plan, the measured std once drawn. Unless `full`, a plan of more
+    than 2 * TABLE_EDGE_ROWS tensors shows its first and last TABLE_EDGE_ROWS and one row for the rest."""
     from rich.table import Table
     from rich.text import Text
 
@@ -519,12 +539,13 @@ def _table(entries: Sequence[PlanEntry], measured: Mapping[str, float] | None) -
     extra = ("fan_in", "fan_out", "target std") if measured is None else ("target std", "measured std")
     for column in extra:
         table.add_column(column, justify="right")
-    for entry in entries:
-        row = [entry.path, str(list(entry.shape)), entry.dtype, entry.rule, _describe(entry.initializer, names)]
-        if measured is None:
-            row += [str(entry.fan_in), str(entry.fan_out), _number(entry.target_std)]
-        else:
-            row += [_number(entry.target_std), _number(measured[entry.path])]
+    summarized = not full and len(entries) > 2 * TABLE_EDGE_ROWS
+    head, tail = (entries[:TABLE_EDGE_ROWS], entries[-TABLE_EDGE_ROWS:]) if summarized else (entries, [])
+    rows = [_row(entry, measured, names) for entry in head]
+    if summarized:
+        rows.append(_omitted_row(entries[TABLE_EDGE_ROWS:-TABLE_EDGE_ROWS], len(table.columns)))
+    rows += [_row(entry, measured, names) for entry in tail]
+    for row in rows:
         table.add_row(*(Text(printable(cell)) for cell in row))  # names from a file are not markup
     return table
 
@@ -650,13 +671,19 @@ def initialize(cfg: DictConfig) -> None:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             print(f"job {HydraConfig.get().job.num}: {printable(' '.join(HydraConfig.get().overrides.task))}")
         if settings["dry_run"]:
-            _print(_table(entries, None), f"{total:,} parameters in {len(entries)} tensors; nothing written")
+            _print(
+                _table(entries, None, full=settings["table"] == "full"),
+                f"{total:,} parameters in {len(entries)} tensors; nothing written",
+            )
             return
         pattern = str(cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=False))["output"])
         path = _output_path(str(settings["output"]), pattern)
         backend = registry.get_backend(settings["backend"]["name"])
         measured = _draw(entries, settings, backend, path)
-        _print(_table(entries, measured), f"wrote {path}: {total:,} parameters in {len(entries)} tensors")
+        _print(
+            _table(entries, measured, full=settings["table"] == "full"),
+            f"wrote {path}: {total:,} parameters in {len(entries)} tensors",
+        )
 
 
 def _quiet_when_stdout_closes(command: Callable[[], None]) -> Callable[[], None]:

@@ -27,6 +27,7 @@ import pytest
 from safetensors.numpy import load_file
 
 import initreg
+import initreg.cli
 from initreg.cli import model_spec
 
 INITREG = shutil.which("initreg", path=str(Path(sys.executable).parent))
@@ -188,6 +189,32 @@ def test_a_dry_run_prints_the_plan_of_gpt2_small_and_writes_nothing(tmp_path: Pa
     assert rows["wte.weight"][-3:] == ["50257", "768", f"{math.sqrt(6 / (50257 + 768)) / math.sqrt(3):.4g}"]
 
 
+def repeated_blocks(count: int) -> str:
+    """An override adding `count` tensors b.0.w ... of shape [2] to the model."""
+    return f"++model.repeat={{b:{{count:{count},params:{{w:[2]}}}}}}"
+
+
+def test_a_long_table_shows_its_first_and_last_rows_and_one_row_for_the_rest(tmp_path: Path) -> None:
+    done = initreg_command(tmp_path, "dry_run=true", repeated_blocks(20_000))
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) < 2 * initreg.cli.TABLE_EDGE_ROWS + 20  # 20,006 tensors
+    rows = table_rows(done.stdout)
+    edge = initreg.cli.TABLE_EDGE_ROWS
+    shown = [f"b.{i}.w" for i in range(edge - 6)] + [f"b.{i}.w" for i in range(20_000 - edge, 20_000)]
+    assert set(shown) <= set(rows) and "dense_0.kernel" in rows
+    assert f"b.{edge - 6}.w" not in rows and f"b.{20_000 - edge - 1}.w" not in rows
+    omitted = 20_006 - 2 * edge
+    assert rows["..."][4] == f"{omitted:,} more tensors, {2 * omitted:,} parameters (table=full)"
+
+
+def test_table_full_shows_every_row(tmp_path: Path) -> None:
+    count = 2 * initreg.cli.TABLE_EDGE_ROWS
+    done = initreg_command(tmp_path, "dry_run=true", "table=full", repeated_blocks(count))
+    assert done.returncode == 0, done.stderr
+    rows = table_rows(done.stdout)
+    assert {f"b.{i}.w" for i in range(count)} <= set(rows) and "..." not in rows
+
+
 def test_the_mlp_and_convnet_have_the_shapes_of_real_keras_models() -> None:
     import keras
 
@@ -318,18 +345,19 @@ def test_list_prints_the_registry() -> None:
         (["init.seed=3"], ["seed=3", "the tree's seed decides"]),
         (['+rules.x={match:"*.kernel",init:{name:he_normal,seed:1}}'], ["rule 'x'", "the tree's seed decides"]),
         (["seed=" + "7" * 5000], ["'seed=777", "more than 4,300 digits"]),
-        (["seed=" + "7" * 4000], ["seed=~10^3999 is not valid", str(2**64 - 1)]),
-        (["seed=-1" + "0" * 19], ["seed=-10000000000000000000 is not valid", str(-(2**63))]),
-        (["seed=1.5"], ["seed=1.5", "an integer from"]),
+        (["seed=" + "7" * 4000], ["seed must be an integer from", str(2**64 - 1), "got ~10^3999"]),
+        (["seed=-1" + "0" * 19], ["seed must be", str(-(2**63)), "got -10000000000000000000"]),
+        (["seed=1.5"], ["seed must be an integer from", "got 1.5"]),
         (["~dtype"], ["dtype is missing", "~dtype", "'bfloat16'"]),
         (["~seed", "output=x.npz"], ["seed is missing", "~seed"]),
         (["~dry_run"], ["dry_run is missing", "true or false"]),
-        (["rules=-1"], ["rules=-1 is not valid", "a mapping"]),
-        (["dry_run=abc"], ["dry_run='abc'", "true or false"]),
-        (["chunk_mb=[1]"], ["chunk_mb=[1]", "positive number of MiB"]),
-        (["++model.repeat=2.5"], ["model.repeat=2.5", "a mapping"]),
-        (["++model.layout=-1"], ["model.layout=-1", "'keras' or 'torch'"]),
-        (["backend.name=true"], ["backend.name=True"]),
+        (["rules=-1"], ["rules must be a mapping", "got -1"]),
+        (["dry_run=abc"], ["dry_run must be true or false; got 'abc'"]),
+        (["chunk_mb=[1]"], ["chunk_mb must be a positive number of MiB", "got [1]"]),
+        (["table=all"], ["table must be 'summary' or 'full'; got 'all'"]),
+        (["++model.repeat=2.5"], ["model.repeat must be a mapping", "got 2.5"]),
+        (["++model.layout=-1"], ["model.layout must be 'keras' or 'torch' or null; got -1"]),
+        (["backend.name=true"], ["backend.name must be a registered backend's name; got True"]),
         (["seed=" + "[" * 3000 + "]" * 3000], ["'seed=[[[", "nested too deeply"]),
         (["+x=" + "{a:" * 3000 + "1" + "}" * 3000], ["'+x={a:", "nested too deeply"]),
         (["hydra/job_logging=-1"], ["unknown hydra/job_logging '-1'", "default, disabled, none, stdout"]),
