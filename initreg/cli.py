@@ -48,6 +48,7 @@ from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ValueType
 from hydra.errors import HydraException, MissingConfigException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
@@ -174,6 +175,8 @@ def store_backend_options() -> None:
 
 ALLOWED_HYDRA_KEYS = ("sweep.dir", "verbose", "mode")  # hydra.<key> an override may set
 ALLOWED_HYDRA_CHOICES = ("hydra/launcher", "hydra/sweeper")  # groups whose option may be chosen (as shipped)
+# the sweeps checked value by value; a glob's values are the group's own options, from the search path
+ENUMERABLE_SWEEPS = (ValueType.CHOICE_SWEEP, ValueType.SIMPLE_CHOICE_SWEEP, ValueType.RANGE_SWEEP)
 FILLED_BY_HYDRA = ("overrides", "runtime", "job.override_dirname")  # what Hydra writes into every config
 
 
@@ -239,10 +242,22 @@ def _unreadable(
     return InvalidArgumentError(f"the overrides cannot be composed: {reason}")
 
 
+def _each_swept_value(overrides: Sequence[str]) -> Iterator[list[str]]:
+    """A multirun's overrides with one value of one sweep in place of the sweeps, for every value of every
+    (choice or range) sweep: the configs whose checks, up front, cover every job's settings."""
+    parsed = list(zip(overrides, OverridesParser.create().parse_overrides(list(overrides)), strict=True))
+    fixed = [text for text, override in parsed if not override.is_sweep_override()]
+    for _, override in parsed:
+        if override.value_type in ENUMERABLE_SWEEPS:
+            for value in override.sweep_string_iterator():
+                yield [*fixed, f"{override.get_key_element()}={value}"]
+
+
 @contextmanager
 def _hydra_settings_checked() -> Iterator[None]:
     """While the command runs, every config Hydra composes (the run's, the multirun's, each job's) has its
-    `hydra` node checked by _check_hydra_node before Hydra uses it (callbacks, logging, launcher)."""
+    `hydra` node checked by _check_hydra_node before Hydra uses it (callbacks, logging, launcher); a
+    multirun's, with each value of each sweep too, so that a bad value stops it before its first job."""
     compose = ConfigLoaderImpl.load_configuration
 
     def checked(
@@ -255,6 +270,9 @@ def _hydra_settings_checked() -> Iterator[None]:
         choices_made = composed.hydra.runtime.choices
         own_options = [f"{group}={choices_made[group]}" for group in ALLOWED_HYDRA_CHOICES if group in choices_made]
         _check_hydra_node(composed, compose(loader, config_name, own_options, run_mode))
+        if run_mode == RunMode.MULTIRUN:  # before the first job runs, not when a later one is composed
+            for job_overrides in _each_swept_value(overrides):
+                checked(loader, config_name, job_overrides, RunMode.RUN)
         return composed
 
     ConfigLoaderImpl.load_configuration = checked  # type: ignore[method-assign,assignment]

@@ -419,11 +419,20 @@ def test_overrides_of_hydras_settings_are_refused_before_hydra_acts_on_them(
     assert [p.name for p in tmp_path.iterdir()] == [VICTIM] and (tmp_path / VICTIM).read_text() == "kept"
 
 
-def test_a_swept_package_override_into_hydras_settings_is_refused(tmp_path: Path) -> None:
-    done = initreg_command(tmp_path, "-m", "dry_run=true", "+init@_global_.hydra.callbacks.x=he_normal,zeros")
+@pytest.mark.parametrize(
+    ("sweep", "named"),
+    [
+        ("+init@_global_.hydra.callbacks.x=he_normal,zeros", "hydra.callbacks.x "),
+        ("+init@_global_.hydra.job.env_set.x=zeros,he_normal", "hydra.job.env_set.x "),
+        ("init=he_normal,nope", "unknown init 'nope'"),
+    ],
+)
+def test_a_multirun_with_a_bad_swept_value_stops_before_its_first_job(tmp_path: Path, sweep: str, named: str) -> None:
+    done = initreg_command(tmp_path, "-m", "seed=1,2", sweep)
     assert done.returncode == 2, done.stderr
-    assert done.stderr.endswith("\n") and "initreg: error: hydra.callbacks.x " in done.stderr
-    assert list(tmp_path.iterdir()) == []
+    assert done.stderr.startswith("initreg: error: ") and done.stderr.count("\n") == 1, done.stderr
+    assert named in done.stderr
+    assert done.stdout == "" and list(tmp_path.iterdir()) == []  # no job ran
 
 
 @pytest.mark.parametrize(
