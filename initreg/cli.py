@@ -194,19 +194,29 @@ def _first_difference(given: Any, default: Any, key: str) -> str | None:
     return None if given == default else key
 
 
+def _changed_hydra_choice(composed: DictConfig, default: DictConfig) -> str | None:
+    """The first ``hydra/<group>=<option>`` chosen in `composed` but not in `default`, outside
+    ALLOWED_HYDRA_CHOICES; None if there is none."""
+    own = default.hydra.runtime.choices
+    for group, option in composed.hydra.runtime.choices.items():
+        if group.startswith("hydra/") and group not in ALLOWED_HYDRA_CHOICES and option != own.get(group):
+            return f"{group}={option}"
+    return None
+
+
 def _check_hydra_node(composed: DictConfig, default: DictConfig) -> None:
     """Refuses a composed config whose `hydra` node differs from the command's own (`default`, composed
     with the same launcher and sweeper) outside ALLOWED_HYDRA_KEYS: Hydra calls the functions its
     callbacks, logging, launcher and sweeper name, and writes the files and folders it names."""
     given, own = (OmegaConf.to_container(config.hydra, resolve=False) for config in (composed, default))
-    changed = _first_difference(given, own, "hydra")
+    changed = _changed_hydra_choice(composed, default) or _first_difference(given, own, "hydra")
     if changed is not None:
         allowed = [f"hydra.{key}" for key in ALLOWED_HYDRA_KEYS] + [
             f"{group}=<option>" for group in ALLOWED_HYDRA_CHOICES
         ]
         raise InvalidArgumentError(
-            f"{changed} is Hydra's setting, which the command keeps as its own (Hydra calls the functions and "
-            f"writes the files its settings name); valid overrides of Hydra: {', '.join(allowed)}"
+            f"{changed}: Hydra's settings stay the command's own (Hydra calls the functions and writes the files "
+            f"they name); valid overrides of Hydra: {', '.join(allowed)}"
         )
 
 
@@ -267,6 +277,11 @@ def _hydra_settings_checked() -> Iterator[None]:
             composed = compose(loader, config_name, overrides, run_mode, **kwargs)
         except (ValueError, TypeError, RecursionError) as error:  # Hydra's parser and defaults list on bad input
             raise _unreadable(loader, overrides, error) from error
+        except MissingConfigException as error:  # `group=[a,b]`'s error leaves out the group's options
+            group = (error.missing_cfg_file or "").rpartition("/")[0]
+            if not error.options and group and loader.repository.group_exists(group):
+                error.options = loader.get_group_options(group)
+            raise
         choices_made = composed.hydra.runtime.choices
         own_options = [f"{group}={choices_made[group]}" for group in ALLOWED_HYDRA_CHOICES if group in choices_made]
         _check_hydra_node(composed, compose(loader, config_name, own_options, run_mode))
