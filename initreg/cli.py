@@ -244,7 +244,7 @@ def _unreadable(
         try:
             parsed = parser.parse_overrides([override])[0]
         except (ValueError, TypeError, RecursionError, HydraException):
-            return InvalidArgumentError(f"{_ShortRepr().repr(override)}: {reason}")
+            return InvalidArgumentError(f"{SHORT_REPR.repr(override)}: {reason}")
         group = parsed.key_or_group
         if loader.repository.group_exists(group) and not _is_option_name(parsed.value()):
             options = loader.get_group_options(group)
@@ -269,6 +269,17 @@ def _hydra_settings_checked() -> Iterator[None]:
     `hydra` node checked by _check_hydra_node before Hydra uses it (callbacks, logging, launcher); a
     multirun's, with each value of each sweep too, so that a bad value stops it before its first job."""
     compose = ConfigLoaderImpl.load_configuration
+    defaults: dict[tuple[str | None, tuple[str, ...], RunMode], DictConfig] = {}  # by name, choices, mode
+
+    def own_config(
+        loader: ConfigLoaderImpl, config_name: str | None, composed: DictConfig, mode: RunMode
+    ) -> DictConfig:
+        """The command's config with no overrides but `composed`'s launcher and sweeper (composed once)."""
+        choices_made = composed.hydra.runtime.choices
+        options = tuple(f"{group}={choices_made[group]}" for group in ALLOWED_HYDRA_CHOICES if group in choices_made)
+        if (config_name, options, mode) not in defaults:
+            defaults[config_name, options, mode] = compose(loader, config_name, list(options), mode)
+        return defaults[config_name, options, mode]
 
     def checked(
         loader: ConfigLoaderImpl, config_name: str | None, overrides: list[str], run_mode: RunMode, **kwargs: Any
@@ -282,9 +293,7 @@ def _hydra_settings_checked() -> Iterator[None]:
             if not error.options and group and loader.repository.group_exists(group):
                 error.options = loader.get_group_options(group)
             raise
-        choices_made = composed.hydra.runtime.choices
-        own_options = [f"{group}={choices_made[group]}" for group in ALLOWED_HYDRA_CHOICES if group in choices_made]
-        _check_hydra_node(composed, compose(loader, config_name, own_options, run_mode))
+        _check_hydra_node(composed, own_config(loader, config_name, composed, run_mode))
         if run_mode == RunMode.MULTIRUN:  # before the first job runs, not when a later one is composed
             for job_overrides in _each_swept_value(overrides):
                 checked(loader, config_name, job_overrides, RunMode.RUN)
@@ -377,6 +386,9 @@ class _ShortRepr(reprlib.Repr):
         return ("-" if value < 0 else "") + magnitude(abs(value))
 
 
+SHORT_REPR = _ShortRepr()
+
+
 def _check_settings(settings: Mapping[str, Any], schema: Mapping[str, Setting], prefix: str = "") -> None:
     """Raises InvalidArgumentError naming the first key of `settings` that `schema` does not take."""
     for key, setting in schema.items():
@@ -387,8 +399,7 @@ def _check_settings(settings: Mapping[str, Any], schema: Mapping[str, Setting], 
                 f"{prefix}{key} is missing (deleted by ~{prefix}{key}?); it must be {setting.what}"
             )
         if not setting.valid(settings[key]):
-            shown = _ShortRepr().repr(settings[key])
-            raise InvalidArgumentError(f"{prefix}{key} must be {setting.what}; got {shown}")
+            raise InvalidArgumentError(f"{prefix}{key} must be {setting.what}; got {SHORT_REPR.repr(settings[key])}")
 
 
 def check_settings(settings: Mapping[str, Any]) -> None:
