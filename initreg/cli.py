@@ -12,7 +12,9 @@ registers the plugin itself, so it works where Hydra's plugin scan misses it, an
 does not apply to it. The command's own `backend` group gets every registered backend name at start-up
 (``{name: <name>}`` in Hydra's ConfigStore) unless configs/command/backend/ ships a yaml of that name.
 
-Overrides are code: the command refuses `hydra.callbacks` overrides, which call arbitrary functions.
+Config files and search paths are code; overrides may not change Hydra's own settings (the `hydra`
+node, whose callbacks, logging and launcher call functions and write files) beyond ALLOWED_HYDRA_KEYS
+and the launcher and sweeper choices: every composed config is checked before Hydra uses it.
 Bad input ends the command with exit code 2 and one line on stderr, with nothing written (no file,
 no folder); HYDRA_FULL_ERROR=1 shows the traceback instead. Names from files are printed with their
 control characters escaped. In a multirun each job's file is named by the job's overrides, and
@@ -28,6 +30,7 @@ import json
 import math
 import os
 import re
+import reprlib
 import shutil
 import signal
 import sys
@@ -35,13 +38,17 @@ import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import hydra
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ValueType
 from hydra.errors import HydraException, MissingConfigException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
@@ -50,7 +57,9 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 from initreg import __version__, io, recipes, registry, tree
 from initreg.dtypes import FLOAT_DTYPES
 from initreg.errors import InitregError, InvalidArgumentError, printable
+from initreg.initializers.base import magnitude
 from initreg.initializers.overlay import Overlay, region_text
+from initreg.initializers.variance_scaling import LAYOUTS
 from initreg.schemas import plain
 
 if TYPE_CHECKING:
@@ -64,6 +73,8 @@ CONFIG_PACKAGE = "initreg.configs.command"
 PUBLIC_PACKAGE = "initreg.configs.public"
 EXIT_BAD_INPUT = 2
 MAX_TENSORS = io.MAX_TENSORS  # the most parameters a model config may make
+MIN_SEED, MAX_SEED = -(2**63), 2**64 - 1  # the seeds the command takes: int64's and uint64's
+TABLE_EDGE_ROWS = 1_000  # table=summary: a longer table shows this many first and last rows
 MAX_NAME_BYTES = 255  # the longest file name most file systems take
 MOMENT_BLOCK = 1 << 18  # elements whose std is measured at once (2 MiB of float64 temporaries)
 SAFE_IN_NAMES = "=,+~@"  # characters kept as they are in a job's file name, besides letters, digits and _.-
@@ -163,12 +174,137 @@ def store_backend_options() -> None:
             store.store(group="backend", name=name, node={"name": name})
 
 
-def _refuse_callbacks(overrides: Sequence[str]) -> None:
-    """Hydra's callbacks call any function a config names: the command takes none from the command line."""
+ALLOWED_HYDRA_KEYS = ("sweep.dir", "verbose", "mode")  # hydra.<key> an override may set
+ALLOWED_HYDRA_CHOICES = ("hydra/launcher", "hydra/sweeper")  # groups whose option may be chosen (as shipped)
+# the sweeps checked value by value; a glob's values are the group's own options, from the search path
+ENUMERABLE_SWEEPS = (ValueType.CHOICE_SWEEP, ValueType.SIMPLE_CHOICE_SWEEP, ValueType.RANGE_SWEEP)
+FILLED_BY_HYDRA = ("overrides", "runtime", "job.override_dirname")  # what Hydra writes into every config
+
+
+def _first_difference(given: Any, default: Any, key: str) -> str | None:
+    """The first dotted key under `key` where `given` differs from `default`, or None if they are equal;
+    keys under ALLOWED_HYDRA_KEYS and FILLED_BY_HYDRA are not compared."""
+    if key.removeprefix("hydra.") in ALLOWED_HYDRA_KEYS + FILLED_BY_HYDRA:
+        return None
+    if isinstance(given, dict) and isinstance(default, dict):
+        for name in sorted({*given, *default}, key=str):
+            found = _first_difference(given.get(name), default.get(name), f"{key}.{name}")
+            if found is not None:
+                return found
+        return None
+    return None if given == default else key
+
+
+def _changed_hydra_choice(composed: DictConfig, default: DictConfig) -> str | None:
+    """The first ``hydra/<group>=<option>`` chosen in `composed` but not in `default`, outside
+    ALLOWED_HYDRA_CHOICES; None if there is none."""
+    own = default.hydra.runtime.choices
+    for group, option in composed.hydra.runtime.choices.items():
+        if group.startswith("hydra/") and group not in ALLOWED_HYDRA_CHOICES and option != own.get(group):
+            return f"{group}={option}"
+    return None
+
+
+def _check_hydra_node(composed: DictConfig, default: DictConfig) -> None:
+    """Refuses a composed config whose `hydra` node differs from the command's own (`default`, composed
+    with the same launcher and sweeper) outside ALLOWED_HYDRA_KEYS: Hydra calls the functions its
+    callbacks, logging, launcher and sweeper name, and writes the files and folders it names."""
+    given, own = (OmegaConf.to_container(config.hydra, resolve=False) for config in (composed, default))
+    changed = _changed_hydra_choice(composed, default) or _first_difference(given, own, "hydra")
+    if changed is not None:
+        allowed = [f"hydra.{key}" for key in ALLOWED_HYDRA_KEYS] + [
+            f"{group}=<option>" for group in ALLOWED_HYDRA_CHOICES
+        ]
+        raise InvalidArgumentError(
+            f"{changed}: Hydra's settings stay the command's own (Hydra calls the functions and writes the files "
+            f"they name); valid overrides of Hydra: {', '.join(allowed)}"
+        )
+
+
+def _is_option_name(value: Any) -> bool:
+    """Whether `value`, parsed from ``group=value``, can name a group's option(s): a name, a list of names, a sweep."""
+    if isinstance(value, list):
+        return all(isinstance(item, str) for item in value)
+    return value is not None and not isinstance(value, (bool, int, float, dict))
+
+
+def _unreadable(
+    loader: ConfigLoaderImpl, overrides: Sequence[str], error: BaseException
+) -> HydraException | InitregError:
+    """The error for overrides Hydra's parser or defaults list fails on with a ValueError, TypeError or
+    RecursionError: it names the first override that fails to parse alone, or that gives a config group
+    something other than an option's name, if one does."""
+    if isinstance(error, RecursionError):
+        reason = "nested too deeply to read"
+    elif "Exceeds the limit" in str(error):  # int(text) past Python's int_max_str_digits
+        reason = f"an integer of more than {sys.get_int_max_str_digits():,} digits"
+    else:
+        reason = " ".join(str(error).split())
+    parser = OverridesParser.create()
     for override in overrides:
-        key = override.lstrip("+~").partition("=")[0].rpartition("@")[2].replace("/", ".")  # group@package too
-        if key == "hydra.callbacks" or key.startswith("hydra.callbacks."):
-            _fail(f"{override!r}: hydra.callbacks overrides are refused (a callback runs arbitrary code)")
+        try:
+            parsed = parser.parse_overrides([override])[0]
+        except (ValueError, TypeError, RecursionError, HydraException):
+            return InvalidArgumentError(f"{SHORT_REPR.repr(override)}: {reason}")
+        group = parsed.key_or_group
+        if loader.repository.group_exists(group) and not _is_option_name(parsed.value()):
+            options = loader.get_group_options(group)
+            return MissingConfigException("", missing_cfg_file=f"{group}/{parsed.value()}", options=options)
+    return InvalidArgumentError(f"the overrides cannot be composed: {reason}")
+
+
+def _each_swept_value(overrides: Sequence[str]) -> Iterator[list[str]]:
+    """A multirun's overrides with one value of one sweep in place of the sweeps, for every value of every
+    (choice or range) sweep: the configs whose checks, up front, cover every job's settings."""
+    parsed = list(zip(overrides, OverridesParser.create().parse_overrides(list(overrides)), strict=True))
+    fixed = [text for text, override in parsed if not override.is_sweep_override()]
+    for _, override in parsed:
+        if override.value_type in ENUMERABLE_SWEEPS:
+            for value in override.sweep_string_iterator():
+                yield [*fixed, f"{override.get_key_element()}={value}"]
+
+
+@contextmanager
+def _hydra_settings_checked() -> Iterator[None]:
+    """While the command runs, every config Hydra composes (the run's, the multirun's, each job's) has its
+    `hydra` node checked by _check_hydra_node before Hydra uses it (callbacks, logging, launcher); a
+    multirun's, with each value of each sweep too, so that a bad value stops it before its first job."""
+    compose = ConfigLoaderImpl.load_configuration
+    defaults: dict[tuple[str | None, tuple[str, ...], RunMode], DictConfig] = {}  # by name, choices, mode
+
+    def own_config(
+        loader: ConfigLoaderImpl, config_name: str | None, composed: DictConfig, mode: RunMode
+    ) -> DictConfig:
+        """The command's config with no overrides but `composed`'s launcher and sweeper (composed once)."""
+        choices_made = composed.hydra.runtime.choices
+        options = tuple(f"{group}={choices_made[group]}" for group in ALLOWED_HYDRA_CHOICES if group in choices_made)
+        if (config_name, options, mode) not in defaults:
+            defaults[config_name, options, mode] = compose(loader, config_name, list(options), mode)
+        return defaults[config_name, options, mode]
+
+    def checked(
+        loader: ConfigLoaderImpl, config_name: str | None, overrides: list[str], run_mode: RunMode, **kwargs: Any
+    ) -> DictConfig:
+        try:
+            composed = compose(loader, config_name, overrides, run_mode, **kwargs)
+        except (ValueError, TypeError, RecursionError) as error:  # Hydra's parser and defaults list on bad input
+            raise _unreadable(loader, overrides, error) from error
+        except MissingConfigException as error:  # `group=[a,b]`'s error leaves out the group's options
+            group = (error.missing_cfg_file or "").rpartition("/")[0]
+            if not error.options and group and loader.repository.group_exists(group):
+                error.options = loader.get_group_options(group)
+            raise
+        _check_hydra_node(composed, own_config(loader, config_name, composed, run_mode))
+        if run_mode == RunMode.MULTIRUN:  # before the first job runs, not when a later one is composed
+            for job_overrides in _each_swept_value(overrides):
+                checked(loader, config_name, job_overrides, RunMode.RUN)
+        return composed
+
+    ConfigLoaderImpl.load_configuration = checked  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        ConfigLoaderImpl.load_configuration = compose  # type: ignore[method-assign]
 
 
 def _refuse_initializer_seeds(rules: Mapping[str, Any]) -> None:
@@ -181,6 +317,98 @@ def _refuse_initializer_seeds(rules: Mapping[str, Any]) -> None:
                 f"rule {name!r}: init seed={seed} is not used, since the tree's seed decides every parameter's "
                 f"values (with its path); set seed={seed} instead"
             )
+
+
+# --- the command's settings: one typed schema ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What a key of the command's config takes: `valid(value)` says whether `value` does; `what` says it
+    in words, for the error. An optional key may be missing (deleted with ``~key``)."""
+
+    valid: Callable[[Any], bool]
+    what: str
+    optional: bool = False
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_mapping_or_none(value: Any) -> bool:
+    return value is None or isinstance(value, Mapping)
+
+
+def _is_positive_number(value: Any) -> bool:
+    return (_is_integer(value) or isinstance(value, float)) and 0 < value < math.inf
+
+
+BOOLEAN = Setting(lambda value: isinstance(value, bool), "true or false")
+MAPPING = Setting(lambda value: isinstance(value, Mapping), "a mapping {key: value, ...}")
+MAPPING_OR_NONE = Setting(_is_mapping_or_none, "a mapping {key: value, ...} or null", optional=True)
+SETTINGS = {  # the command's config (configs/command/config.yaml), resolved
+    "seed": Setting(
+        lambda v: _is_integer(v) and MIN_SEED <= v <= MAX_SEED, f"an integer from {MIN_SEED} to {MAX_SEED}"
+    ),
+    "dtype": Setting(lambda value: value in FLOAT_DTYPES, " or ".join(repr(name) for name in FLOAT_DTYPES)),
+    "output": Setting(
+        lambda value: isinstance(value, str) and value != "", "a file name ending in .safetensors or .npz"
+    ),
+    "dry_run": BOOLEAN,
+    "allow_unmatched_params": BOOLEAN,
+    "allow_unused_rules": BOOLEAN,
+    "stream": BOOLEAN,
+    "chunk_mb": Setting(_is_positive_number, "a positive number of MiB, such as 64"),
+    "progress": BOOLEAN,
+    "rules": MAPPING,
+    "model": MAPPING,
+    "recipe": MAPPING_OR_NONE,
+    "backend": MAPPING,
+    "table": Setting(lambda value: value in ("summary", "full"), "'summary' or 'full'"),
+}
+MODEL_SETTINGS = {  # keys of `model` the command reads; a model config may add others for its interpolations
+    "layout": Setting(
+        lambda value: value is None or value in LAYOUTS, f"{' or '.join(map(repr, LAYOUTS))} or null", optional=True
+    ),
+    "path": Setting(lambda value: value is None or isinstance(value, str), "a file name or null", optional=True),
+    "params": MAPPING_OR_NONE,
+    "repeat": MAPPING_OR_NONE,
+    "variables": MAPPING_OR_NONE,
+    "ties": MAPPING_OR_NONE,
+}
+BACKEND_SETTINGS = {"name": Setting(lambda value: isinstance(value, str), "a registered backend's name")}
+
+
+class _ShortRepr(reprlib.Repr):
+    """reprlib's short repr, with integers as magnitude() writes them (Python cannot print 4,300+ digits)."""
+
+    def repr_int(self, value: int, level: int) -> str:
+        return ("-" if value < 0 else "") + magnitude(abs(value))
+
+
+SHORT_REPR = _ShortRepr()
+
+
+def _check_settings(settings: Mapping[str, Any], schema: Mapping[str, Setting], prefix: str = "") -> None:
+    """Raises InvalidArgumentError naming the first key of `settings` that `schema` does not take."""
+    for key, setting in schema.items():
+        if key not in settings:
+            if setting.optional:
+                continue
+            raise InvalidArgumentError(
+                f"{prefix}{key} is missing (deleted by ~{prefix}{key}?); it must be {setting.what}"
+            )
+        if not setting.valid(settings[key]):
+            raise InvalidArgumentError(f"{prefix}{key} must be {setting.what}; got {SHORT_REPR.repr(settings[key])}")
+
+
+def check_settings(settings: Mapping[str, Any]) -> None:
+    """Checks the command's resolved config against SETTINGS, its `model` against MODEL_SETTINGS and its
+    `backend` against BACKEND_SETTINGS, before anything reads them."""
+    _check_settings(settings, SETTINGS)
+    _check_settings(settings["model"], MODEL_SETTINGS, "model.")
+    _check_settings(settings["backend"], BACKEND_SETTINGS, "backend.")
 
 
 # --- models ------------------------------------------------------------------------------------
@@ -328,8 +556,24 @@ def _number(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:.4g}"
 
 
-def _table(entries: Sequence[PlanEntry], measured: Mapping[str, float] | None) -> Table:
-    """One row per parameter; fans for a plan, the measured std once drawn."""
+def _row(entry: PlanEntry, measured: Mapping[str, float] | None, names: Mapping[type, str]) -> list[str]:
+    """The table's cells for one parameter: fans for a plan, the measured std once drawn."""
+    row = [entry.path, str(list(entry.shape)), entry.dtype, entry.rule, _describe(entry.initializer, names)]
+    if measured is None:
+        return [*row, str(entry.fan_in), str(entry.fan_out), _number(entry.target_std)]
+    return [*row, _number(entry.target_std), _number(measured[entry.path])]
+
+
+def _omitted_row(omitted: Sequence[PlanEntry], columns: int) -> list[str]:
+    """The one row that stands for the tensors a summarized table leaves out: their count and size."""
+    size = sum(entry.size for entry in omitted)
+    note = f"{len(omitted):,} more tensors, {size:,} parameters (table=full)"
+    return ["...", "", "", "", note] + [""] * (columns - 5)
+
+
+def _table(entries: Sequence[PlanEntry], measured: Mapping[str, float] | None, *, full: bool) -> Table:
+    """One row per parameter; fans for a plan, the measured std once drawn. Unless `full`, a plan of more
+    than 2 * TABLE_EDGE_ROWS tensors shows its first and last TABLE_EDGE_ROWS and one row for the rest."""
     from rich.table import Table
     from rich.text import Text
 
@@ -340,12 +584,13 @@ def _table(entries: Sequence[PlanEntry], measured: Mapping[str, float] | None) -
     extra = ("fan_in", "fan_out", "target std") if measured is None else ("target std", "measured std")
     for column in extra:
         table.add_column(column, justify="right")
-    for entry in entries:
-        row = [entry.path, str(list(entry.shape)), entry.dtype, entry.rule, _describe(entry.initializer, names)]
-        if measured is None:
-            row += [str(entry.fan_in), str(entry.fan_out), _number(entry.target_std)]
-        else:
-            row += [_number(entry.target_std), _number(measured[entry.path])]
+    summarized = not full and len(entries) > 2 * TABLE_EDGE_ROWS
+    head, tail = (entries[:TABLE_EDGE_ROWS], entries[-TABLE_EDGE_ROWS:]) if summarized else (entries, [])
+    rows = [_row(entry, measured, names) for entry in head]
+    if summarized:
+        rows.append(_omitted_row(entries[TABLE_EDGE_ROWS:-TABLE_EDGE_ROWS], len(table.columns)))
+    rows += [_row(entry, measured, names) for entry in tail]
+    for row in rows:
         table.add_row(*(Text(printable(cell)) for cell in row))  # names from a file are not markup
     return table
 
@@ -401,19 +646,9 @@ class _Moments:
         return math.sqrt(self.squares / self.count) if self.count else math.nan
 
 
-def _flag(settings: Mapping[str, Any], name: str) -> bool:
-    value = settings[name]
-    if not isinstance(value, bool):
-        raise InvalidArgumentError(f"{name} must be true or false; got {value!r}")
-    return value
-
-
 def _chunk_bytes(settings: Mapping[str, Any]) -> int:
-    """chunk_mb (MiB, > 0; fractions allowed) in bytes."""
-    value = settings["chunk_mb"]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
-        raise InvalidArgumentError(f"chunk_mb must be a positive number of MiB, such as 64; got {value!r}")
-    return max(1, int(value * 2**20))
+    """chunk_mb (MiB, checked by SETTINGS) in bytes."""
+    return max(1, int(settings["chunk_mb"] * 2**20))
 
 
 def _draw(entries: Sequence[PlanEntry], settings: Mapping[str, Any], backend: Backend, path: Path) -> dict[str, float]:
@@ -427,7 +662,7 @@ def _draw(entries: Sequence[PlanEntry], settings: Mapping[str, Any], backend: Ba
 
     from initreg.progress import WriteProgress
 
-    quiet, stream, chunk_bytes = not _flag(settings, "progress"), _flag(settings, "stream"), _chunk_bytes(settings)
+    quiet, stream, chunk_bytes = not settings["progress"], settings["stream"], _chunk_bytes(settings)
     seed, metadata, chosen = settings["seed"], _metadata(settings), io.file_format(path)
     tensors = [io.TensorInfo(entry.path, entry.shape, entry.dtype) for entry in entries]
     io.free_space_for(path, io.planned_size(tensors, chosen, metadata))
@@ -469,6 +704,7 @@ def initialize(cfg: DictConfig) -> None:
     """The Hydra task: plan the model's tree by the rules, draw it, write it, print the table."""
     with _reported_errors():
         settings = cast(dict[str, Any], plain(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)))
+        check_settings(settings)
         spec, notes = model_spec(settings["model"])
         for note in notes:
             print(f"initreg: note: {printable(note)}", file=sys.stderr)
@@ -483,13 +719,19 @@ def initialize(cfg: DictConfig) -> None:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             print(f"job {HydraConfig.get().job.num}: {printable(' '.join(HydraConfig.get().overrides.task))}")
         if settings["dry_run"]:
-            _print(_table(entries, None), f"{total:,} parameters in {len(entries)} tensors; nothing written")
+            _print(
+                _table(entries, None, full=settings["table"] == "full"),
+                f"{total:,} parameters in {len(entries)} tensors; nothing written",
+            )
             return
         pattern = str(cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=False))["output"])
         path = _output_path(str(settings["output"]), pattern)
         backend = registry.get_backend(settings["backend"]["name"])
         measured = _draw(entries, settings, backend, path)
-        _print(_table(entries, measured), f"wrote {path}: {total:,} parameters in {len(entries)} tensors")
+        _print(
+            _table(entries, measured, full=settings["table"] == "full"),
+            f"wrote {path}: {total:,} parameters in {len(entries)} tensors",
+        )
 
 
 def _quiet_when_stdout_closes(command: Callable[[], None]) -> Callable[[], None]:
@@ -526,9 +768,8 @@ def main() -> None:
     warnings.showwarning = _show_warning
     for signum in io.TERMINATING_SIGNALS:  # unwinds, so that a half-written temporary file is removed
         signal.signal(signum, io.exit_on_signal)
-    _refuse_callbacks(sys.argv[1:])
     app = hydra.main(config_path=f"pkg://{CONFIG_PACKAGE}", config_name="config", version_base="1.3")(initialize)
-    with _scratch_folder(), _reported_errors():
+    with _scratch_folder(), _reported_errors(), _hydra_settings_checked():
         _use_initreg_plugin()
         store_backend_options()
         if not OmegaConf.has_resolver("initreg_rules"):

@@ -7,6 +7,7 @@ plugins selectable by name, and bad input ending in one line on stderr with no f
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import math
@@ -17,6 +18,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import types
 import zipfile
 from pathlib import Path
 
@@ -25,6 +27,7 @@ import pytest
 from safetensors.numpy import load_file
 
 import initreg
+import initreg.cli
 from initreg.cli import model_spec
 
 INITREG = shutil.which("initreg", path=str(Path(sys.executable).parent))
@@ -186,6 +189,32 @@ def test_a_dry_run_prints_the_plan_of_gpt2_small_and_writes_nothing(tmp_path: Pa
     assert rows["wte.weight"][-3:] == ["50257", "768", f"{math.sqrt(6 / (50257 + 768)) / math.sqrt(3):.4g}"]
 
 
+def repeated_blocks(count: int) -> str:
+    """An override adding `count` tensors b.0.w ... of shape [2] to the model."""
+    return f"++model.repeat={{b:{{count:{count},params:{{w:[2]}}}}}}"
+
+
+def test_a_long_table_shows_its_first_and_last_rows_and_one_row_for_the_rest(tmp_path: Path) -> None:
+    done = initreg_command(tmp_path, "dry_run=true", repeated_blocks(20_000))
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) < 2 * initreg.cli.TABLE_EDGE_ROWS + 20  # 20,006 tensors
+    rows = table_rows(done.stdout)
+    edge = initreg.cli.TABLE_EDGE_ROWS
+    shown = [f"b.{i}.w" for i in range(edge - 6)] + [f"b.{i}.w" for i in range(20_000 - edge, 20_000)]
+    assert set(shown) <= set(rows) and "dense_0.kernel" in rows
+    assert f"b.{edge - 6}.w" not in rows and f"b.{20_000 - edge - 1}.w" not in rows
+    omitted = 20_006 - 2 * edge
+    assert rows["..."][4] == f"{omitted:,} more tensors, {2 * omitted:,} parameters (table=full)"
+
+
+def test_table_full_shows_every_row(tmp_path: Path) -> None:
+    count = 2 * initreg.cli.TABLE_EDGE_ROWS
+    done = initreg_command(tmp_path, "dry_run=true", "table=full", repeated_blocks(count))
+    assert done.returncode == 0, done.stderr
+    rows = table_rows(done.stdout)
+    assert {f"b.{i}.w" for i in range(count)} <= set(rows) and "..." not in rows
+
+
 def test_the_mlp_and_convnet_have_the_shapes_of_real_keras_models() -> None:
     import keras
 
@@ -315,9 +344,27 @@ def test_list_prints_the_registry() -> None:
         (["init=he_normal", "init.scael=2"], ["init.scael", "Key 'scael' not in 'init/he_normal'"]),
         (["init.seed=3"], ["seed=3", "the tree's seed decides"]),
         (['+rules.x={match:"*.kernel",init:{name:he_normal,seed:1}}'], ["rule 'x'", "the tree's seed decides"]),
-        (["+hydra.callbacks.x={_target_:pathlib.Path.write_text,self:x.pth,data:x}"], ["hydra.callbacks", "refused"]),
-        (["hydra/callbacks=x"], ["hydra.callbacks", "refused"]),
-        (["+init/he_normal@hydra.callbacks.x=he_normal"], ["hydra.callbacks", "refused"]),
+        (["seed=" + "7" * 5000], ["'seed=777", "more than 4,300 digits"]),
+        (["seed=" + "7" * 4000], ["seed must be an integer from", str(2**64 - 1), "got ~10^3999"]),
+        (["seed=-1" + "0" * 19], ["seed must be", str(-(2**63)), "got -10000000000000000000"]),
+        (["seed=1.5"], ["seed must be an integer from", "got 1.5"]),
+        (["~dtype"], ["dtype is missing", "~dtype", "'bfloat16'"]),
+        (["~seed", "output=x.npz"], ["seed is missing", "~seed"]),
+        (["~dry_run"], ["dry_run is missing", "true or false"]),
+        (["rules=-1"], ["rules must be a mapping", "got -1"]),
+        (["dry_run=abc"], ["dry_run must be true or false; got 'abc'"]),
+        (["chunk_mb=[1]"], ["chunk_mb must be a positive number of MiB", "got [1]"]),
+        (["table=all"], ["table must be 'summary' or 'full'; got 'all'"]),
+        (["++model.repeat=2.5"], ["model.repeat must be a mapping", "got 2.5"]),
+        (["++model.layout=-1"], ["model.layout must be 'keras' or 'torch' or null; got -1"]),
+        (["backend.name=true"], ["backend.name must be a registered backend's name; got True"]),
+        (["seed=" + "[" * 3000 + "]" * 3000], ["'seed=[[[", "nested too deeply"]),
+        (["+x=" + "{a:" * 3000 + "1" + "}" * 3000], ["'+x={a:", "nested too deeply"]),
+        (["hydra/job_logging=-1"], ["unknown hydra/job_logging '-1'", "default, disabled, none, stdout"]),
+        (["init=-1"], ["unknown init '-1'", "glorot_uniform"]),
+        (["recipe=1"], ["unknown recipe '1'", "hf_gpt2"]),
+        (["model=null"], ["unknown model 'None'", "gpt2_small"]),
+        (["recipe=[x]"], ["unknown recipe 'x'", "hf_gpt2"]),
         (
             ["recipe=hf_gpt2", "model=gpt2_small", "+recipe.rules.weights.init.seed=1"],
             ["rule 'weights'", "the tree's seed decides"],
@@ -332,6 +379,111 @@ def test_bad_input_gives_one_line_and_no_file(tmp_path: Path, arguments: list[st
         assert part in done.stderr
     assert "Traceback" not in done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+VICTIM = "victim.txt"
+HYDRA_SETTINGS = [  # overrides that would run code or write files through Hydra's own settings
+    ("+hydra.callbacks.x={_target_:pathlib.Path.touch,self:PWNED}", "hydra.callbacks.x"),
+    ("++hydra={callbacks:{x:{_target_:pathlib.Path.touch,self:PWNED}}}", "hydra.callbacks.x"),
+    ("+init@_global_.hydra.callbacks.x=he_normal", "hydra.callbacks.x"),
+    (
+        "++hydra.job_logging={version:1,handlers:{f:{class:logging.FileHandler,filename:" + VICTIM + ",mode:w}},"
+        "root:{handlers:[f]}}",
+        "hydra.job_logging.handlers",
+    ),
+    (
+        "++hydra.hydra_logging={version:1,handlers:{f:{class:logging.FileHandler,filename:" + VICTIM + ",mode:w}},"
+        "root:{handlers:[f]}}",
+        "hydra.hydra_logging.handlers",
+    ),
+    ("hydra/job_logging=default", "hydra/job_logging=default:"),
+    ("hydra.output_subdir=written", "hydra.output_subdir"),
+    ("+hydra.job.env_set.INITREG_CACHE_DIR=planted", "hydra.job.env_set.INITREG_CACHE_DIR"),
+    ("hydra.job.env_copy=[HOME]", "hydra.job.env_copy"),
+    ("hydra.run.dir=written", "hydra.run.dir"),
+    ("hydra.job.chdir=true", "hydra.job.chdir"),
+    ("hydra.launcher._target_=pathlib.Path.touch", "hydra.launcher._target_"),
+    ("+hydra.searchpath=[file://written]", "hydra.searchpath"),
+]
+
+
+@pytest.mark.parametrize(("override", "named"), HYDRA_SETTINGS)
+@pytest.mark.parametrize("mode", [[], ["-m"]])
+def test_overrides_of_hydras_settings_are_refused_before_hydra_acts_on_them(
+    tmp_path: Path, override: str, named: str, mode: list[str]
+) -> None:
+    (tmp_path / VICTIM).write_text("kept")
+    done = initreg_command(tmp_path, *mode, "dry_run=true", override)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("initreg: error: ") and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith(f"initreg: error: {named}") and "hydra.sweep.dir" in done.stderr
+    assert [p.name for p in tmp_path.iterdir()] == [VICTIM] and (tmp_path / VICTIM).read_text() == "kept"
+
+
+@pytest.mark.parametrize(
+    ("sweep", "named"),
+    [
+        ("+init@_global_.hydra.callbacks.x=he_normal,zeros", "hydra.callbacks.x:"),
+        ("+init@_global_.hydra.job.env_set.x=zeros,he_normal", "hydra.job.env_set.x:"),
+        ("init=he_normal,nope", "unknown init 'nope'"),
+    ],
+)
+def test_a_multirun_with_a_bad_swept_value_stops_before_its_first_job(tmp_path: Path, sweep: str, named: str) -> None:
+    done = initreg_command(tmp_path, "-m", "seed=1,2", sweep)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("initreg: error: ") and done.stderr.count("\n") == 1, done.stderr
+    assert named in done.stderr
+    assert done.stdout == "" and list(tmp_path.iterdir()) == []  # no job ran
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [["hydra.verbose=true"], ["hydra/launcher=basic"], ["hydra/sweeper=basic"], ["hydra.mode=RUN"], ["-m", "seed=1,2"]],
+)
+def test_the_allowed_settings_of_hydra_still_work(tmp_path: Path, arguments: list[str]) -> None:
+    done = initreg_command(tmp_path, *arguments)
+    assert done.returncode == 0, done.stderr
+    assert "error" not in done.stderr
+    assert all(p.suffix == ".safetensors" for p in tmp_path.iterdir()) and any(tmp_path.iterdir())
+
+
+def test_a_multirun_keeps_hydras_sweep_folder_where_asked(tmp_path: Path) -> None:
+    done = initreg_command(tmp_path, "-m", "seed=1,2", "hydra.sweep.dir=sweep")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "sweep" / "multirun.yaml").is_file()
+    assert (tmp_path / "mlp-glorot_uniform-seed2.safetensors").is_file()
+
+
+def fuzz_overrides_module() -> types.ModuleType:
+    """bench/fuzz_overrides.py, imported from its path (bench/ is not a package)."""
+    path = Path(__file__).resolve().parent.parent / "bench" / "fuzz_overrides.py"
+    spec = importlib.util.spec_from_file_location("fuzz_overrides", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_fuzzer_tells_a_traceback_from_a_clean_error() -> None:
+    fuzz = fuzz_overrides_module()
+    assert fuzz.outcome(None, "Traceback (most recent call last):\n  ...\nKeyError: 'dry_run'\n") == "traceback"
+    assert fuzz.outcome(2, "initreg: error: one\ninitreg: error: two\n") == "traceback"
+    assert fuzz.outcome(1, "initreg: error: one\n") == "traceback"
+    assert fuzz.outcome(2, "initreg: error: one\n") == "clean error"
+    assert fuzz.outcome(0, "") == "ok"
+
+
+def test_seeded_hostile_overrides_give_no_traceback() -> None:
+    fuzz = fuzz_overrides_module()
+    cases = fuzz.hostile_overrides(40, seed=2026)
+    assert len({category for category, _ in cases}) == len(fuzz.CATEGORIES)  # every kind is tried
+    results = {}
+    for _, arguments in cases:
+        code, stderr = fuzz.run_command(arguments)
+        results[" ".join(arguments)[:200]] = fuzz.outcome(code, stderr), stderr[-300:]
+    tracebacks = {line: stderr for line, (result, stderr) in results.items() if result == "traceback"}
+    assert not tracebacks
+    assert sum(result == "clean error" for result, _ in results.values()) >= 20  # hostile input mostly refused
 
 
 def test_hydra_full_error_shows_the_traceback(tmp_path: Path) -> None:
