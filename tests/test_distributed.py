@@ -8,6 +8,7 @@ initialize() of the unsharded model in this process.
 
 import os
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,6 +32,7 @@ from initreg.tree import parse_rules, plan  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "torchtitan_fsdp"
 sys.path.insert(0, str(EXAMPLE))
+import init_sharded  # noqa: E402
 import llama  # noqa: E402
 
 WORLD_TIMEOUT_S = 240  # a world that has not finished by then hangs: it fails the test
@@ -266,6 +268,17 @@ def test_ranks_given_different_rules_or_seeds_are_all_refused_alike(world, ranks
             "InvalidArgumentError: the module is on the meta device and parameters ['proj.bias', 'square.weight'] "
             "match no rule: they would be left uninitialized; add rules for them"
         )
+
+
+def test_the_example_under_torchrun_prints_the_digest_of_one_process():
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    options = ["init_sharded.py", "--layers", "2", "--dim", "32", "--seed", "3"]
+    finished = subprocess.run(
+        [*command, *options], cwd=EXAMPLE, capture_output=True, text=True, timeout=WORLD_TIMEOUT_S, check=False
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    one_process = init_sharded.digest(init_sharded.initialized(init_sharded.model_args(2, 32), 3, None, "cpu"))
+    assert finished.stdout.strip() == f"2 processes, mesh dp 2: digest {one_process}"
 
 
 # --- one rank's shard, without a process group -----------------------------------------------------
