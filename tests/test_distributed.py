@@ -164,11 +164,31 @@ def _cases(world):
     return {name: case() for name, case in cases.items()}
 
 
-def _world(rank, world, port, folder):
+def _on_cuda(world):
+    """{case: {name: values}} of FSDP2 models built on meta and materialized on each rank's GPU."""
+    torch.cuda.set_device(dist.get_rank())
+    mesh = init_device_mesh("cuda", (world,), mesh_dim_names=("dp",))
+    cases = {}
+    for kind in ("llama", "small"):
+        model = _meta(kind)
+        fully_shard(model, mesh=mesh)
+        initialize(model, MODELS[kind][1](), seed=SEED, device="cuda")
+        assert all(p.to_local().is_cuda for p in model.parameters())
+        cases[f"{kind} fsdp {world} cuda"] = {
+            name: p.full_tensor().cpu().numpy() for name, p in model.named_parameters()
+        }
+    return {"cases": cases}
+
+
+def _cpu_cases(world):
+    return {"cases": _cases(world), "refusals": _refusals(world) if world > 1 else {}}
+
+
+def _world(rank, world, port, folder, cuda=False):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    dist.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=world)
     try:
-        results = {"cases": _cases(world), "refusals": _refusals(world) if world > 1 else {}}
+        results = _on_cuda(world) if cuda else _cpu_cases(world)
         torch.save(results, Path(folder) / f"rank{rank}.pt")
         dist.barrier()  # no rank tears gloo down while another still talks to it
     finally:
@@ -181,10 +201,11 @@ def _free_port():
         return probe.getsockname()[1]
 
 
-def run_world(world, folder):
-    """Every rank's results, from `world` spawned processes; fails if they have not ended in time."""
+def run_world(world, folder, cuda=False):
+    """Every rank's results, from `world` spawned processes (NCCL on GPUs with `cuda`, else gloo); fails if
+    they have not ended in time."""
     context = torch.multiprocessing.start_processes(
-        _world, args=(world, _free_port(), str(folder)), nprocs=world, join=False, start_method="spawn"
+        _world, args=(world, _free_port(), str(folder), cuda), nprocs=world, join=False, start_method="spawn"
     )
     deadline = time.monotonic() + WORLD_TIMEOUT_S
     while not context.join(timeout=5):
@@ -250,6 +271,18 @@ def test_every_mesh_gathers_the_single_process_model_bit_for_bit(world, expected
                 np.testing.assert_array_equal(gathered, expected[kind][parameter], err_msg=f"{name}: {parameter}")
                 checked.add(name)
     assert len(checked) == {1: 3, 2: 5, 4: 6}[world]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_shards_filled_on_gpus_equal_the_cpu_values(expected, tmp_path):
+    world = min(2, torch.cuda.device_count())
+    (rank0, *_) = run_world(world, tmp_path, cuda=True)
+    assert set(rank0["cases"]) == {f"llama fsdp {world} cuda", f"small fsdp {world} cuda"}
+    for name, values in rank0["cases"].items():
+        kind = name.split()[0]
+        assert set(values) == set(expected[kind])
+        for parameter, gathered in values.items():
+            np.testing.assert_array_equal(gathered, expected[kind][parameter], err_msg=f"{name}: {parameter}")
 
 
 @pytest.mark.parametrize("world", [2, 4])
