@@ -28,6 +28,7 @@ from initreg.errors import InitregError  # noqa: E402
 from initreg.initializers.orthogonal import Orthogonal  # noqa: E402
 from initreg.interop import torch_distributed  # noqa: E402
 from initreg.interop.torch import initialize, shared_names  # noqa: E402
+from initreg.slicing import init_slice  # noqa: E402
 from initreg.tree import parse_rules, plan  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "torchtitan_fsdp"
@@ -312,6 +313,66 @@ def test_the_example_under_torchrun_prints_the_digest_of_one_process():
     assert finished.returncode == 0, finished.stderr[-3000:]
     one_process = init_sharded.digest(init_sharded.initialized(init_sharded.model_args(2, 32), 3, None, "cpu"))
     assert finished.stdout.strip() == f"2 processes, mesh dp 2: digest {one_process}"
+
+
+# JAX: one process of a two-process CPU job saves the shards init_sharded made on its two devices.
+JAX_PROCESS = """
+import sys
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from initreg.interop.jax import init_sharded
+
+port, process, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+jax.config.update("jax_cpu_collectives_implementation", "gloo")
+jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=2, process_id=process)
+mesh = Mesh(np.array(jax.devices()).reshape(2, 2), ("x", "y"))
+shards = {}
+for name, (init, shape, spec) in {
+    "kernel": ("he_normal", (14, 6), PartitionSpec("x", "y")),
+    "bias": ({"name": "random_uniform", "minval": -1.0, "maxval": 1.0}, (8,), PartitionSpec(("x", "y"))),
+}.items():
+    made = init_sharded(init, shape, NamedSharding(mesh, spec), seed=5, path=name)
+    for shard in made.addressable_shards:
+        bounds = "_".join(f"{part.start or 0}-{part.stop or size}" for part, size in zip(shard.index, shape))
+        shards[f"{name}:{bounds}"] = np.asarray(shard.data)
+np.savez(out, **shards)
+jax.distributed.shutdown()
+"""
+
+
+def test_two_jax_processes_make_the_shards_of_the_unsharded_parameters(tmp_path):
+    pytest.importorskip("jax")
+    environment = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
+    port = str(_free_port())
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", JAX_PROCESS, port, str(process), str(tmp_path / f"process{process}.npz")],
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for process in range(2)
+    ]
+    try:
+        outputs = [process.communicate(timeout=WORLD_TIMEOUT_S)[0] for process in processes]
+    finally:
+        for process in processes:
+            process.kill()
+    assert [process.returncode for process in processes] == [0, 0], outputs
+    whole = {
+        "kernel": init_slice("he_normal", (14, 6), (), 5, "kernel"),
+        "bias": init_slice({"name": "random_uniform", "minval": -1.0, "maxval": 1.0}, (8,), (), 5, "bias"),
+    }
+    covered = {name: np.zeros(values.shape, dtype=int) for name, values in whole.items()}
+    for process in range(2):
+        for key, values in np.load(tmp_path / f"process{process}.npz").items():
+            name, bounds = key.split(":")
+            index = tuple(slice(*map(int, part.split("-"))) for part in bounds.split("_"))
+            np.testing.assert_array_equal(values, whole[name][index], err_msg=key)
+            covered[name][index] += 1
+    assert all((count == 1).all() for count in covered.values())  # 4 devices, each shard once
 
 
 # --- one rank's shard, without a process group -----------------------------------------------------
