@@ -13,7 +13,8 @@ launched with torchrun). Rows:
 - torch init: built on meta, fully_shard, ``to_empty``, then torch.nn.init on the DTensor parameters
   as torchtitan's init_weights does (trunc_normal_/normal_/ones_ at the recipe's stds);
 - seed checkpoint: what torchtitan's docs prescribe for consistent initialization: one process builds
-  the whole model, initializes it (initreg, so the weights are those of the initreg row) and saves it
+  the whole model (on meta, materialized by initialize), initializes it with initreg (so the weights are
+  those of the initreg row) and saves it
   with torch.distributed.checkpoint ("save" row); then every rank builds on meta, fully_shard,
   ``to_empty`` and loads its shards from it ("load" row; "total" is the sum).
 
@@ -58,7 +59,7 @@ def model_args(options: argparse.Namespace) -> Any:
     )  # fmt: skip
 
 
-def torch_init(model: Any, n_layers: int) -> None:
+def torch_init(model: Any) -> None:
     """torchtitan's init_weights on the (DTensor) parameters, at the stds of the torchtitan_llama3 recipe."""
     import torch
 
@@ -89,12 +90,13 @@ def rank_main(options: argparse.Namespace) -> None:
     from initreg.interop.torch import initialize
 
     args, imported = model_args(options), rss_mib()
-    started = time.perf_counter()
     if options.method == "save":
-        model = Transformer(args)
+        started = time.perf_counter()
+        with torch.device("meta"):
+            model = Transformer(args)
         initialize(model, recipes.load("torchtitan_llama3", n_layers=args.n_layers).rules, seed=SEED)
         dcp.save(model.state_dict(), checkpoint_id=options.checkpoint, no_dist=True)
-        digest = ""
+        elapsed, peak, digest = time.perf_counter() - started, rss_mib(), ""
     else:
         dist.init_process_group("gloo")
         started = time.perf_counter()
@@ -106,15 +108,12 @@ def rank_main(options: argparse.Namespace) -> None:
             apply_fsdp(model, init_device_mesh("cpu", (dist.get_world_size(),)))
             model.to_empty(device="cpu")
             if options.method == "torch":
-                torch_init(model, args.n_layers)
+                torch_init(model)
             else:
                 dcp.load(model.state_dict(), checkpoint_id=options.checkpoint)
-        elapsed = time.perf_counter() - started
-        peak = rss_mib()
+        elapsed, peak = time.perf_counter() - started, rss_mib()
         digest = init_sharded.digest(model)  # after the measurements: gathering makes whole tensors
         dist.destroy_process_group()
-    if options.method == "save":
-        elapsed, peak = time.perf_counter() - started, rss_mib()
     print(json.dumps({"seconds": elapsed, "peak_mib": peak, "imported_mib": imported, "digest": digest}))
 
 

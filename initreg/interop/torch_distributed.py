@@ -142,6 +142,8 @@ def local_indices(parameter: DTensor) -> tuple[AxisIndices, ...] | None:
 
 def runs(indices: AxisIndices) -> list[Run]:
     """`indices` as maximal runs of consecutive values: (local start, global start, length) each."""
+    if isinstance(indices, range) and indices.step == 1:  # what Shard and Replicate leave: one run
+        return [(0, indices.start, len(indices))] if indices else []
     found: list[Run] = []
     for position, index in enumerate(indices):
         if found and found[-1][1] + found[-1][2] == index:
