@@ -4,7 +4,8 @@
 
 Checks the fused kernel against the NumPy reference of initreg.rng (uniform words bit-identical,
 uniform samples bit-identical, the rest within a few ulp), slices against the whole, the reference
-itself running on CuPy, and initializers made on the GPU; then times the kernel against a plain CuPy
+itself running on CuPy, initializers made on the GPU, and a DTensor model (FSDP2 over a one-rank NCCL group,
+built on the meta device) filled on the GPU against the CPU values; then times the kernel against a plain CuPy
 fill of the same array (the GPU's write bandwidth) and cupy.random.standard_normal. Prints two tables
 and exits 1 if a check failed. Under the device tool, the tables are also written to $OUT/gpu_check.txt.
 """
@@ -130,6 +131,53 @@ def check_initializers() -> None:
             check(f"{name} {shape} {dtype}", on_gpu and error <= tolerance, f"max abs diff {error:.3g}")
 
 
+def check_dtensor_on_cuda() -> None:
+    """A meta-built model under FSDP2 on the GPU, initialized in place, equals the CPU model bit for bit."""
+    try:
+        import torch
+        import torch.distributed as dist
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import fully_shard
+
+        from initreg.interop import torch_distributed
+        from initreg.interop.torch import initialize
+    except ImportError as missing:
+        say(f"DTensor on CUDA: skipped ({missing})")
+        return
+    if not torch.cuda.is_available():
+        say("DTensor on CUDA: skipped (this torch sees no CUDA device)")
+        return
+    rules = {
+        "weights": {"match": "*weight", "init": "lecun_normal"},
+        "square": {"match": "2.weight", "init": "orthogonal"},
+        "biases": {"match": "*bias", "init": {"name": "random_normal", "stddev": 0.5}},
+    }
+
+    def model() -> Any:
+        return torch.nn.Sequential(
+            torch.nn.Embedding(1001, 256), torch.nn.Linear(256, 1024), torch.nn.Linear(1024, 1024, bias=False)
+        )
+
+    reference = model()
+    initialize(reference, rules, seed=5)
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    os.environ.setdefault("MASTER_PORT", "29531")
+    dist.init_process_group("nccl", rank=0, world_size=1)
+    try:
+        with torch.device("meta"):
+            sharded = model()
+        fully_shard(sharded, mesh=init_device_mesh("cuda", (1,)))
+        initialize(sharded, rules, seed=5, device="cuda")
+        expected = dict(reference.named_parameters())
+        for name, parameter in sharded.named_parameters():
+            local = parameter.to_local()
+            filled_by = torch_distributed.device_backend(local, None) or "numpy"
+            same = local.is_cuda and torch.equal(parameter.full_tensor().cpu(), expected[name].detach())
+            check(f"DTensor on CUDA {name} equals the CPU values", bool(same), f"filled by backend {filled_by}")
+    finally:
+        dist.destroy_process_group()
+
+
 def gpu_seconds(run: Callable[[], Any], repeats: int = 5) -> float:
     """Median seconds of `run` between CUDA events, after two warm-up runs."""
     cupy = backend.xp
@@ -193,7 +241,7 @@ def main() -> int:
         return 2
     started = time.perf_counter()
     describe()
-    for step in (check_words, check_draws, check_slices, check_initializers):
+    for step in (check_words, check_draws, check_slices, check_initializers, check_dtensor_on_cuda):
         step()
     say()
     benchmark()

@@ -17,6 +17,12 @@ to_empty would leave them uninitialized.
 
 A parameter with no elements is left as it is, with torch.nn.init's UserWarning ("Initializing
 zero-element tensors is a no-op") naming it, once per parameter.
+
+A module whose parameters are DTensors (FSDP2's ``fully_shard``, tensor parallel, pipeline stages; built
+on the meta device or not) is filled shard by shard: each rank draws only its local shard, and the
+gathered parameters equal those of the unsharded model (see initreg.interop.torch_distributed, which
+also checks first, with one collective over the default process group, that every rank was given the
+same rules and seed: every rank calls initialize).
 """
 
 from __future__ import annotations
@@ -27,8 +33,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.distributed.tensor import DTensor
 
 from initreg.errors import InvalidArgumentError
+from initreg.interop import torch_distributed
 from initreg.registry import get_backend
 from initreg.slicing import stream_seed
 from initreg.tree import PlanEntry, Rule, generate, plan
@@ -58,6 +66,8 @@ def initialize(
     """
     if not isinstance(module, torch.nn.Module):
         raise InvalidArgumentError(f"expected a torch.nn.Module; got {type(module).__name__}")
+    if torch_distributed.has_dtensors(module):  # before anything a single rank could refuse
+        torch_distributed.check_same_rules(rules, seed, layout, variables)
     entries = plan(
         dict(module.named_parameters()), rules, layout=layout, variables=variables, ties=shared_names(module),
         allow_unmatched_params=allow_unmatched_params, allow_unused_rules=allow_unused_rules,
@@ -76,7 +86,11 @@ def initialize(
                     UserWarning, stacklevel=2,
                 )  # fmt: skip
                 continue
-            parameter.copy_(_to_torch(generate(entry, seed, chosen)))
+            if isinstance(parameter, DTensor):
+                for view, values in torch_distributed.parameter_pieces(entry, parameter, seed, backend):
+                    view.copy_(_to_torch(values))
+            else:
+                parameter.copy_(_to_torch(generate(entry, seed, chosen)))
     return entries
 
 
