@@ -25,6 +25,7 @@ class UniformDist:
 
     @property
     def std(self) -> float:
+        """(high - low) / sqrt(12)."""
         return (self.high - self.low) / math.sqrt(12.0)
 
 
@@ -37,6 +38,7 @@ class NormalDist:
 
     @property
     def std(self) -> float:
+        """stddev."""
         return self.stddev
 
 
@@ -58,6 +60,7 @@ class TruncatedNormalDist:
 
     @property
     def std(self) -> float:
+        """The std by the class docstring's formula; raises when it cannot be computed to STD_PRECISION."""
         a, b, mass = self.low, self.high, self.mass
         pdf_a, pdf_b = _standard_normal_pdf(a), _standard_normal_pdf(b)
         variance = 1.0 + (a * pdf_a - b * pdf_b) / mass - ((pdf_a - pdf_b) / mass) ** 2

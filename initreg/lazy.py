@@ -26,6 +26,7 @@ class once(Generic[T]):  # noqa: N801 - used as a function decorator
         functools.update_wrapper(self, function)
 
     def __call__(self) -> T:
+        """The function's value: computed by the first call, under the lock, and returned by every later one."""
         if self._values:  # once known, read without the lock (a list append is atomic)
             return self._values[0]
         with self._lock:

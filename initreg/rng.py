@@ -17,7 +17,8 @@ symmetric x = 2u - 1 = (2k + 1 - 2^m) 2^-m in (-1, 1):
 - normal:                  mean + stddev sqrt(2) erfinv(x)
 - truncated on [a, b]:     mean + stddev sqrt(2) erfinv(e_mid + x e_half), clipped to [a, b], where
                            e_mid/e_half are the midpoint/half-width of [erf(a/sqrt2), erf(b/sqrt2)]
-                           (the inverse CDF of DESIGN.md written in x instead of u).
+                           (the inverse CDF of docs/stream.md, "From words to samples", written in x
+                           instead of u).
 
 Fast paths (backends/) compute the same words and the same formulas; they are tested against this.
 """

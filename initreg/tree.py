@@ -11,7 +11,7 @@ digits as an int (see initreg.patterns). For each parameter the last matching ru
 .gitignore. A rule matching nothing and a parameter matching no rule are errors unless relaxed
 (`allow_unused_rules`, `allow_unmatched_params`; unmatched parameters are then left out).
 
-Rule language beyond globs (README, "Rule semantics"):
+Rule language beyond globs (docs/rules.md, "Rule semantics"):
 
 - init arguments may be expressions, ``stddev: "=0.02 / sqrt(2 * n_layer)"`` (initreg.expressions),
   over the captures, the rule set's `variables` and the parameter's fans and shape (PARAMETER_NAMES);

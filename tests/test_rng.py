@@ -1,4 +1,4 @@
-"""The random stream: Philox known answers, keys, words, slices and chunking (DESIGN.md's contract)."""
+"""The random stream: Philox known answers, keys, words, slices and chunking (docs/stream.md's contract)."""
 
 import hashlib
 

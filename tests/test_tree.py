@@ -1,7 +1,8 @@
 """Parameter trees: paths, glob-rule semantics, the plan, and init_tree's (seed, path) keying.
 
-Expected keys are derived here from DESIGN.md's definition (blake2b of seed and path), fans and stds
-from Keras's and PyTorch's own functions, so that the tree code is checked against the real thing.
+Expected keys are derived here from docs/stream.md's definition ("Key derivation": blake2b of seed and
+path), fans and stds from Keras's and PyTorch's own functions, so that the tree code is checked against
+the real thing.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ RULES = {"weights": {"match": "*.kernel", "init": "lecun_normal"}, "biases": {"m
 
 
 def design_key(seed: int, path: str) -> tuple[int, int]:
-    """The key DESIGN.md defines: blake2b-64 of b"initreg/v1\\0" + seed + b"\\0" + path, two LE uint32."""
+    """The key of docs/stream.md ("Key derivation"): blake2b-64 of initreg/v1\\0 + seed + \\0 + path, two LE uint32."""
     digest = hashlib.blake2b(b"initreg/v1\0" + str(seed).encode() + b"\0" + path.encode(), digest_size=8).digest()
     return int.from_bytes(digest[:4], "little"), int.from_bytes(digest[4:], "little")
 

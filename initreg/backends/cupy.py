@@ -220,12 +220,14 @@ class CupyBackend(Backend):
     """CuPy arrays on the current CUDA device, drawn by a fused kernel."""
 
     def unavailable_reason(self) -> str | None:
+        """Why CuPy cannot run here (not installed; no CUDA driver or device), or None; cupy is not imported."""
         if importlib.util.find_spec(self.module) is None:
             return "cupy is not installed (pip install 'initreg[cupy]', or the cupy wheel for your CUDA version)"
         return cuda_driver_problem()
 
     @locked_cached_property
     def xp(self) -> Any:
+        """The cupy module, imported on first use; BackendUnavailableError says why it cannot be."""
         reason = self.unavailable_reason()
         if reason:
             raise BackendUnavailableError(f"backend {self.name!r} is unavailable: {reason}")
@@ -254,6 +256,7 @@ class CupyBackend(Backend):
         return np.uint32(key[0]), np.uint32(key[1]), np.int32(kind), self.xp.asarray(values)
 
     def draw(self, dist: Distribution, key: rng.Key, shape: tuple[int, ...], dtype: str) -> Array:
+        """The whole tensor from one launch of the fused kernel: the reference's words and transforms."""
         import numpy as np
 
         precision = compute_dtype(dtype)
@@ -269,6 +272,7 @@ class CupyBackend(Backend):
     def draw_slice(
         self, dist: Distribution, key: rng.Key, shape: tuple[int, ...], index: tuple[slice, ...], dtype: str
     ) -> Array:
+        """tensor[index], each element made from its flat index by the gather kernel; the rest is never made."""
         import numpy as np
 
         precision = compute_dtype(dtype)
@@ -280,6 +284,7 @@ class CupyBackend(Backend):
         return self.cast(out, dtype)
 
     def words(self, key: rng.Key, start: int, count: int) -> Array:
+        """Words start .. start+count-1 of the main stream, computed on the device."""
         import numpy as np
 
         out = self.xp.empty((count,), dtype=self.xp.uint32)
@@ -288,9 +293,11 @@ class CupyBackend(Backend):
         return out
 
     def cast(self, array: Array, dtype: str) -> Array:
+        """`array` as `dtype`; the array itself when it already is (draws return fresh arrays)."""
         return array.astype(self.dtype(dtype), copy=False)
 
     def to_numpy(self, array: Array) -> Any:
+        """A NumPy copy of a device array (`cupy.asnumpy`)."""
         return self.xp.asnumpy(array)
 
 

@@ -34,6 +34,7 @@ class NumpyBackend(Backend):
     """NumPy arrays on the CPU."""
 
     def dtype(self, name: str) -> Any:
+        """The NumPy dtype for a canonical name; bfloat16 comes from ml_dtypes."""
         return numpy_dtype(name)
 
     def cast(self, array: Array, dtype: str) -> Array:
@@ -41,6 +42,7 @@ class NumpyBackend(Backend):
         return array.astype(self.dtype(dtype), copy=False)
 
     def draw(self, dist: Distribution, key: rng.Key, shape: tuple[int, ...], dtype: str) -> Array:
+        """The whole tensor through the fused CPU kernels, or the NumPy reference without numba."""
         fused = fused_kernels()
         if fused is None:
             return super().draw(dist, key, shape, dtype)
@@ -49,12 +51,14 @@ class NumpyBackend(Backend):
     def draw_slice(
         self, dist: Distribution, key: rng.Key, shape: tuple[int, ...], index: tuple[slice, ...], dtype: str
     ) -> Array:
+        """tensor[index] through the fused CPU kernels, or the NumPy reference without numba."""
         fused = fused_kernels()
         if fused is None:
             return super().draw_slice(dist, key, shape, index, dtype)
         return self.cast(fused.draw_slice(dist, key, shape, index, dtype), dtype)
 
     def words(self, key: rng.Key, start: int, count: int) -> Array:
+        """Words of the main stream through the fused CPU kernels, or the NumPy reference without numba."""
         fused = fused_kernels()
         if fused is None:
             return super().words(key, start, count)

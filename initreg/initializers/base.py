@@ -218,9 +218,11 @@ class RandomInitializer(Initializer):
         self.seed = random.randrange(2**31) if self._init_seed is None else self._init_seed
 
     def key(self, path: str = "") -> Key:
+        """The stream key of this initializer's own seed: derive_key(seed, path)."""
         return derive_key(self.seed, path)
 
     def get_config(self) -> dict[str, Any]:
+        """{"seed": the seed as given}, so that None stays None."""
         return {"seed": self._init_seed}
 
     def distribution_for(self, shape: Shape, layout: str | None = None) -> Distribution:
@@ -228,13 +230,16 @@ class RandomInitializer(Initializer):
         raise NotImplementedError(f"{type(self).__name__} must implement distribution_for()")
 
     def generate(self, shape: Shape, dtype: str, *, key: Key, backend: Backend, layout: str | None = None) -> Array:
+        """The whole tensor: `backend` draws distribution_for(shape, layout) from the stream `key`."""
         return backend.draw(self.distribution_for(shape, layout), key, shape, dtype)
 
     def generate_slice(
         self, shape: Shape, index: tuple[slice, ...], dtype: str, *, key: Key, backend: Backend,
         layout: str | None = None,
     ) -> Array:  # fmt: skip
+        """tensor[index], drawn on its own from the same stream: equal to generate(...)[index]."""
         return backend.draw_slice(self.distribution_for(shape, layout), key, shape, index, dtype)
 
     def target_std(self, shape: Shape, layout: str | None = None) -> float:
+        """The std of distribution_for(shape, layout)."""
         return self.distribution_for(shape, layout).std

@@ -123,6 +123,7 @@ class Constant(Initializer):
         self._broadcast(shape, dtype, get_backend("numpy"))
 
     def generate(self, shape: Shape, dtype: str, *, key: Key, backend: Backend, layout: str | None = None) -> Array:
+        """The value broadcast to `shape`, a fresh array of `dtype` (integers and bools cast as Keras casts)."""
         return backend.cast(backend.xp.asarray(self._broadcast(shape, dtype, backend), copy=True), dtype)
 
     def generate_slice(
@@ -150,6 +151,7 @@ class Constant(Initializer):
         return xp.broadcast_to(value, shape)
 
     def target_std(self, shape: Shape, layout: str | None = None) -> float:
+        """The std of the broadcast value over the tensor (0 for an empty shape)."""
         values = self._broadcast(shape, "float64", get_backend("numpy"))
         return float(values.std()) if math.prod(shape) else 0.0
 
@@ -166,6 +168,7 @@ class Zeros(Constant):
         super().__init__(0.0)
 
     def get_config(self) -> dict[str, Any]:
+        """{}: Zeros takes no arguments."""
         return {}
 
 
@@ -177,6 +180,7 @@ class Ones(Constant):
         super().__init__(1.0)
 
     def get_config(self) -> dict[str, Any]:
+        """{}: Ones takes no arguments."""
         return {}
 
 
@@ -196,6 +200,7 @@ class Identity(Initializer):
             )
 
     def generate(self, shape: Shape, dtype: str, *, key: Key, backend: Backend, layout: str | None = None) -> Array:
+        """gain * eye(rows, cols); a shape of another rank than 2 raises."""
         self.check(shape, dtype, layout)
         xp = backend.xp
         return backend.cast(self.gain * xp.eye(shape[0], shape[1], dtype=backend.compute_dtype(dtype)), dtype)
@@ -210,9 +215,11 @@ class Identity(Initializer):
         return 2 * size * itemsize(compute) + (0 if compute == dtype else size * itemsize(dtype))
 
     def target_std(self, shape: Shape, layout: str | None = None) -> float:
+        """|gain| sqrt(s (1 - s)), s = min(rows, cols) / (rows cols) the diagonal's share (0 unless 2-D, non-empty)."""
         size = math.prod(shape)
         share = min(shape) / size if len(shape) == 2 and size else 0.0
         return abs(self.gain) * math.sqrt(share * (1.0 - share))
 
     def get_config(self) -> dict[str, Any]:
+        """{"gain": gain}, which Keras's config drops."""
         return {"gain": self.gain}

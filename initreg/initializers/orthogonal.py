@@ -52,6 +52,7 @@ class Orthogonal(RandomInitializer):
         _matrix_shape(shape, layout)
 
     def generate(self, shape: Shape, dtype: str, *, key: Key, backend: Backend, layout: str | None = None) -> Array:
+        """gain * Q of the QR of a (max, min) standard normal matrix, as the module docstring says; zeros if empty."""
         rows, cols = _matrix_shape(shape, layout)
         xp = backend.xp
         if rows * cols == 0:
@@ -69,6 +70,7 @@ class Orthogonal(RandomInitializer):
         self, shape: Shape, index: tuple[slice, ...], dtype: str, *, key: Key, backend: Backend,
         layout: str | None = None,
     ) -> Array:  # fmt: skip
+        """Always raises: every element depends on the whole matrix through its QR decomposition."""
         raise InvalidArgumentError(
             "Orthogonal cannot generate a slice on its own: every element depends on the whole matrix "
             "through its QR decomposition; generate the whole parameter instead"
@@ -90,8 +92,10 @@ class Orthogonal(RandomInitializer):
         return max(qr, elementwise_peak_bytes((big, small), compute, fused))
 
     def target_std(self, shape: Shape, layout: str | None = None) -> float:
+        """|gain| / sqrt(max(rows, cols)), the root mean square of the entries of gain * Q."""
         rows, cols = _matrix_shape(shape, layout)
         return abs(self.gain) / math.sqrt(max(rows, cols, 1))
 
     def get_config(self) -> dict[str, Any]:
+        """Keras's config: seed and gain."""
         return {**super().get_config(), "gain": self.gain}

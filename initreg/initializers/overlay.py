@@ -46,6 +46,7 @@ class Overlay(Initializer):
         self.parts = tuple(parts)
 
     def generate(self, shape: Shape, dtype: str, *, key: Key, backend: Backend, layout: str | None = None) -> Array:
+        """base's whole tensor, each part's region then overwritten, in order, by the part's values there."""
         values = self.base.generate(shape, dtype, key=key, backend=backend, layout=layout)
         return self._overwrite(values, shape, tuple(slice(0, size, 1) for size in shape), dtype, key, backend, layout)
 
@@ -53,6 +54,7 @@ class Overlay(Initializer):
         self, shape: Shape, index: tuple[slice, ...], dtype: str, *, key: Key, backend: Backend,
         layout: str | None = None,
     ) -> Array:  # fmt: skip
+        """tensor[index] made on its own: base's slice, overwritten where each part's region meets `index`."""
         values = self.base.generate_slice(shape, index, dtype, key=key, backend=backend, layout=layout)
         return self._overwrite(values, shape, index, dtype, key, backend, layout)
 

@@ -34,6 +34,7 @@ class RandomNormal(_MeanStddev):
     """Normal with mean `mean` and standard deviation `stddev`."""
 
     def distribution_for(self, shape: Shape, layout: str | None = None) -> Distribution:
+        """N(mean, stddev^2), whatever the shape."""
         return NormalDist(self.mean, self.stddev)
 
 
@@ -56,6 +57,7 @@ class TruncatedNormal(_MeanStddev):
         self.a, self.b = _absolute_bounds(a, b, self.mean, self.stddev, self.cutoff)
 
     def distribution_for(self, shape: Shape, layout: str | None = None) -> Distribution:
+        """N(mean, stddev^2) cut at [a, b] when they are given, else at mean +- cutoff stddev."""
         if self.a is not None and self.b is not None:
             return TruncatedNormalDist.between(self.mean, self.stddev, self.a, self.b)
         return TruncatedNormalDist(self.mean, self.stddev, -self.cutoff, self.cutoff)
@@ -108,7 +110,9 @@ class RandomUniform(RandomInitializer):
         super().__init__(seed=seed)
 
     def distribution_for(self, shape: Shape, layout: str | None = None) -> Distribution:
+        """U[minval, maxval), whatever the shape."""
         return UniformDist(self.minval, self.maxval)
 
     def get_config(self) -> dict[str, Any]:
+        """Keras's config: seed, minval and maxval."""
         return {**super().get_config(), "minval": self.minval, "maxval": self.maxval}

@@ -213,6 +213,11 @@ class VarianceScaling(RandomInitializer):
         return self.scale / max(1.0, fan)
 
     def distribution_for(self, shape: Shape, layout: str | None = None) -> Distribution:
+        """What to draw, with s = variance(shape, layout), by `distribution`:
+
+        truncated_normal: sigma = sqrt(s) / c(cutoff), cut at +-cutoff sigma (c the std of a standard normal
+        truncated there); untruncated_normal: N(0, s); uniform: U(-sqrt(3 s), sqrt(3 s)).
+        """
         variance = self.variance(shape, layout)
         if self.distribution == "truncated_normal":
             sigma = math.sqrt(variance) / truncated_std_factor(self.cutoff)
