@@ -53,12 +53,12 @@ from initreg.errors import InitregError, InvalidArgumentError, choices
 from initreg.expressions import compile_index
 from initreg.initializers.base import Array, Initializer, Shape, standardize_shape
 from initreg.initializers.overlay import Overlay, Part
-from initreg.initializers.variance_scaling import LAYOUTS, VarianceScaling, compute_fans
+from initreg.initializers.variance_scaling import LAYOUTS
 from initreg.patterns import PathPattern, PatternIndex, compile_pattern
 from initreg.registry import get, get_backend
 from initreg.rng import derive_key
 from initreg.schemas import plain
-from initreg.slicing import forward_slices, normalize_index, slices_independently, stream_seed
+from initreg.slicing import forward_slices, normalize_index, stream_seed
 from initreg.templates import (
     PARAMETER_NAMES,
     RESERVED_NAMES,
@@ -386,19 +386,6 @@ def parse_rules(
 # --- the plan ----------------------------------------------------------------------------------
 
 
-def _fans(initializer: Initializer, shape: Shape, layout: str | None) -> tuple[int, int]:
-    if isinstance(initializer, VarianceScaling):
-        return initializer.fans(shape, layout)
-    return compute_fans(shape, layout=layout)
-
-
-def _target_std(initializer: Initializer, shape: Shape, layout: str | None) -> float:
-    try:
-        return initializer.target_std(shape, layout)
-    except NotImplementedError:
-        return math.nan
-
-
 def _check_coverage(
     paths: Sequence[str], rules: Sequence[Rule], index: PatternIndex, winners: Mapping[str, Any],
     aliases: Sequence[str], *, allow_unmatched_params: bool, allow_unused_rules: bool,
@@ -573,8 +560,7 @@ def plan(
             base = rule.initializer_for(captured, shape, chosen_layout)
             seen = (id(base), shape, chosen_layout)
             if seen not in described:
-                fans = _fans(base, shape, chosen_layout)
-                described[seen] = (*fans, _target_std(base, shape, chosen_layout))
+                described[seen] = (*base.fans(shape, chosen_layout), base.target_std(shape, chosen_layout))
             initializer = _overlay(base, overlays, shape, chosen_layout)
         except InitregError as error:
             _prefix(error, f"parameter {path!r} (rule {name!r})")
@@ -713,14 +699,9 @@ def chunk_indices(shape: Shape, itemsize: int, chunk_bytes: int) -> Iterator[tup
             yield (*leading, slice(start, min(start + rows, shape[axis]), 1), *trailing)
 
 
-def _slices_cheaply(initializer: Initializer) -> bool:
-    """Whether `initializer` makes a slice without making the whole tensor (not Orthogonal, not the default)."""
-    return slices_independently(initializer) and type(initializer).generate_slice is not Initializer.generate_slice
-
-
 def _comes_whole(entry: PlanEntry, chunk_bytes: int) -> bool:
-    """Whether `generate_chunks` gives `entry` as one piece: it fits a chunk, is 0-d, or cannot slice cheaply."""
-    return entry.nbytes <= chunk_bytes or not entry.shape or not _slices_cheaply(entry.initializer)
+    """Whether `generate_chunks` gives `entry` as one piece: it fits a chunk, is 0-d, or is whole-tensor."""
+    return entry.nbytes <= chunk_bytes or not entry.shape or not entry.initializer.slices_independently
 
 
 def generate_chunks(

@@ -1,7 +1,8 @@
 """The Keras initializer family; importing this package registers every built-in name."""
 
-from initreg.initializers.base import Initializer, RandomInitializer
+from initreg.initializers.base import ElementwiseInitializer, Initializer, RandomInitializer
 from initreg.initializers.constant import Constant, Identity, Ones, Zeros
+from initreg.initializers.fans import compute_fans
 from initreg.initializers.orthogonal import Orthogonal
 from initreg.initializers.random import RandomNormal, RandomUniform, TruncatedNormal
 from initreg.initializers.variance_scaling import (
@@ -12,11 +13,11 @@ from initreg.initializers.variance_scaling import (
     LecunNormal,
     LecunUniform,
     VarianceScaling,
-    compute_fans,
 )
 
 __all__ = [
     "Constant",
+    "ElementwiseInitializer",
     "GlorotNormal",
     "GlorotUniform",
     "HeNormal",
