@@ -179,3 +179,20 @@ def test_fans_and_moments_are_methods_of_the_initializer() -> None:
     assert initreg.Identity(gain=2.0).moments((4, 8)) == (2.0 * 4 / 32, pytest.approx(2.0 * np.sqrt(1 / 8 * 7 / 8)))
     assert CumulativeSum().moments(shape) is None
     assert np.isnan(CumulativeSum().target_std(shape))
+
+
+def test_a_torch_distributed_shard_of_a_whole_tensor_initializer_is_cut_from_one_whole_draw() -> None:
+    pytest.importorskip("torch")
+    import torch
+
+    from initreg.interop.torch_distributed import shard_pieces
+
+    init = CumulativeSum()
+    (entry,) = initreg.plan({"w": (40, 25)}, {"w": {"match": "w", "init": init}})
+    indices = [list(range(10, 30)), [*range(0, 5), *range(12, 25)]]  # two runs on the second axis
+    local = torch.zeros((20, 18), dtype=torch.float32)
+    for view, values in shard_pieces(entry, local, indices, seed=6, backend=None, chunk_bytes=64):
+        view.copy_(torch.from_numpy(np.asarray(values)))
+    assert (init.wholes, init.slices) == (1, 0)
+    whole = initreg.init_slice(CumulativeSum(), (40, 25), (), seed=6, path="w")
+    np.testing.assert_array_equal(local.numpy(), whole[np.ix_(*indices)])
