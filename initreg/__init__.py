@@ -20,9 +20,11 @@ from initreg.initializers import (
     VarianceScaling,
     Zeros,
     compute_fans,
+    deserialize,
+    get,
+    register,
+    serialize,
 )
-from initreg.registry import get, register
-from initreg.serialization import deserialize, serialize
 from initreg.slicing import init_slice
 from initreg.tree import init_tree, plan, save_tree
 

@@ -60,7 +60,7 @@ from initreg.errors import InitregError, InvalidArgumentError, printable
 from initreg.initializers.base import magnitude
 from initreg.initializers.overlay import Overlay, region_text
 from initreg.initializers.variance_scaling import LAYOUTS
-from initreg.schemas import plain
+from initreg.plain import plain
 
 if TYPE_CHECKING:
     from rich.table import Table

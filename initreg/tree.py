@@ -48,16 +48,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from initreg import memory
+from initreg.backends.registry import get_backend
 from initreg.dtypes import numpy_dtype, standardize_dtype
 from initreg.errors import InitregError, InvalidArgumentError, choices
 from initreg.expressions import compile_index
 from initreg.initializers.base import Array, Initializer, Shape, standardize_shape
+from initreg.initializers.lookup import get
 from initreg.initializers.overlay import Overlay, Part
 from initreg.initializers.variance_scaling import LAYOUTS, VarianceScaling, compute_fans
 from initreg.patterns import PathPattern, PatternIndex, compile_pattern
-from initreg.registry import get, get_backend
+from initreg.plain import plain
 from initreg.rng import derive_key
-from initreg.schemas import plain
 from initreg.slicing import forward_slices, normalize_index, slices_independently, stream_seed
 from initreg.templates import (
     PARAMETER_NAMES,

@@ -35,9 +35,9 @@ import numpy as np
 import torch
 from torch.distributed.tensor import DTensor
 
+from initreg.backends.registry import get_backend
 from initreg.errors import InvalidArgumentError
 from initreg.interop import torch_distributed
-from initreg.registry import get_backend
 from initreg.slicing import stream_seed
 from initreg.tree import PlanEntry, Rule, generate, plan
 

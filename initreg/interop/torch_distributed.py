@@ -37,10 +37,10 @@ import torch.distributed as dist
 from torch.distributed.tensor import DTensor, Replicate, Shard
 from torch.distributed.tensor.placement_types import _StridedShard, _StridedShardOffsetMode
 
+from initreg.backends.registry import backends, get_backend
 from initreg.dtypes import numpy_dtype
 from initreg.errors import InitregError, InvalidArgumentError
 from initreg.initializers.base import Array, Initializer
-from initreg.registry import backends, get_backend
 from initreg.rng import derive_key
 from initreg.slicing import stream_seed
 from initreg.tree import DEFAULT_CHUNK_BYTES, PlanEntry, Rule, _about, _as_rules, _slices_cheaply, chunk_indices
