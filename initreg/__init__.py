@@ -27,8 +27,7 @@ from initreg.initializers import (
 )
 from initreg.slicing import init_slice
 from initreg.tree import init_tree, plan, save_tree
-
-__version__ = "0.1.0"
+from initreg.version import __version__ as __version__
 
 __all__ = [
     "Constant",

@@ -60,7 +60,9 @@ from initreg.errors import InitregError, InvalidArgumentError, printable
 from initreg.initializers.base import magnitude
 from initreg.initializers.overlay import Overlay, region_text
 from initreg.initializers.variance_scaling import LAYOUTS
+from initreg.listing import print_listing
 from initreg.plain import plain
+from initreg.progress import WriteProgress
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -660,8 +662,6 @@ def _draw(entries: Sequence[PlanEntry], settings: Mapping[str, Any], backend: Ba
     """
     import numpy as np
 
-    from initreg.progress import WriteProgress
-
     quiet, stream, chunk_bytes = not settings["progress"], settings["stream"], _chunk_bytes(settings)
     seed, metadata, chosen = settings["seed"], _metadata(settings), io.file_format(path)
     tensors = [io.TensorInfo(entry.path, entry.shape, entry.dtype) for entry in entries]
@@ -759,8 +759,6 @@ def main() -> None:
     """The console script: `initreg list`, or the Hydra app."""
     global _show_tracebacks
     if sys.argv[1:2] == ["list"]:
-        from initreg.listing import print_listing
-
         print_listing()
         return
     _show_tracebacks = os.environ.get("HYDRA_FULL_ERROR") == "1"

@@ -47,7 +47,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from initreg import memory
+from initreg import io, memory
+from initreg.backends.numpy import NumpyBackend, fused_kernels
 from initreg.backends.registry import get_backend
 from initreg.dtypes import numpy_dtype, standardize_dtype
 from initreg.errors import InitregError, InvalidArgumentError, choices
@@ -58,6 +59,7 @@ from initreg.initializers.overlay import Overlay, Part
 from initreg.initializers.variance_scaling import LAYOUTS, VarianceScaling, compute_fans
 from initreg.patterns import PathPattern, PatternIndex, compile_pattern
 from initreg.plain import plain
+from initreg.progress import WriteProgress
 from initreg.rng import derive_key
 from initreg.slicing import forward_slices, normalize_index, slices_independently, stream_seed
 from initreg.templates import (
@@ -645,8 +647,6 @@ def require_draw(
 
     Other backends' memory is not checked; nor is a need below memory.MIN_CHECKED_BYTES.
     """
-    from initreg.backends.numpy import NumpyBackend, fused_kernels
-
     if holding + math.prod(shape) * memory.MAX_BYTES_PER_ELEMENT < memory.MIN_CHECKED_BYTES:
         return
     if isinstance(backend, NumpyBackend):
@@ -790,9 +790,6 @@ def save_entries(
     bar runs on stderr unless `quiet` or stderr is not a terminal. The file's size is checked against
     the free space before anything is drawn (see `io.save_streamed`).
     """
-    from initreg import io
-    from initreg.progress import WriteProgress
-
     chosen, seed, chunk_bytes = get_backend(backend), stream_seed(seed), _chunk_bytes(chunk_bytes)
     planned = {entry.path: entry for entry in entries}
     tensors = [io.TensorInfo(entry.path, entry.shape, entry.dtype) for entry in entries]
