@@ -35,7 +35,12 @@ def get(identifier: Any, **config: Any) -> Initializer | Callable[..., Any] | No
         return identifier.from_config({**identifier.get_config(), **config}) if config else identifier
     if inspect.isclass(identifier) and issubclass(identifier, Initializer):
         return identifier.from_config(config)
-    if dataclasses.is_dataclass(identifier) and not inspect.isclass(identifier):
+    if dataclasses.is_dataclass(identifier):
+        if inspect.isclass(identifier):
+            raise InvalidArgumentError(
+                f"initializer identifier {identifier.__qualname__} is a dataclass; pass an instance of it, "
+                f"such as {identifier.__qualname__}()"
+            )
         return _from_mapping(dataclasses.asdict(identifier), config)
     if all(hasattr(identifier, attribute) for attribute in ("shape", "dtype", "tolist")):  # an array, as Keras's get
         if config:
