@@ -236,16 +236,16 @@ class Registry(Generic[T]):
                         f"{self.kind} name {clash!r} is already registered (to {self._lookup[clash]!r}); "
                         "pass force=True to replace it"
                     )
-                for canonical in replaced:  # a new version of the same object: every old name goes
-                    old = self._entries[canonical]
-                    for n in (old.name, *old.aliases):
-                        self._forget(n)
-                warnings.warn(
+                warnings.warn(  # before any change: a warning turned into an error leaves the entry as it was
                     f"initreg: {self.kind} {_qualified_name(value)} registered again as {name!r}; "
                     "the new definition replaces the old one",
                     ReplacedWarning,
                     stacklevel=3,
                 )
+                for canonical in replaced:  # a new version of the same object: every old name goes
+                    old = self._entries[canonical]
+                    for n in (old.name, *old.aliases):
+                        self._forget(n)
             for n in names:
                 self._forget(n)
             self._entries[name] = Entry(name, value, tuple(aliases), origin or importer or BUILT_IN)

@@ -1,5 +1,7 @@
 """The registry: names and aliases (Keras's included), get() identifiers, register, errors."""
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -173,6 +175,11 @@ def test_running_a_registering_cell_again_replaces_the_entry_with_a_warning():
         ):
             second = run_cell(0.25)
         assert second is not first and registry.initializers.get("test_cell_init") is second
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", registry.ReplacedWarning)
+            with pytest.raises(registry.ReplacedWarning):
+                run_cell(0.125)
+        assert registry.initializers.get("test_cell_init") is second  # the refused run changed nothing
         assert initreg.get("test_cell_init")((2,)).tolist() == [0.25, 0.25]
         assert "TestCellInit" not in registry.initializers  # the old definition's names all go with it
 
