@@ -17,10 +17,11 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
+from initreg.backends.registry import get_backend
 from initreg.dtypes import standardize_dtype
 from initreg.errors import InvalidArgumentError
 from initreg.initializers.base import Array, Initializer, Shape, standardize_shape
-from initreg.registry import get, get_backend
+from initreg.initializers.lookup import get
 from initreg.rng import derive_key
 
 Index = tuple[slice, ...]

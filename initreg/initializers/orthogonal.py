@@ -20,8 +20,8 @@ from initreg.dtypes import compute_dtype
 from initreg.errors import InvalidArgumentError, choices
 from initreg.initializers.base import Array, RandomInitializer, Shape, finite_number
 from initreg.initializers.fans import LAYOUTS
+from initreg.initializers.registry import register
 from initreg.memory import elementwise_peak_bytes, itemsize
-from initreg.registry import register
 from initreg.rng import Key
 
 if TYPE_CHECKING:

@@ -23,7 +23,7 @@ from initreg.initializers.base import ElementwiseInitializer, Shape, float_or_in
 from initreg.initializers.fans import LAYOUTS as LAYOUTS  # re-exported for the modules that import them here
 from initreg.initializers.fans import as_axes, check_axes
 from initreg.initializers.fans import compute_fans as compute_fans
-from initreg.registry import register
+from initreg.initializers.registry import register
 
 TRUNCATED_STD_FACTOR = 0.87962566103423978  # std of a standard normal truncated to [-2, 2]
 MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
