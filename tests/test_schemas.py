@@ -1,6 +1,6 @@
 """Structured configs built from constructors (initreg.schemas), and Hydra nodes as initializer configs.
 
-The dataclass of any constructor: types, Optional, lists, dicts, Literal and config_choices as Enums,
+The dataclass of any constructor: types, Optional, lists, dicts, Literal and config_choices as ChoiceNodes,
 unknown annotations as Any, required arguments as ???, non-plain defaults left out; every registered
 initializer's node instantiates to what `initreg.get` gives; dataclasses are cached, rebuilt for a
 re-registered name, built once under concurrency and importable by name (for pickling). Then
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
+import pickle
 import subprocess
 import sys
 import threading
@@ -21,6 +23,7 @@ from typing import Any, ClassVar, Literal, Optional
 
 import numpy as np
 import pytest
+import yaml
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, MissingMandatoryValue, ValidationError
@@ -28,6 +31,7 @@ from omegaconf.errors import ConfigAttributeError, MissingMandatoryValue, Valida
 import initreg
 from initreg import schemas
 from initreg.errors import InvalidArgumentError
+from initreg.typed_nodes import ChoiceNode
 from initreg.initializers.base import Initializer
 from initreg.initializers.variance_scaling import DISTRIBUTIONS, MODES
 
@@ -76,6 +80,13 @@ def fields(name: str) -> dict[str, dataclasses.Field[Any]]:
     return {field.name: field for field in dataclasses.fields(schemas.schema(name))}
 
 
+def choice(field: dataclasses.Field[Any]) -> tuple[tuple[str, ...], Any, bool]:
+    """(choices, default, optional) of a field whose default is a ChoiceNode."""
+    node = field.default_factory()  # type: ignore[misc]
+    assert isinstance(node, ChoiceNode)
+    return node.choices, node._value(), node._is_optional()
+
+
 def test_every_kind_of_argument_gets_its_type_and_default(probe: str) -> None:
     found = fields(probe)
     assert list(found) == [
@@ -90,11 +101,9 @@ def test_every_kind_of_argument_gets_its_type_and_default(probe: str) -> None:
     assert found["pair"].type == list[float] and found["pair"].default_factory() == [1.0, 2.0]  # type: ignore[misc]
     assert found["table"].type == Optional[dict[str, float]]  # noqa: UP045
     assert found["anything"].type is Any and found["either"].type is Any
-    mode = found["mode"].type
-    assert issubclass(mode, schemas.Choice) and [m.name for m in mode] == ["a", "b"]
-    assert found["mode"].default is mode["a"]
-    (flavour,) = [t for t in found["flavour"].type.__args__ if t is not type(None)]
-    assert [m.name for m in flavour] == ["sweet", "sour"] and found["flavour"].default is flavour["sweet"]
+    assert found["mode"].type is str and choice(found["mode"]) == (("a", "b"), "a", False)
+    assert found["flavour"].type == Optional[str]  # noqa: UP045
+    assert choice(found["flavour"]) == (("sweet", "sour"), "sweet", True)
 
 
 def test_a_node_checks_values_and_gives_plain_values_to_the_constructor(probe: str) -> None:
@@ -121,11 +130,11 @@ def test_a_node_checks_values_and_gives_plain_values_to_the_constructor(probe: s
 
 def test_variance_scaling_and_a_plugin_offer_their_choices() -> None:
     found = fields("variance_scaling")
-    assert [m.name for m in found["mode"].type] == list(MODES)
-    assert [m.name for m in found["distribution"].type] == [*DISTRIBUTIONS, "normal"]
+    assert choice(found["mode"])[0] == MODES
+    assert choice(found["distribution"])[0] == (*DISTRIBUTIONS, "normal")
     stft = fields("stft")  # a plugin's choices, one of them None
-    assert [m.name for m in stft["side"].type] == ["real", "imag"]
-    assert [m.name for m in stft["scaling"].type.__args__[0]] == ["density", "spectrum"]
+    assert choice(stft["side"]) == (("real", "imag"), "real", False)
+    assert choice(stft["scaling"]) == (("density", "spectrum"), "density", True)
     node = OmegaConf.structured(schemas.node("variance_scaling"))
     node.scale, node.mode, node.distribution, node.input_axes, node.output_axes = 2, "fan_avg", "uniform", [0], [1]
     expected = initreg.VarianceScaling(2.0, "fan_avg", "uniform", input_axes=[0], output_axes=[1])
@@ -145,8 +154,7 @@ def test_dataclasses_are_cached_rebuilt_for_a_new_class_and_importable_by_name(p
     built = schemas.schema(probe)
     assert schemas.schema("SchemaProbe") is built
     assert getattr(schemas, "init/schema_probe") is built
-    assert getattr(schemas, "init/schema_probe:mode") is fields(probe)["mode"].type
-    for missing in ("init/schema_probe:nothing", "init/no_such_initializer", "something"):
+    for missing in ("init/no_such_initializer", "something"):
         with pytest.raises(AttributeError):
             getattr(schemas, missing)
 
@@ -205,17 +213,46 @@ class Colour(enum.Enum):
     RED = 1
 
 
-def test_plain_converts_containers_and_choices_only() -> None:
-    mode = fields("variance_scaling")["mode"].type
+def test_plain_converts_containers_only() -> None:
     node = OmegaConf.create({"a": [1, {"b": "${c}"}], "c": 2})
     assert schemas.plain(node) == {"a": [1, {"b": 2}], "c": 2}
-    assert schemas.plain({"m": mode["fan_out"], "own": Colour.RED, "t": (1, 2)}) == {
-        "m": "fan_out",
-        "own": Colour.RED,
-        "t": (1, 2),
-    }
+    assert schemas.plain({"own": Colour.RED, "t": (1, 2)}) == {"own": Colour.RED, "t": (1, 2)}
     with pytest.raises(InvalidArgumentError, match="x"):
         schemas.plain(OmegaConf.create({"x": "???"}))
+
+
+def test_a_bad_interpolated_value_names_its_full_key() -> None:
+    init = OmegaConf.structured(schemas.node("variance_scaling"))
+    cfg = OmegaConf.create({"scale": "abc", "mode": "fan_avgg", "init": init})
+    cfg.init.scale = "${scale}"
+    with pytest.raises(InvalidArgumentError, match=r"'abc'.*\(full_key: init\.scale\)$"):
+        initreg.get(cfg.init)
+    cfg.init.scale, cfg.init.mode = 2.0, "${mode}"
+    with pytest.raises(
+        InvalidArgumentError, match=r"'fan_avgg', expected one of \[fan_in, .*\(full_key: init\.mode\)$"
+    ):
+        initreg.get(cfg.init)
+
+
+def test_choices_compose_as_plain_strings_that_loggers_can_store() -> None:
+    cfg = OmegaConf.create({"init": OmegaConf.structured(schemas.node("stft"))})
+    cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(["init.side=imag", "init.scaling=null"]))
+    with pytest.raises(ValidationError, match=r"'imagg', expected one of \[real, imag\]"):
+        OmegaConf.merge(cfg, OmegaConf.from_dotlist(["init.side=imagg"]))
+    container = OmegaConf.to_container(cfg, resolve=True)
+    assert type(container["init"]["side"]) is str  # type: ignore[index]
+    assert json.loads(json.dumps(container)) == yaml.safe_load(yaml.safe_dump(container)) == container
+    copied = pickle.loads(pickle.dumps(cfg))
+    with pytest.raises(ValidationError):
+        copied.init.side = "imagg"
+    assert OmegaConf.to_object(cfg.init).side == "imag"  # type: ignore[union-attr]
+
+
+def test_a_partial_is_a_factory_of_the_initializer() -> None:
+    factory = instantiate(OmegaConf.structured(schemas.node("he_normal")), _partial_=True)
+    assert factory() == initreg.HeNormal() and factory(seed=4) == initreg.HeNormal(seed=4)
+    with pytest.raises(InvalidArgumentError, match=r"keyword arguments only.*factory\(\)\(shape\)"):
+        factory((3, 4))
 
 
 def hydra_config() -> Any:
