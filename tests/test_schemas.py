@@ -31,9 +31,9 @@ from omegaconf.errors import ConfigAttributeError, MissingMandatoryValue, Valida
 import initreg
 from initreg import schemas
 from initreg.errors import InvalidArgumentError
-from initreg.typed_nodes import ChoiceNode
 from initreg.initializers.base import Initializer
 from initreg.initializers.variance_scaling import DISTRIBUTIONS, MODES
+from initreg.typed_nodes import ChoiceNode
 
 UNSET = object()
 
