@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -28,6 +29,7 @@ import pytest
 from safetensors.numpy import load_file
 
 import initreg
+from initreg import recipes
 from tests.test_wheel import build_wheel, fresh_venv, run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -221,7 +223,7 @@ RECIPE = """
     from initreg import recipes
 
     with initialize_config_dir(config_dir=sys.argv[1], version_base="1.3"):
-        cfg = compose("config", overrides=["+recipe=hf_gpt2"])
+        cfg = compose("config", overrides=["recipe=hf_gpt2"])
     block = {"attn.c_attn.weight": (64, 192), "attn.c_proj.weight": (64, 64), "attn.c_proj.bias": (64,),
              "ln_1.weight": (64,)}
     spec = {f"h.{i}.{name}": shape for i in range(4) for name, shape in block.items()}
@@ -239,6 +241,22 @@ def case_a_recipe_from_the_recipe_group(app: App, tmp: Path) -> None:
     done = app.script(tmp / "recipe.py", str(app.folder / "conf"), cwd=tmp)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", "0.02", str(round(0.02 / 8**0.5, 6))]  # c_proj: 0.02 / sqrt(2 n_layer)
+
+
+def case_a_recipe_on_a_gpt2_of_another_depth(app: App, tmp: Path) -> None:
+    """GPT-2's residual projections get 0.02 / sqrt(2 n_layer) with the model's n_layer (3), not the recipe's 12."""
+    out = app.ok("model.name=gpt2", "model.gpt2.n_layer=3", "recipe=hf_gpt2", "seed=2", "save=w.safetensors", cwd=tmp)
+    projection = "transformer.h.2.mlp.c_proj.weight [128, 32] rule=residual_projections RandomNormal("
+    assert f"{projection}seed=None, mean=0.0, stddev={0.02 / math.sqrt(2 * 3)!r})" in out
+    assert f"stddev={0.02 / math.sqrt(2 * 12)!r}" not in out
+    written = load_file(tmp / "w.safetensors")
+    np.testing.assert_array_equal(written["lm_head.weight"], written["transformer.wte.weight"])  # tied
+    spec = {
+        name: array.shape for name, array in written.items() if name != "lm_head.weight" and ".attn.bias" not in name
+    }
+    wanted = initreg.init_tree(spec, recipes.load("hf_gpt2", n_layer=3).rules, seed=2, layout="torch")
+    for name, array in wanted.items():
+        np.testing.assert_array_equal(written[name], array)
 
 
 def case_a_plugin_is_loaded_only_when_asked_for(app: App, tmp: Path) -> None:
@@ -371,6 +389,7 @@ CASES: dict[str, Callable[[App, Path], None]] = {
     "interpolated_error": case_a_bad_interpolated_value_names_its_key,
     "compose_api": case_the_compose_api_from_a_plain_script,
     "recipe_group": case_a_recipe_from_the_recipe_group,
+    "recipe_gpt2_depth": case_a_recipe_on_a_gpt2_of_another_depth,
     "lazy_plugin": case_a_plugin_is_loaded_only_when_asked_for,
     "not_opted_in": case_an_app_that_did_not_opt_in_is_untouched,
     "unrelated_app_modules": case_an_unrelated_app_imports_no_heavy_module,
@@ -424,6 +443,6 @@ def test_the_example_app_from_the_wheels_in_a_fresh_venv(tmp_path: Path) -> None
         folder.mkdir(parents=True)
         case(app, folder)
     # a yaml in configs/public/recipe/ ships and is served as a recipe option, with no code for it
-    out = app.ok("+recipe=probe", "save=w.safetensors", cwd=tmp_path)
+    out = app.ok("recipe=probe", "save=w.safetensors", cwd=tmp_path)
     assert "hidden.bias [16] rule=probe Ones()" in out
     assert_weights(tmp_path / "w.safetensors", expected("he_normal", 0, biases="ones"))
