@@ -33,7 +33,6 @@ import enum
 import functools
 import inspect
 import reprlib
-import sys
 import threading
 import types
 import typing
@@ -41,7 +40,8 @@ from collections.abc import Mapping, MutableMapping, MutableSequence, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Optional, Union, cast
 
 from initreg.errors import InitregError, InvalidArgumentError
-from initreg.registry import initializers
+from initreg.initializers.lookup import get
+from initreg.initializers.registry import initializers
 
 if TYPE_CHECKING:
     from initreg.initializers.base import Initializer
@@ -73,8 +73,6 @@ def make(*arguments: Any, name: str, **config: Any) -> Initializer:
     values, and a positional argument (a shape, a tensor) is refused, since the factory makes the
     initializer and does not draw (call ``factory()(shape)``).
     """
-    from initreg.registry import get
-
     if arguments:
         raise InvalidArgumentError(
             f"the initializer {name!r} is made from keyword arguments only, not {reprlib.repr(arguments)}: "
@@ -97,23 +95,6 @@ def schema(name: str) -> type:
 def node(name: str) -> Any:
     """An instance of `name`'s dataclass whose `name` is the name it was selected by."""
     return schema(name)(name=name)
-
-
-def plain(value: Any) -> Any:
-    """`value` with OmegaConf containers as dicts and lists (interpolations resolved), recursively;
-    anything else as it is. A bad value names its full key (``init.scale``)."""
-    omegaconf = sys.modules.get("omegaconf")  # no OmegaConf container can exist before it is imported
-    if omegaconf is not None and isinstance(value, omegaconf.Container):
-        try:
-            value = omegaconf.OmegaConf.to_container(value, resolve=True, throw_on_missing=True)
-        except omegaconf.errors.OmegaConfBaseException as error:
-            where = f" (full_key: {error.full_key})" if getattr(error, "full_key", None) else ""
-            raise InvalidArgumentError(str(error).strip().splitlines()[0] + where) from error
-    if isinstance(value, Mapping):
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [plain(item) for item in value]
-    return value
 
 
 def __getattr__(attribute: str) -> type:

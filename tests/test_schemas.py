@@ -10,7 +10,6 @@ re-registered name, built once under concurrency and importable by name (for pic
 from __future__ import annotations
 
 import dataclasses
-import enum
 import json
 import pickle
 import subprocess
@@ -209,28 +208,14 @@ def test_get_reads_mappings_and_hydra_nodes() -> None:
         initreg.get({"name": "he_normal", "bogus": 1})
 
 
-class Colour(enum.Enum):
-    RED = 1
-
-
-def test_plain_converts_containers_only() -> None:
-    node = OmegaConf.create({"a": [1, {"b": "${c}"}], "c": 2})
-    assert schemas.plain(node) == {"a": [1, {"b": 2}], "c": 2}
-    assert schemas.plain({"own": Colour.RED, "t": (1, 2)}) == {"own": Colour.RED, "t": (1, 2)}
-    with pytest.raises(InvalidArgumentError, match="x"):
-        schemas.plain(OmegaConf.create({"x": "???"}))
-
-
 def test_a_bad_interpolated_value_names_its_full_key() -> None:
     init = OmegaConf.structured(schemas.node("variance_scaling"))
     cfg = OmegaConf.create({"scale": "abc", "mode": "fan_avgg", "init": init})
     cfg.init.scale = "${scale}"
-    with pytest.raises(InvalidArgumentError, match=r"'abc'.*\(full_key: init\.scale\)$"):
+    with pytest.raises(InvalidArgumentError, match=r"^init\.scale: While dereferencing interpolation .*'abc'"):
         initreg.get(cfg.init)
     cfg.init.scale, cfg.init.mode = 2.0, "${mode}"
-    with pytest.raises(
-        InvalidArgumentError, match=r"'fan_avgg', expected one of \[fan_in, .*\(full_key: init\.mode\)$"
-    ):
+    with pytest.raises(InvalidArgumentError, match=r"^init\.mode: .*'fan_avgg', expected one of \[fan_in, "):
         initreg.get(cfg.init)
 
 
@@ -245,7 +230,9 @@ def test_choices_compose_as_plain_strings_that_loggers_can_store() -> None:
     copied = pickle.loads(pickle.dumps(cfg))
     with pytest.raises(ValidationError):
         copied.init.side = "imagg"
-    assert OmegaConf.to_object(cfg.init).side == "imag"  # type: ignore[union-attr]
+    made = OmegaConf.to_object(cfg.init)
+    assert made.side == "imag" and made.scaling is None  # type: ignore[union-attr]
+    assert initreg.get(made) == initreg.get({"name": "stft", "side": "imag", "scaling": None})
 
 
 def test_a_partial_is_a_factory_of_the_initializer() -> None:
