@@ -22,8 +22,8 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -99,6 +99,10 @@ class _TorchFans(_WarnsOnZeroElements, VarianceScaling):
 
 class _Kaiming(_TorchFans):
     DISTRIBUTION = "untruncated_normal"
+    config_choices: ClassVar[Mapping[str, Sequence[str | None]]] = {
+        "mode": KAIMING_MODES,
+        "nonlinearity": NONLINEARITIES,
+    }
 
     def __init__(
         self,
