@@ -107,7 +107,8 @@ def test_hf_gpt2_is_gpt2_small_as_transformers_initializes_it() -> None:
     model = gpt2(0)
     reference, other = as_numpy(model), as_numpy(gpt2(1))
     config = model.config
-    recipe = recipes.load("hf_gpt2", n_layer=config.n_layer, initializer_range=config.initializer_range)
+    recipe = recipes.load("hf_gpt2", model)
+    assert recipe.sources == {"n_layer": "model.config.n_layer", "initializer_range": "model.config.initializer_range"}
     entries = initialize(model, recipe.rules, seed=3)
     assert [entry.aliases for entry in entries if entry.aliases] == [("lm_head.weight",)]
 
@@ -139,7 +140,8 @@ def test_hf_default_is_a_small_causal_lm_as_transformers_initializes_it(family: 
     model = causal_lm(family, 0)
     reference, other = as_numpy(model), as_numpy(causal_lm(family, 1))
     assert not reference["model.embed_tokens.weight"][7].any()  # the padding row the recipe must zero
-    recipe = recipes.load("hf_default", pad_token_id=7, initializer_range=model.config.initializer_range)
+    recipe = recipes.load("hf_default", model)
+    assert recipe.variables["pad_token_id"] == 7 and recipe.sources["pad_token_id"] == "model.config.pad_token_id"
     initialize(model, recipe.rules, seed=3)
     compared = compare(as_numpy(model), reference, other, lambda name: model.config.initializer_range)
     assert compared == 2 + 7 * SMALL["num_hidden_layers"]
@@ -148,7 +150,8 @@ def test_hf_default_is_a_small_causal_lm_as_transformers_initializes_it(family: 
 
 def test_hf_default_without_a_padding_token_zeroes_no_row() -> None:
     values = initreg.init_tree(
-        {"model.embed_tokens.weight": (50, 8), "model.norm.weight": (8,)}, recipes.load("hf_default").rules
+        {"model.embed_tokens.weight": (50, 8), "model.norm.weight": (8,)},
+        recipes.load("hf_default", pad_token_id=None).rules,
     )
     assert np.all(values["model.embed_tokens.weight"] != 0)
 
@@ -203,7 +206,8 @@ def test_mup_gpt2_is_what_mup_gives_at_two_widths(width: int) -> None:
     model, reference = mup_reference(width, 0)
     _, other = mup_reference(width, 1)
     config = model.config
-    recipe = recipes.load("mup_gpt2", d_model=width, base_d_model=MUP_BASE, n_layer=config.n_layer)
+    recipe = recipes.load("mup_gpt2", model, base_d_model=MUP_BASE)
+    assert recipe.variables["d_model"] == width and recipe.sources["d_model"] == "model.config.n_embd"
     initialize(model, recipe.rules, seed=3)
     shrink = math.sqrt(MUP_BASE / width)  # mup's width_mult ** -0.5 for a hidden matrix
 
@@ -284,7 +288,8 @@ def truncated_std(std: float, cutoff: float) -> float:
 
 
 def test_torchtitan_llama3_is_torchtitans_depth_init() -> None:
-    recipe = recipes.load("torchtitan_llama3")
+    recipe = recipes.load("torchtitan_llama3", titan_spec())
+    assert recipe.variables["n_layers"] == TITAN["n_layers"]
     ours = initreg.init_tree(titan_spec(), recipe.rules, seed=3, layout="torch")
 
     def target(name: str) -> float:
@@ -355,8 +360,7 @@ def olmo_reference(init_fn: str, seed: int) -> dict[str, np.ndarray]:
 
 @pytest.mark.parametrize(("recipe_name", "init_fn"), [("olmo2", "normal"), ("olmo_mitchell", "mitchell")])
 def test_olmo_recipes_are_olmos_init_normal(recipe_name: str, init_fn: str) -> None:
-    variables = {"d_model": OLMO["d_model"]} if init_fn == "mitchell" else {}
-    ours = initreg.init_tree(olmo_spec(), recipes.load(recipe_name, **variables).rules, seed=3, layout="torch")
+    ours = initreg.init_tree(olmo_spec(), recipes.load(recipe_name, olmo_spec()).rules, seed=3, layout="torch")
     compared = compare(
         ours, olmo_reference(init_fn, 0), olmo_reference(init_fn, 1),
         lambda name: truncated_std(olmo_std(name, init_fn), 3.0), lambda name: 3 * olmo_std(name, init_fn),
@@ -367,11 +371,113 @@ def test_olmo_recipes_are_olmos_init_normal(recipe_name: str, init_fn: str) -> N
 # --- loading -------------------------------------------------------------------------------------
 
 
+STRUCTURAL = {  # what each shipped recipe needs given when no model is passed
+    "hf_default": {"pad_token_id": None}, "hf_gpt2": {"n_layer": 2}, "mup_gpt2": {"n_layer": 2, "d_model": 64,
+    "base_d_model": 32}, "olmo2": {}, "olmo_mitchell": {"d_model": 64}, "torchtitan_llama3": {"n_layers": 2},
+}  # fmt: skip
+
+
 def test_every_shipped_recipe_loads_and_names_its_reference() -> None:
-    assert recipes.names() == ["hf_default", "hf_gpt2", "mup_gpt2", "olmo2", "olmo_mitchell", "torchtitan_llama3"]
+    assert recipes.names() == sorted(STRUCTURAL)
     for name in recipes.names():
-        recipe = recipes.load(name)
+        recipe = recipes.load(name, **STRUCTURAL[name])
         assert recipe.reference and recipe.rules
+        assert set(recipe.sources) == set(recipe.variables)
+
+
+def gpt2_on_meta(**config: object) -> torch.nn.Module:
+    with torch.device("meta"):
+        return transformers.GPT2LMHeadModel(transformers.GPT2Config(**config))
+
+
+@pytest.mark.parametrize("n_layer", [2, 24])
+def test_hf_gpt2_reads_the_depth_of_the_model_it_is_given(n_layer: int) -> None:
+    model = gpt2_on_meta(n_layer=n_layer, n_embd=32, n_head=2, initializer_range=0.03)
+    recipe = recipes.load("hf_gpt2", model)
+    assert recipe.variables == {"initializer_range": 0.03, "n_layer": n_layer}
+    entries = initreg.plan(dict(model.named_parameters()), recipe.rules, layout="torch")
+    stds = {entry.initializer.stddev for entry in entries if entry.path.endswith("c_proj.weight")}
+    assert stds == {0.03 / math.sqrt(2 * n_layer)}
+    shown = recipe.describe()
+    assert shown == (
+        f"recipe 'hf_gpt2': initializer_range=0.03 (model.config.initializer_range), "
+        f"n_layer={n_layer} (model.config.n_layer)"
+    )
+
+
+def test_structural_variables_are_read_from_a_parameter_spec() -> None:
+    olmo = recipes.load("olmo_mitchell", olmo_spec())
+    assert olmo.variables["d_model"] == OLMO["d_model"]
+    assert olmo.sources == {
+        "d_model": "tree: transformer.wte.weight.shape[1]",
+        "init_cutoff_factor": "default, a hyper-parameter",
+    }
+    titan = recipes.load("torchtitan_llama3", titan_spec())
+    assert titan.sources["n_layers"] == f"tree: {TITAN['n_layers']} blocks layers.{{i}}"
+
+
+def test_a_given_value_that_contradicts_the_model_is_an_error_naming_both() -> None:
+    model = gpt2_on_meta(n_layer=2, n_embd=32, n_head=2)
+    with pytest.raises(
+        initreg.InitregError,
+        match=r"^recipe 'hf_gpt2': n_layer=12 was given but the model has 2 \(model.config.n_layer\)$",
+    ):
+        recipes.load("hf_gpt2", model, n_layer=12)
+    assert recipes.load("hf_gpt2", model, n_layer=2).sources["n_layer"] == "model.config.n_layer"
+    with pytest.raises(
+        initreg.InitregError,
+        match=r"'d_model' is 64 by model.config.d_model but 128 by tree: transformer.wte.weight.shape\[1\]$",
+    ):
+        recipes.load("olmo_mitchell", olmo_spec(), config={"d_model": 64})
+
+
+def test_a_config_and_a_tree_that_disagree_are_an_error_naming_both() -> None:
+    spec = {f"h.{i}.attn.c_proj.weight": (8, 8) for i in range(3)}
+    with pytest.raises(
+        initreg.InitregError, match=r"'n_layer' is 2 by model.config.n_layer but 3 by tree: 3 blocks h.\{i\}"
+    ):
+        recipes.load("hf_gpt2", spec, config={"n_layer": 2})
+    gappy = {"layers.0.attention.wo.weight": (8, 8), "layers.2.attention.wo.weight": (8, 8)}
+    with pytest.raises(initreg.InitregError, match="blocks layers.{i}.* are not numbered 0 ... n-1: 1 is missing"):
+        recipes.load("torchtitan_llama3", gappy)
+
+
+@pytest.mark.parametrize(
+    ("name", "variable", "readers"),
+    [
+        ("hf_gpt2", "n_layer", "model.config.n_layer or the number of blocks h.{i}"),
+        ("hf_default", "pad_token_id", "model.config.pad_token_id"),
+        ("olmo_mitchell", "d_model", "model.config.d_model or dimension 1 of *wte.weight"),
+        ("torchtitan_llama3", "n_layers", "model.config.n_layers or the number of blocks layers.{i}"),
+    ],
+)
+def test_a_structural_variable_neither_read_nor_given_is_an_error_naming_recipe_and_variable(
+    name: str, variable: str, readers: str
+) -> None:
+    with pytest.raises(initreg.InitregError) as raised:
+        recipes.load(name)
+    assert str(raised.value) == (
+        f"recipe {name!r} needs variable {variable!r}, read from {readers}: "
+        f"pass the model (load({name!r}, model)) or give {variable}=..."
+    )
+    with pytest.raises(
+        initreg.InitregError, match="^recipe 'mup_gpt2' needs variable 'base_d_model', which no model holds"
+    ):
+        recipes.load("mup_gpt2", gpt2_on_meta(n_layer=2, n_embd=32, n_head=2))
+
+
+def test_phi3_default_config_gets_its_padding_row_zeroed() -> None:
+    with torch.device("meta"):
+        model = transformers.Phi3ForCausalLM(
+            transformers.Phi3Config(
+                vocab_size=32064, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2
+            )
+        )
+    recipe = recipes.load("hf_default", model)
+    assert recipe.variables["pad_token_id"] == model.config.pad_token_id == 32000
+    entries = initreg.plan(dict(model.named_parameters()), recipe.rules, layout="torch")
+    (embedding,) = [entry for entry in entries if entry.path == "model.embed_tokens.weight"]
+    assert embedding.rule == "weights+padding_row"
 
 
 def test_one_recipe_serves_every_depth() -> None:
@@ -390,7 +496,7 @@ def test_a_bad_recipe_name_or_variable_is_an_error_naming_the_valid_ones() -> No
 
 def test_the_comparison_fails_a_scheme_that_differs() -> None:
     """Without depth init (one std for every layer), torchtitan's wo/w2/w3 of all but one layer differ."""
-    recipe = recipes.load("torchtitan_llama3", depth_init=0, n_layers=TITAN["n_layers"])
+    recipe = recipes.load("torchtitan_llama3", titan_spec(), depth_init=0)
     ours = initreg.init_tree(titan_spec(), recipe.rules, seed=3, layout="torch")
     with pytest.raises(AssertionError):
         compare(ours, titan_reference(0), titan_reference(1), titan_std)
@@ -409,6 +515,10 @@ def run_command(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_the_command_uses_the_recipe_and_the_model_variables(tmp_path: Path) -> None:
     done = run_command(tmp_path, "recipe=hf_gpt2", "model=gpt2_small", "model.layers=2", "dry_run=true")
     assert done.returncode == 0, done.stderr
+    assert (
+        "recipe 'hf_gpt2': initializer_range=0.02 (default, a hyper-parameter), n_layer=2 (tree: 2 blocks h.{i})"
+        in done.stdout
+    )
     rows = {line.split("│")[1].strip(): line for line in done.stdout.splitlines() if line.count("│") > 4}
     assert "0.01 " in rows["h.1.mlp.c_proj.weight"] and "residual_projections" in rows["h.1.mlp.c_proj.weight"]
     assert "0.02 " in rows["h.1.mlp.c_fc.weight"] and "ones()" in rows["h.0.ln_1.weight"]
@@ -421,7 +531,7 @@ def test_the_command_writes_what_init_tree_makes_with_the_recipe(tmp_path: Path)
     path = tmp_path / "llama3_debug-torchtitan_llama3-seed5.safetensors"
     written = load_file(path)
     spec = {name: tuple(array.shape) for name, array in written.items()}
-    expected = initreg.init_tree(spec, recipes.load("torchtitan_llama3", n_layers=2).rules, seed=5, layout="torch")
+    expected = initreg.init_tree(spec, recipes.load("torchtitan_llama3", spec).rules, seed=5, layout="torch")
     assert written.keys() == expected.keys() and len(written) == 3 + 2 * 9
     for name, array in expected.items():
         np.testing.assert_array_equal(written[name], array, err_msg=name)
@@ -481,9 +591,9 @@ def test_a_bad_recipe_config_is_an_error_naming_the_recipe() -> None:
 def test_recipes_reading_fan_in_give_the_references_std_without_a_layout_argument():
     # OLMo's ff_out is [d_model, hidden] in torch's [out, in]: std 1/sqrt(2 * hidden * (i + 1)), i = 0 here;
     # torchtitan's output is [vocab, dim]: std dim ** -0.5 (truncated at 3 sigma, so measured by target_std)
-    mitchell = recipes.load("olmo_mitchell")
+    mitchell = recipes.load("olmo_mitchell", d_model=64)
     entries = initreg.plan({"transformer.blocks.0.ff_out.weight": (64, 256)}, mitchell.rules, allow_unused_rules=True)
     assert entries[0].initializer.stddev == pytest.approx(1 / math.sqrt(2 * 256))
-    titan = recipes.load("torchtitan_llama3")
+    titan = recipes.load("torchtitan_llama3", n_layers=2)
     entries = initreg.plan({"output.weight": (1000, 64)}, titan.rules, allow_unused_rules=True)
     assert entries[0].initializer.stddev == pytest.approx(64**-0.5)
