@@ -156,6 +156,124 @@ def test_hf_default_without_a_padding_token_zeroes_no_row() -> None:
     assert np.all(values["model.embed_tokens.weight"] != 0)
 
 
+# --- every transformers family, by recipes.for_model ----------------------------------------------
+
+DECODER = {**SMALL, "head_dim": 16}
+MOE = {"num_local_experts": 4, "num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32}
+ENCODER = {
+    "vocab_size": 1000, "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+    "intermediate_size": 128, "max_position_embeddings": 64,
+}  # fmt: skip
+FAMILY_MODELS: dict[str, Callable[[], torch.nn.Module]] = {
+    **{
+        family: (lambda family=family: transformers.AutoModelForCausalLM.from_config(
+            transformers.AutoConfig.for_model(family, **DECODER)))
+        for family in ("llama", "mistral", "qwen2", "qwen3", "phi3", "gemma", "gemma2", "gemma3_text")
+    },
+    **{
+        family: (lambda family=family: transformers.AutoModelForCausalLM.from_config(
+            transformers.AutoConfig.for_model(family, **DECODER, **MOE, shared_expert_intermediate_size=48)))
+        for family in ("mixtral", "qwen2_moe", "olmoe")
+    },
+    "gpt2": lambda: transformers.GPT2LMHeadModel(transformers.GPT2Config(
+        n_layer=3, n_embd=64, n_head=4, vocab_size=1000, n_positions=64, bos_token_id=0, eos_token_id=0)),
+    "opt": lambda: transformers.OPTForCausalLM(transformers.OPTConfig(
+        vocab_size=1000, hidden_size=64, num_hidden_layers=2, ffn_dim=128, num_attention_heads=4,
+        max_position_embeddings=64, word_embed_proj_dim=64)),
+    "bert": lambda: transformers.BertForMaskedLM(transformers.BertConfig(**ENCODER)),
+    "roberta": lambda: transformers.RobertaForMaskedLM(transformers.RobertaConfig(**ENCODER)),
+    "vit": lambda: transformers.ViTForImageClassification(transformers.ViTConfig(
+        hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, image_size=32,
+        patch_size=8, num_labels=10)),
+    "t5": lambda: transformers.T5ForConditionalGeneration(transformers.T5Config(
+        vocab_size=1000, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4, tie_word_embeddings=False)),
+}  # fmt: skip
+FAMILY_RECIPES = {
+    "gpt2": "hf_gpt2", "gemma": "hf_gemma", "gemma2": "hf_gemma", "gemma3_text": "hf_gemma", "bert": "hf_bert",
+    "roberta": "hf_roberta", "vit": "hf_vit", "t5": "hf_t5",
+}  # fmt: skip
+
+
+def family_model(family: str, seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return FAMILY_MODELS[family]()
+
+
+def family_references(family: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The family's own init at seed 0 (the reference) and seed 1 (the null)."""
+    return as_numpy(family_model(family, 0)), as_numpy(family_model(family, 1))
+
+
+def reference_std(reference: Mapping[str, np.ndarray]) -> Callable[[str], float]:
+    return lambda name: float(random_part(reference[name]).std())
+
+
+@pytest.mark.parametrize("family", FAMILY_MODELS)
+def test_each_transformers_family_gets_its_own_init_from_for_model(family: str) -> None:
+    reference, other = family_references(family)
+    model = family_model(family, 2)
+    recipe = recipes.for_model(model)
+    assert recipe.name == FAMILY_RECIPES.get(family, "hf_default")
+    initialize(model, recipe.rules, seed=3)
+    ours = as_numpy(model)
+    compared = compare(ours, reference, other, reference_std(reference))
+    assert compared >= 8
+    if family.startswith("gemma"):
+        norms = [name for name in ours if name.endswith("norm.weight")]
+        assert len(norms) >= 5 and not any(ours[name].any() for name in norms)
+    padding = getattr(model.config, "pad_token_id", None)
+    if padding is not None and family != "t5":
+        (embedding,) = [
+            name for name in ours if name.endswith(("embed_tokens.weight", "word_embeddings.weight", "wte.weight"))
+        ]
+        assert not ours[embedding][padding].any() and np.all(ours[embedding][padding + 1] != 0)
+
+
+def test_the_family_comparison_fails_gemma_with_ones_for_its_norms() -> None:
+    reference, other = family_references("gemma")
+    model = family_model("gemma", 2)
+    rules = recipes.for_model(model).rules
+    initialize(model, [*rules, *initreg.tree.parse_rules({"ones": {"match": "*norm.weight", "init": "ones"}})], seed=3)
+    with pytest.raises(AssertionError, match="norm.weight"):
+        compare(as_numpy(model), reference, other, reference_std(reference))
+
+
+@pytest.mark.parametrize(
+    ("config", "model_type"),
+    [
+        (transformers.DistilBertConfig(), "distilbert"),
+        (transformers.Gemma3Config(), "gemma3"),
+        ({"model_type": "my_model"}, "my_model"),
+    ],
+)
+def test_a_family_no_recipe_serves_is_refused_naming_the_known_ones(config: object, model_type: str) -> None:
+    with pytest.raises(initreg.InitregError) as raised:
+        recipes.for_model({"x.weight": (2, 2)}, config=config)
+    assert str(raised.value).startswith(f"no recipe serves transformers model type {model_type!r}; valid: 'bert', ")
+    assert "'gemma3_text'" in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_a_recipe_given_a_family_it_does_not_serve_names_the_one_that_does() -> None:
+    gemma = family_model("gemma", 0)
+    with pytest.raises(
+        initreg.InitregError,
+        match="^recipe 'hf_default' serves transformers model types 'llama'.*not 'gemma'; recipe 'hf_gemma' serves it$",
+    ):
+        recipes.load("hf_default", gemma)
+    bert = family_model("bert", 0)
+    with pytest.raises(initreg.InitregError, match="not 'bert'; recipe 'hf_bert' serves it$"):
+        recipes.load("hf_default", bert)
+
+
+def test_t5_refuses_a_head_it_does_not_know() -> None:
+    torch.manual_seed(0)
+    model = transformers.T5ForSequenceClassification(transformers.T5Config(
+        vocab_size=100, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=4))  # fmt: skip
+    recipe = recipes.for_model(model)
+    with pytest.raises(initreg.InitregError, match="classification_head.*match no rule|no rule.*classification_head"):
+        initialize(model, recipe.rules, seed=0)
+
+
 # --- muP GPT-2 (mup, as mutransformers applies it) -------------------------------------------------
 
 MUP_BASE, MUP_DELTA = 32, 48
@@ -372,9 +490,18 @@ def test_olmo_recipes_are_olmos_init_normal(recipe_name: str, init_fn: str) -> N
 
 
 STRUCTURAL = {  # what each shipped recipe needs given when no model is passed
-    "hf_default": {"pad_token_id": None}, "hf_gpt2": {"n_layer": 2}, "mup_gpt2": {"n_layer": 2, "d_model": 64,
-    "base_d_model": 32}, "olmo2": {}, "olmo_mitchell": {"d_model": 64}, "torchtitan_llama3": {"n_layers": 2},
-}  # fmt: skip
+    "hf_bert": {"pad_token_id": 0},
+    "hf_default": {"pad_token_id": None},
+    "hf_gemma": {"pad_token_id": 0},
+    "hf_gpt2": {"n_layer": 2},
+    "hf_roberta": {"pad_token_id": 1},
+    "hf_t5": {"d_model": 64, "d_kv": 16, "num_heads": 4, "d_ff": 128},
+    "hf_vit": {},
+    "mup_gpt2": {"n_layer": 2, "d_model": 64, "base_d_model": 32},
+    "olmo2": {},
+    "olmo_mitchell": {"d_model": 64},
+    "torchtitan_llama3": {"n_layers": 2},
+}
 
 
 def test_every_shipped_recipe_loads_and_names_its_reference() -> None:
