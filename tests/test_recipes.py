@@ -724,3 +724,51 @@ def test_recipes_reading_fan_in_give_the_references_std_without_a_layout_argumen
     titan = recipes.load("torchtitan_llama3", n_layers=2)
     entries = initreg.plan({"output.weight": (1000, 64)}, titan.rules, allow_unused_rules=True)
     assert entries[0].initializer.stddev == pytest.approx(64**-0.5)
+
+
+# --- ties ----------------------------------------------------------------------------------------
+
+
+def small_gpt2(**config: object) -> transformers.GPT2Config:
+    return transformers.GPT2Config(
+        n_layer=2, n_embd=32, n_head=2, vocab_size=100, n_positions=32, bos_token_id=0, eos_token_id=0, **config
+    )
+
+
+def test_a_model_materialized_by_its_user_is_tied_again_as_it_declares() -> None:
+    with torch.device("meta"):
+        model = transformers.GPT2LMHeadModel(small_gpt2())
+    model.to_empty(device="cpu")  # the user's own materialization: lm_head is a tensor of its own now
+    assert model.lm_head.weight is not model.transformer.wte.weight
+    recipe = recipes.load("hf_gpt2", model)
+    entries = initialize(model, recipe.rules, seed=3)
+    assert model.lm_head.weight is model.transformer.wte.weight
+    assert [entry.aliases for entry in entries if entry.aliases] == [("lm_head.weight",)]
+    torch.manual_seed(0)
+    built = transformers.GPT2LMHeadModel(small_gpt2())
+    initialize(built, recipe.rules, seed=3)
+    for name, parameter in built.named_parameters(remove_duplicate=False):
+        torch.testing.assert_close(model.get_parameter(name), parameter, rtol=0, atol=0, msg=name)
+
+
+def test_an_untied_model_is_left_untied() -> None:
+    torch.manual_seed(0)
+    model = transformers.GPT2LMHeadModel(small_gpt2(tie_word_embeddings=False))
+    initialize(model, recipes.load("hf_gpt2", model).rules, seed=3)
+    assert model.lm_head.weight is not model.transformer.wte.weight
+    assert not torch.equal(model.lm_head.weight, model.transformer.wte.weight)
+
+
+def test_a_declared_tie_that_cannot_be_made_is_refused_and_nothing_is_written() -> None:
+    torch.manual_seed(0)
+    model = transformers.GPT2LMHeadModel(small_gpt2())
+    model.lm_head = torch.nn.Linear(32, 101, bias=False)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    with pytest.raises(initreg.InitregError) as raised:
+        initialize(model, recipes.load("hf_gpt2", model).rules, seed=3)
+    assert str(raised.value) == (
+        "the model declares 'lm_head.weight' tied to 'transformer.wte.weight', but they are two tensors "
+        "(shapes (101, 32) and (100, 32)) that cannot be tied again here; tie them first (model.tie_weights())"
+    )
+    for name, parameter in model.named_parameters():
+        assert torch.equal(parameter, before[name]), name
