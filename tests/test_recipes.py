@@ -615,7 +615,7 @@ def test_one_recipe_serves_every_depth() -> None:
 
 
 def test_a_bad_recipe_name_or_variable_is_an_error_naming_the_valid_ones() -> None:
-    with pytest.raises(initreg.InitregError, match="unknown recipe 'hf_gtp2'; valid: 'hf_default', 'hf_gpt2'"):
+    with pytest.raises(initreg.InitregError, match="unknown recipe 'hf_gtp2'; valid: 'hf_bert', 'hf_default', 'hf_gemma', 'hf_gpt2'"):
         recipes.load("hf_gtp2")
     with pytest.raises(initreg.InitregError, match="no variable 'n_layers'; valid: 'initializer_range', 'n_layer'"):
         recipes.load("hf_gpt2", n_layers=3)
@@ -677,7 +677,7 @@ def test_a_bad_expression_on_the_command_line_is_one_line_naming_the_rule(tmp_pa
 def test_an_unknown_recipe_is_one_line_with_the_valid_ones(tmp_path: Path) -> None:
     done = run_command(tmp_path, "recipe=hf_gtp2", "model=gpt2_small")
     assert done.returncode == 2 and done.stderr.count("\n") == 1
-    assert "unknown recipe 'hf_gtp2'; did you mean 'hf_gpt2'?" in done.stderr and "torchtitan_llama3" in done.stderr
+    assert "unknown recipe 'hf_gtp2'; did you mean 'hf_gpt2' or" in done.stderr and "torchtitan_llama3" in done.stderr
 
 
 def model_config_spec(name: str) -> dict[str, tuple[int, ...]]:
@@ -772,3 +772,52 @@ def test_a_declared_tie_that_cannot_be_made_is_refused_and_nothing_is_written() 
     )
     for name, parameter in model.named_parameters():
         assert torch.equal(parameter, before[name]), name
+
+
+# --- meta-device models with computed buffers ------------------------------------------------------
+
+BUFFERED = [
+    "llama",
+    "gemma3_text",
+    "bert",
+]  # RoPE inv_freq; Gemma 3's per-layer-type inv_freq, embed_scale; position_ids
+
+
+def forward(model: torch.nn.Module) -> torch.Tensor:
+    ids = torch.tensor([[1, 5, 9, 2, 30, 4, 8, 3]])
+    with torch.no_grad():
+        return model.eval()(input_ids=ids).logits
+
+
+@pytest.mark.parametrize("family", BUFFERED)
+@pytest.mark.parametrize("materialized_by", ["initialize", "the user"])
+def test_a_model_from_the_meta_device_computes_as_one_built_normally(family: str, materialized_by: str) -> None:
+    with torch.device("meta"):
+        model = FAMILY_MODELS[family]()
+    assert any(True for _ in model.named_buffers())
+    if materialized_by == "the user":
+        model.to_empty(device="cpu")
+        model.tie_weights()
+    state = torch.random.get_rng_state()
+    initialize(model, recipes.for_model(model).rules, seed=3)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the model's own buffer init draws nothing of ours
+    built = family_model(family, 0)
+    built.load_state_dict(model.state_dict())
+    for name, buffer in built.named_buffers():
+        torch.testing.assert_close(model.get_buffer(name), buffer, rtol=0, atol=0, msg=name)
+    torch.testing.assert_close(forward(model), forward(built), rtol=0, atol=0)
+
+
+def test_a_meta_module_whose_buffers_nothing_sets_is_refused_with_a_hint_that_applies() -> None:
+    class Rotary(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj = torch.nn.Linear(4, 4)
+            self.register_buffer("freqs_cis", torch.ones(4), persistent=False)
+
+    with torch.device("meta"):
+        model = Rotary()
+    with pytest.raises(initreg.InitregError) as raised:
+        initialize(model, {"all": {"match": "*", "init": "zeros"}})
+    assert "buffers ['freqs_cis']" in str(raised.value) and "init_weights(buffer_device=...)" in str(raised.value)
+    assert model.proj.weight.is_meta

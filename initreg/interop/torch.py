@@ -16,8 +16,11 @@ false). A declared pair that is two tensors (the model was materialized with ``t
 A module built on the meta device (``with torch.device("meta"): model = Model()``, the path for models
 too large to initialize twice) is materialized first with ``module.to_empty(device=device)`` and then
 filled, so every parameter must get a rule; shared (tied) parameters stay shared. Buffers are not
-parameters: a meta module with buffers (BatchNorm's running statistics, say) is refused, since
-to_empty would leave them uninitialized.
+parameters: a transformers model's buffers are set by its own ``_init_weights`` after ``to_empty`` (RoPE's
+``inv_freq``, Gemma's ``embed_scale``; see initreg.interop.torch_buffers), and its non-persistent buffers,
+computed from the config, are recomputed that way whether or not it came from the meta device. Any other meta
+module with buffers (BatchNorm's running statistics, torchtitan's ``freqs_cis``) is refused, since to_empty
+would leave them uninitialized: materialize it and set them first.
 
 A parameter with no elements is left as it is, with torch.nn.init's UserWarning ("Initializing
 zero-element tensors is a no-op") naming it, once per parameter.
@@ -40,7 +43,7 @@ import torch
 from torch.distributed.tensor import DTensor
 
 from initreg.errors import InvalidArgumentError
-from initreg.interop import torch_distributed
+from initreg.interop import torch_buffers, torch_distributed
 from initreg.registry import get_backend
 from initreg.slicing import stream_seed
 from initreg.tree import PlanEntry, Rule, generate, plan
@@ -80,9 +83,12 @@ def initialize(
     )  # fmt: skip
     chosen, seed = get_backend(backend), stream_seed(seed)  # checked before a meta module is materialized
     _tie(module, untied)
-    if _on_meta(module):
+    from_meta = _on_meta(module)
+    if from_meta:
         _check_materializable(module, entries)
         _materialize(module, device)
+    filled = {name for entry in entries for name in (entry.path, *entry.aliases)}
+    torch_buffers.recompute(module, filled, from_meta=from_meta)
     parameters = dict(module.named_parameters())
     with torch.no_grad():
         for entry in entries:
@@ -145,12 +151,7 @@ def _on_meta(module: torch.nn.Module) -> bool:
 
 def _check_materializable(module: torch.nn.Module, entries: Sequence[PlanEntry]) -> None:
     """Raises unless every tensor of a meta module will be filled after to_empty."""
-    buffers = [name for name, _ in module.named_buffers()]
-    if buffers:
-        raise InvalidArgumentError(
-            f"the module is on the meta device and has buffers {buffers}, which to_empty would leave "
-            "uninitialized; materialize and set them first (e.g. to_empty, then reset_running_stats())"
-        )
+    torch_buffers.refuse_buffers_on_meta(module)
     covered = {entry.path for entry in entries}
     uncovered = [name for name, _ in module.named_parameters() if name not in covered]
     if uncovered:
