@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from importlib.resources import files
 from typing import Any
 
-from initreg.errors import InvalidArgumentError, choices
+from initreg.errors import InvalidArgumentError, about, choices
 from initreg.recipe_variables import declarations, resolve, tree_shapes
-from initreg.tree import Rule, _about, parse_rules
+from initreg.rules import Rule, parse_rules
 
 PUBLIC_CONFIGS = "initreg.configs.public"
 RECIPE_KEYS = ("reference", "families", "variables", "rules")
@@ -125,7 +125,7 @@ def from_config(
     tree = tree_shapes(model) if model is not None else None
     values, sources = resolve(name, declarations(name, content.get("variables") or {}), given, config=config, tree=tree)
     merged = {**values, **{key: value for key, value in given.items() if key not in values}}
-    with _about(f"recipe {name!r}"):
+    with about(f"recipe {name!r}"):
         rules = parse_rules(content["rules"], merged)
     return Recipe(name, str(content.get("reference", "")), merged, rules, sources, served)
 

@@ -36,8 +36,8 @@ from scipy import stats
 
 import initreg
 from initreg import recipes
-from initreg.cli import model_spec
 from initreg.interop.torch import initialize
+from initreg.model_specs import model_spec
 
 KS_ALPHA = 1e-3
 KS_SAMPLE = 100_000  # elements per tensor compared by KS (a fixed random subset of a larger tensor)
@@ -615,7 +615,9 @@ def test_one_recipe_serves_every_depth() -> None:
 
 
 def test_a_bad_recipe_name_or_variable_is_an_error_naming_the_valid_ones() -> None:
-    with pytest.raises(initreg.InitregError, match="unknown recipe 'hf_gtp2'; valid: 'hf_bert', 'hf_default', 'hf_gemma', 'hf_gpt2'"):
+    with pytest.raises(
+        initreg.InitregError, match="unknown recipe 'hf_gtp2'; valid: 'hf_bert', 'hf_default', 'hf_gemma', 'hf_gpt2'"
+    ):
         recipes.load("hf_gtp2")
     with pytest.raises(initreg.InitregError, match="no variable 'n_layers'; valid: 'initializer_range', 'n_layer'"):
         recipes.load("hf_gpt2", n_layers=3)
