@@ -823,3 +823,62 @@ def test_a_meta_module_whose_buffers_nothing_sets_is_refused_with_a_hint_that_ap
         initialize(model, {"all": {"match": "*", "init": "zeros"}})
     assert "buffers ['freqs_cis']" in str(raised.value) and "init_weights(buffer_device=...)" in str(raised.value)
     assert model.proj.weight.is_meta
+
+
+def test_mup_gpt2_on_a_tied_gpt2_is_an_error_naming_both_rules_and_writes_nothing() -> None:
+    torch.manual_seed(0)
+    model = transformers.GPT2LMHeadModel(small_gpt2())
+    before = model.transformer.wte.weight.detach().clone()
+    recipe = recipes.load("mup_gpt2", model, base_d_model=16)
+    with pytest.raises(initreg.InitregError) as raised:
+        initialize(model, recipe.rules, seed=3)
+    assert str(raised.value) == (
+        "parameter 'transformer.wte.weight': its tied names get different initializers from rule 'weights' "
+        "(by 'transformer.wte.weight') and rule 'readout' (by 'lm_head.weight'); set wins_ties: true on the rule "
+        "that should win"
+    )
+    assert torch.equal(model.transformer.wte.weight, before)
+
+
+TIED = {"wte": (10, 4), "head": (10, 4), "blocks.0.w": (4, 4)}
+TIE = {"head": "wte"}
+
+
+def tie_rules(**wins: bool) -> dict[str, dict[str, object]]:
+    rules: dict[str, dict[str, object]] = {
+        "weights": {"match": "*", "init": {"name": "random_normal", "stddev": 0.02}},
+        "embedding": {"match": "wte", "init": {"name": "random_normal", "stddev": 1.0}},
+        "readout": {"match": "head", "init": "zeros"},
+        "padding_row": {"match": "wte", "index": "[0:1]", "init": "ones"},
+    }
+    for name, flag in wins.items():
+        rules[name]["wins_ties"] = flag
+    return rules
+
+
+def test_the_rule_that_wins_ties_decides_a_tied_tensor_and_index_rules_after_it_still_apply() -> None:
+    with pytest.raises(
+        initreg.InitregError, match="rule 'embedding' \\(by 'wte'\\) and rule 'readout' \\(by 'head'\\)"
+    ):
+        initreg.plan(TIED, tie_rules(), ties=TIE)
+    embedding = initreg.init_tree(TIED, tie_rules(embedding=True), ties=TIE, seed=1)
+    assert np.all(embedding["wte"][0] == 1) and 0.5 < embedding["wte"][1:].std() < 1.5
+    np.testing.assert_array_equal(embedding["head"], embedding["wte"])
+    readout = initreg.init_tree(TIED, tie_rules(readout=True), ties=TIE, seed=1)
+    assert np.all(readout["wte"][0] == 1) and not readout["wte"][1:].any()
+    (entry,) = [e for e in initreg.plan(TIED, tie_rules(readout=True), ties=TIE) if e.path == "wte"]
+    assert entry.rule == "readout+padding_row" and entry.aliases == ("head",)
+    with pytest.raises(initreg.InitregError, match="wins_ties: true on the rule that should win, on one of them only"):
+        initreg.plan(TIED, tie_rules(embedding=True, readout=True), ties=TIE)
+    with pytest.raises(initreg.InitregError, match="rule 'readout': 'wins_ties' must be true or false; got 'yes'"):
+        initreg.plan(TIED, tie_rules(readout="yes"), ties=TIE)  # type: ignore[arg-type]
+
+
+def test_tied_names_whose_rules_agree_need_no_tie_rule() -> None:
+    torch.manual_seed(0)
+    model = transformers.T5ForConditionalGeneration(transformers.T5Config(
+        vocab_size=100, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=4, tie_word_embeddings=True))  # fmt: skip
+    entries = initialize(model, recipes.for_model(model).rules, seed=3)
+    (shared,) = [entry for entry in entries if entry.path == "shared.weight"]
+    assert set(shared.aliases) == {"encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "lm_head.weight"}
+    assert shared.rule == "output" and shared.initializer.stddev == 1.0

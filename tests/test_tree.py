@@ -362,7 +362,7 @@ def test_a_non_floating_array_leaf_names_the_parameter() -> None:
 TIED_SPEC = {"wte.weight": (40, 8), "h.0.w": (8, 8), "lm_head.weight": (40, 8)}
 TIED_RULES = {
     "all": {"match": "*", "init": {"name": "random_normal", "stddev": 0.02}},
-    "head": {"match": "lm_head.weight", "init": {"name": "random_normal", "stddev": 5.0}},
+    "head": {"match": "lm_head.weight", "init": {"name": "random_normal", "stddev": 5.0}, "wins_ties": True},
 }
 
 
@@ -381,10 +381,10 @@ def test_a_tied_name_is_the_same_tensor_drawn_once_and_rules_naming_it_match() -
     assert list(without_alias) == ["wte.weight"]
 
 
-def test_the_last_rule_matching_any_name_of_a_tied_tensor_wins() -> None:
+def test_a_tied_tensor_gets_the_rule_that_wins_ties() -> None:
     rules = {
-        "head": TIED_RULES["head"],
-        "embed": {"match": "wte.weight", "init": "zeros"},
+        "head": {**TIED_RULES["head"], "wins_ties": False},
+        "embed": {"match": "wte.weight", "init": "zeros", "wins_ties": True},
         "rest": {"match": "h.*", "init": "ones"},
     }
     (embed, _) = initreg.plan(TIED_SPEC, rules, ties={"lm_head.weight": "wte.weight"})
