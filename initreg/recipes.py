@@ -43,10 +43,8 @@ class Recipe:
     families: tuple[str, ...] = ()
 
     def describe(self) -> str:
-        """One line: the recipe and each variable's value with where it came from."""
-        shown = ", ".join(
-            f"{name}={value!r} ({self.sources.get(name, 'given')})" for name, value in self.variables.items()
-        )
+        """One line: the recipe and each of its variables' value with where it came from."""
+        shown = ", ".join(f"{name}={self.variables[name]!r} ({source})" for name, source in self.sources.items())
         return f"recipe {self.name!r}: {shown or 'no variables'}"
 
 
