@@ -81,6 +81,11 @@ def for_model(model: Any, *, config: Any = None, **variables: Any) -> Recipe:
     """The shipped recipe of a transformers model's family (``model.config.model_type``), loaded for it."""
     model_type = _model_type(config if config is not None else getattr(model, "config", None))
     served = families()
+    if model_type is None:
+        raise InvalidArgumentError(
+            "for_model needs a transformers model (model.config.model_type) or config=; for another model, "
+            f"name its recipe: load(name, model) with name one of {choices(names())}"
+        )
     if model_type not in served:
         raise InvalidArgumentError(
             f"no recipe serves transformers model type {model_type!r}; valid: {choices(sorted(served))}"

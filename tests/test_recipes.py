@@ -253,6 +253,11 @@ def test_a_family_no_recipe_serves_is_refused_naming_the_known_ones(config: obje
     assert "'gemma3_text'" in str(raised.value) and "\n" not in str(raised.value)
 
 
+def test_for_model_without_a_model_type_asks_for_the_recipe_by_name() -> None:
+    with pytest.raises(initreg.InitregError, match="^for_model needs a transformers model .*'hf_bert', 'hf_default'"):
+        recipes.for_model(olmo_spec())
+
+
 def test_a_recipe_given_a_family_it_does_not_serve_names_the_one_that_does() -> None:
     gemma = family_model("gemma", 0)
     with pytest.raises(
