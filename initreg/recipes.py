@@ -130,7 +130,21 @@ def from_config(
     merged = {**values, **{key: value for key, value in given.items() if key not in values}}
     with about(f"recipe {name!r}"):
         rules = parse_rules(content["rules"], merged)
+    if tree is not None:
+        _check_fits(name, rules, tree)
     return Recipe(name, str(content.get("reference", "")), merged, rules, sources, served)
+
+
+def _check_fits(name: str, rules: list[Rule], tree: Mapping[str, Any]) -> None:
+    """Refuses a model that lacks what a rule of the recipe is for (its tensors would get another rule's values)."""
+    unused = [rule for rule in rules if not rule.optional and not any(rule.matches(path) for path in tree)]
+    if unused:
+        named = ", ".join(f"{rule.name!r} ({rule.match!r})" for rule in unused)
+        raise InvalidArgumentError(
+            f"recipe {name!r} does not fit this model: rule(s) {named} match none of its parameters, so the "
+            "tensors they are for would get another rule's values; use the recipe of the model's family "
+            "(recipes.for_model) or drop the rule by name (rules: {name: null})"
+        )
 
 
 def _model_type(config: Any) -> str | None:

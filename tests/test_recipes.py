@@ -253,6 +253,17 @@ def test_a_family_no_recipe_serves_is_refused_naming_the_known_ones(config: obje
     assert "'gemma3_text'" in str(raised.value) and "\n" not in str(raised.value)
 
 
+def test_a_recipe_that_does_not_fit_the_model_is_refused_without_a_hint_to_ignore_it() -> None:
+    spec = {"bert.embeddings.word_embeddings.weight": (10, 4), "bert.embeddings.LayerNorm.weight": (4,)}
+    with pytest.raises(initreg.InitregError) as raised:
+        recipes.load("hf_default", spec, pad_token_id=0)
+    assert str(raised.value).startswith(
+        "recipe 'hf_default' does not fit this model: rule(s) 'norm_scales' ('*norm.weight'), 'padding_row' "
+        "('*embed_tokens.weight') match none of its parameters"
+    )
+    assert "allow_unused_rules" not in str(raised.value)
+
+
 def test_for_model_without_a_model_type_asks_for_the_recipe_by_name() -> None:
     with pytest.raises(initreg.InitregError, match="^for_model needs a transformers model .*'hf_bert', 'hf_default'"):
         recipes.for_model(olmo_spec())
