@@ -26,6 +26,7 @@ from typing import Any
 
 from initreg.errors import InvalidArgumentError, choices
 from initreg.patterns import compile_pattern
+from initreg.spec import flatten
 
 DECLARATION_KEYS = ("config", "none", "blocks", "shape", "default")
 GIVEN = "given"
@@ -93,8 +94,6 @@ def tree_shapes(model: Any) -> dict[str, tuple[int, ...]]:
     """{dotted name: shape} of a torch module's parameters (tied names included) or of a parameter spec."""
     if hasattr(model, "named_parameters"):
         return {name: tuple(p.shape) for name, p in model.named_parameters(remove_duplicate=False)}
-    from initreg.tree import flatten
-
     return {path: tuple(getattr(leaf, "shape", leaf)) for path, leaf in flatten(model).items()}
 
 
