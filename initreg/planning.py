@@ -10,7 +10,7 @@ unmatched parameters are then left out).
   has there, drawn from the parameter's own stream (initreg.initializers.overlay): a slice of the
   result is still the same slice of the whole.
 - `ties` ({alias: parameter}) makes alias another name of the same tensor: rules are matched against
-  all of its names (the last rule matching any of them wins), it is drawn once from the parameter's
+  all of its names (the last rule matching any of them wins where they agree), it is drawn once from the parameter's
   stream and written once, under the parameter's name; `init_tree` puts the same array at the alias
   if the spec has it. When the whole-tensor rules that its names match on their own give different
   initializers (a zero readout `lm_head.weight` tied to the embedding `wte.weight`), that is an error
