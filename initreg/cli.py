@@ -428,17 +428,19 @@ def _draw(entries: Sequence[PlanEntry], settings: Mapping[str, Any], backend: Ba
     return {name: moment.std for name, moment in moments.items()}
 
 
-def _rules_and_variables(settings: dict[str, Any]) -> tuple[Any, Mapping[str, Any] | None]:
-    """The rules to plan with and their variables: a chosen recipe's (its variables updated with the
-    model's `variables`), else `rules` with the model's variables. `settings["rules"]` and
-    `settings["variables"]` become those used, for the file's metadata.
+def _rules_and_variables(settings: dict[str, Any], spec: Any) -> tuple[Any, Mapping[str, Any] | None]:
+    """The rules to plan with and their variables: a chosen recipe's (its variables read from the tree
+    `spec` and checked against the model's `variables`; one line says where each came from), else `rules`
+    with the model's variables. `settings["rules"]` and `settings["variables"]` become those used, for the
+    file's metadata.
     """
     variables = settings["model"].get("variables") or {}
     recipe = settings.get("recipe")
     if not recipe:
         settings["variables"] = variables
         return settings["rules"], variables
-    chosen = recipes.from_config(HydraConfig.get().runtime.choices["recipe"], recipe, variables)
+    chosen = recipes.from_config(HydraConfig.get().runtime.choices["recipe"], recipe, variables, model=spec)
+    print(printable(chosen.describe()))
     settings["rules"], settings["variables"] = recipe["rules"], chosen.variables
     return chosen.rules, None
 
@@ -451,7 +453,7 @@ def initialize(cfg: DictConfig) -> None:
         spec, notes = model_spec(settings["model"])
         for note in notes:
             print(f"initreg: note: {printable(note)}", file=sys.stderr)
-        rules, variables = _rules_and_variables(settings)
+        rules, variables = _rules_and_variables(settings, spec)
         _refuse_initializer_seeds(settings["rules"])  # the rules in use: the recipe's, if one is chosen
         entries = plan(
             spec, rules, dtype=settings["dtype"], layout=settings["model"].get("layout"), variables=variables,
