@@ -12,22 +12,23 @@ fastmath stays off, so LLVM neither fuses multiply-adds nor reorders sums.
 The kernels are cached on disk, in the user's cache folder (``initreg.backends.kernel_cache``, never
 inside the package): the first run compiles them (seconds), later processes load them. numba sees
 edits to this file, not to constants imported from ``initreg.special``; emptying that folder (or
-pointing ``INITREG_CACHE_DIR`` elsewhere) forces a rebuild. Calls, the first compile included, run
-one at a time under a lock.
+pointing ``INITREG_CACHE_DIR`` elsewhere) forces a rebuild.
+
+Each kernel has a serial and a parallel build of the same code (``kernel_cache.Kernel``): outputs
+below PARALLEL_FROM elements run the serial one. Their results are bit-identical: each element is
+computed by the same instructions, whichever thread runs it.
 """
 
 from __future__ import annotations
 
 import math
-import threading
-from collections.abc import Callable
 from typing import Any
 
 import numba
 import numpy as np
 
 from initreg import rng
-from initreg.backends.kernel_cache import cached
+from initreg.backends.kernel_cache import Kernel
 from initreg.distributions import Distribution
 from initreg.dtypes import compute_dtype
 from initreg.special import DOUBLE_CENTRAL, DOUBLE_MIDDLE, DOUBLE_TAIL, SINGLE_CENTRAL, SINGLE_TAIL
@@ -37,10 +38,6 @@ Scalar = Any  # a number inside a kernel: numba types it (uint32/64, int64, floa
 TILE = 1 << 14  # elements per parallel work item: small enough to stay in L2, large enough to amortize
 
 UNIFORM, NORMAL, TRUNCATED = rng.UNIFORM, rng.NORMAL, rng.TRUNCATED
-
-# One launch at a time: numba's workqueue threading layer (used where neither TBB nor OpenMP is
-# available) aborts the process on concurrent launches, and each launch already uses every thread.
-_LAUNCH = threading.Lock()
 
 _MASK32 = np.uint64(rng.MASK32)
 _SHIFT32 = np.uint64(32)
@@ -72,11 +69,6 @@ _ONE_BITS_64, _SQRT_HALF_BITS_64 = 0x3FF0000000000000, 0x3FE6A09E667F3BCD
 # part of them); error_model="numpy" drops Python's division check, whose exception branch would stop
 # vectorization.
 _inline = numba.njit(error_model="numpy", inline="always")
-
-
-def _kernel(function: Callable[..., None]) -> Any:
-    """A parallel kernel, compiled on its first call and cached in the user's kernel cache."""
-    return cached(numba.njit(error_model="numpy", parallel=True, fastmath=False)(function))
 
 
 @_inline
@@ -293,7 +285,7 @@ def _finish(kind: int, params: np.ndarray, tile: np.ndarray) -> None:
             tile[i] = _clip(mean + stddev * _clip(sqrt2 * tile[i], a, b), low, high)
 
 
-@_kernel
+@Kernel
 def _fill32(
     out: np.ndarray, starts: np.ndarray, length: int, step: int, key: np.ndarray, kind: int, params: np.ndarray
 ) -> None:
@@ -310,7 +302,7 @@ def _fill32(
         _finish(kind, params, tile)
 
 
-@_kernel
+@Kernel
 def _fill64(
     out: np.ndarray, starts: np.ndarray, length: int, step: int, key: np.ndarray, kind: int, params: np.ndarray
 ) -> None:
@@ -327,7 +319,7 @@ def _fill64(
         _finish(kind, params, tile)
 
 
-@_kernel
+@Kernel
 def _fill_words(out: np.ndarray, start: int, key: np.ndarray) -> None:
     """out[i] = word start + i of the stream."""
     for item in numba.prange((out.shape[0] + TILE - 1) // TILE):
@@ -349,16 +341,14 @@ def _fill(dist: Distribution, key: rng.Key, starts: np.ndarray, length: int, ste
     precision = compute_dtype(dtype)
     out = np.empty(starts.shape[0] * length, dtype=precision)
     kernel = _fill64 if precision == "float64" else _fill32
-    with _LAUNCH:
-        kernel(out, starts, length, step, np.array(key, dtype=np.uint64), kind, params)
+    kernel(out.shape[0], out, starts, length, step, np.array(key, dtype=np.uint64), kind, params)
     return out
 
 
 def words(key: rng.Key, start: int, count: int) -> np.ndarray:
     """rng.words_range with NumPy: words start .. start + count - 1 of the main stream, as uint32."""
     out = np.empty(count, dtype=np.uint32)
-    with _LAUNCH:
-        _fill_words(out, start, np.array(key, dtype=np.uint64))
+    _fill_words(count, out, start, np.array(key, dtype=np.uint64))
     return out
 
 
