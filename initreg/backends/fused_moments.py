@@ -67,7 +67,8 @@ def _sum(values: np.ndarray, table: np.ndarray, first: int, stop: int) -> float:
             sums[lane] += _float64_at(values, table, i + lane)
     for i in range(whole, stop):
         sums[i - whole] += _float64_at(values, table, i)
-    return sums.sum()
+    total: float = sums.sum()
+    return total
 
 
 @numba.njit(error_model="numpy", inline="always")
@@ -114,7 +115,8 @@ def _moments(values: np.ndarray, table: np.ndarray, blocks: np.ndarray) -> tuple
 def _table(dtype: str) -> np.ndarray:
     """Every value of a 16-bit float dtype as float64, indexed by its bits."""
     with np.errstate(invalid="ignore"):  # the NaN patterns stay NaN
-        return np.arange(1 << 16, dtype=np.uint16).view(numpy_dtype(dtype)).astype(np.float64)
+        table: np.ndarray = np.arange(1 << 16, dtype=np.uint16).view(numpy_dtype(dtype)).astype(np.float64)
+    return table
 
 
 _TABLES = {dtype: _table(dtype) for dtype in ("float16", "bfloat16")}
