@@ -281,3 +281,17 @@ def test_erfinv_and_log_match_the_reference_to_the_ends_of_their_domain():
     correctly_rounded_log32 = np.log(q32.astype(np.float64)).astype(np.float32).astype(np.float64)
     assert relative_ulps(log32, correctly_rounded_log32).max() <= 1
     assert relative_ulps(log64, np.log(q64)).max() <= 2
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_draw_into_writes_what_draw_gives_into_the_array_given(dtype):
+    dist = TruncatedNormalDist(0.0, 0.02)
+    out = np.full((300, 401), np.nan, dtype=dtype)
+    address = out.ctypes.data
+    fused_cpu.draw_into(out, dist, KEY)
+    assert out.ctypes.data == address
+    assert out.tobytes() == fused_cpu.draw(dist, KEY, (300, 401), dtype).tobytes()
+    with pytest.raises(ValueError, match="writeable C-contiguous float32 or float64 array; got float32"):
+        fused_cpu.draw_into(np.empty((4, 6), np.float32)[:, ::2], dist, KEY)
+    with pytest.raises(ValueError, match="got float16"):
+        fused_cpu.draw_into(np.empty(5, np.float16), dist, KEY)

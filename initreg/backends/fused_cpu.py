@@ -337,12 +337,18 @@ def parameters(dist: Distribution, dtype: str) -> tuple[int, np.ndarray]:
 
 def _fill(dist: Distribution, key: rng.Key, starts: np.ndarray, length: int, step: int, dtype: str) -> np.ndarray:
     """Samples of elements starts[r] + p step for p < length, as a flat array in the compute precision."""
-    kind, params = parameters(dist, dtype)
-    precision = compute_dtype(dtype)
-    out = np.empty(starts.shape[0] * length, dtype=precision)
-    kernel = _fill64 if precision == "float64" else _fill32
-    kernel(out.shape[0], out, starts, length, step, np.array(key, dtype=np.uint64), kind, params)
+    out = np.empty(starts.shape[0] * length, dtype=compute_dtype(dtype))
+    _fill_into(out, dist, key, starts, length, step, dtype)
     return out
+
+
+def _fill_into(
+    out: np.ndarray, dist: Distribution, key: rng.Key, starts: np.ndarray, length: int, step: int, dtype: str
+) -> None:
+    """`_fill`'s samples written into `out`, a flat array of the compute precision of `dtype`."""
+    kind, params = parameters(dist, dtype)
+    kernel = _fill64 if out.dtype == np.float64 else _fill32
+    kernel(out.shape[0], out, starts, length, step, np.array(key, dtype=np.uint64), kind, params)
 
 
 def words(key: rng.Key, start: int, count: int) -> np.ndarray:
@@ -355,6 +361,13 @@ def words(key: rng.Key, start: int, count: int) -> np.ndarray:
 def draw(dist: Distribution, key: rng.Key, shape: tuple[int, ...], dtype: str) -> np.ndarray:
     """rng.draw with NumPy: the whole tensor, in the compute precision of `dtype`."""
     return _fill(dist, key, np.zeros(1, dtype=np.int64), math.prod(shape), 1, dtype).reshape(shape)
+
+
+def draw_into(out: np.ndarray, dist: Distribution, key: rng.Key) -> None:
+    """`draw` of out's shape and dtype written into `out`, a C-contiguous float32 or float64 array."""
+    if out.dtype.name not in ("float32", "float64") or not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError(f"draw_into writes a writeable C-contiguous float32 or float64 array; got {out.dtype.name}")
+    _fill_into(out.reshape(-1), dist, key, np.zeros(1, dtype=np.int64), out.size, 1, out.dtype.name)
 
 
 def draw_slice(

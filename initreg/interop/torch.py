@@ -35,9 +35,11 @@ import numpy as np
 import torch
 from torch.distributed.tensor import DTensor
 
-from initreg.errors import InvalidArgumentError
+from initreg.errors import InitregError, InvalidArgumentError
+from initreg.initializers.base import RandomInitializer
 from initreg.interop import torch_distributed
 from initreg.registry import get_backend
+from initreg.rng import derive_key
 from initreg.slicing import stream_seed
 from initreg.tree import PlanEntry, Rule, generate, plan
 
@@ -89,7 +91,7 @@ def initialize(
             if isinstance(parameter, DTensor):
                 for view, values in torch_distributed.parameter_pieces(entry, parameter, seed, backend):
                     view.copy_(_to_torch(values))
-            else:
+            elif not _drawn_in_place(parameter, entry, seed, chosen):
                 parameter.copy_(_to_torch(generate(entry, seed, chosen)))
     return entries
 
@@ -133,6 +135,33 @@ def _materialize(module: torch.nn.Module, device: str | torch.device) -> None:
     for alias, name in ties.items():
         owner, _, attribute = alias.rpartition(".")
         setattr(module.get_submodule(owner), attribute, module.get_parameter(name))
+
+
+def _drawn_in_place(parameter: torch.Tensor, entry: PlanEntry, seed: int, backend: Any) -> bool:
+    """Whether `entry`'s values were drawn straight into `parameter`'s memory, as `generate` draws them.
+
+    That is done for a parameter on the CPU, contiguous, of the float32 or float64 it is drawn in, by
+    a random initializer that draws element-wise (no own `generate`) with the NumPy backend's fused
+    kernels; any other is left untouched for `generate` and ``copy_``, as is one whose distribution
+    cannot be made (so that `generate` reports it).
+    """
+    from initreg.backends.numpy import NumpyBackend, fused_kernels
+
+    kernels, initializer = fused_kernels(), entry.initializer
+    if (
+        type(backend) is not NumpyBackend or kernels is None
+        or not isinstance(initializer, RandomInitializer)
+        or type(initializer).generate is not RandomInitializer.generate
+        or parameter.device.type != "cpu" or not parameter.is_contiguous()
+        or parameter.dtype not in (torch.float32, torch.float64) or str(parameter.dtype) != f"torch.{entry.dtype}"
+    ):  # fmt: skip
+        return False
+    try:
+        dist = initializer.distribution_for(entry.shape, entry.layout)
+    except InitregError:
+        return False
+    kernels.draw_into(parameter.detach().numpy(), dist, derive_key(seed, entry.path))
+    return True
 
 
 def _to_torch(values: Any) -> torch.Tensor:
