@@ -329,6 +329,9 @@ def _fill_words(out: np.ndarray, start: int, key: np.ndarray) -> None:
         tile[:] = words[offset : offset + tile.shape[0]]
 
 
+_WHOLE = np.zeros(1, dtype=np.int64)  # the run starts of a whole tensor: one run, from element 0
+
+
 def parameters(dist: Distribution, dtype: str) -> tuple[int, np.ndarray]:
     """rng.transform_constants as an array in the compute precision of `dtype`."""
     kind, constants = rng.transform_constants(dist, dtype)
@@ -360,14 +363,14 @@ def words(key: rng.Key, start: int, count: int) -> np.ndarray:
 
 def draw(dist: Distribution, key: rng.Key, shape: tuple[int, ...], dtype: str) -> np.ndarray:
     """rng.draw with NumPy: the whole tensor, in the compute precision of `dtype`."""
-    return _fill(dist, key, np.zeros(1, dtype=np.int64), math.prod(shape), 1, dtype).reshape(shape)
+    return _fill(dist, key, _WHOLE, math.prod(shape), 1, dtype).reshape(shape)
 
 
 def draw_into(out: np.ndarray, dist: Distribution, key: rng.Key) -> None:
     """`draw` of out's shape and dtype written into `out`, a C-contiguous float32 or float64 array."""
     if out.dtype.name not in ("float32", "float64") or not out.flags.c_contiguous or not out.flags.writeable:
         raise ValueError(f"draw_into writes a writeable C-contiguous float32 or float64 array; got {out.dtype.name}")
-    _fill_into(out.reshape(-1), dist, key, np.zeros(1, dtype=np.int64), out.size, 1, out.dtype.name)
+    _fill_into(out.reshape(-1), dist, key, _WHOLE, out.size, 1, out.dtype.name)
 
 
 def draw_slice(
