@@ -2,8 +2,9 @@
 
 ``initialize(module, rules, seed=0)`` matches each parameter's dotted name ("encoder.layers.0.linear1.weight")
 against the rules exactly as ``initreg.init_tree`` does (last matching rule wins; see initreg.tree),
-draws it from the stream ``derive_key(seed, name)`` and copies it into the parameter, so the values
-equal ``init_tree({name: shape, ...}, rules, seed, layout="torch")``. Fans follow torch's
+draws it from the stream ``derive_key(seed, name)`` into the parameter, so the values equal
+``init_tree({name: shape, ...}, rules, seed, layout="torch")``: straight into its memory where it is a
+contiguous float32 or float64 CPU tensor drawn element-wise, else through an array and ``copy_``. Fans follow torch's
 [out, in, *kernel] layout by default. A tensor shared by several modules (tied weights, such as
 ``lm_head.weight`` and ``transformer.wte.weight``) has all its names, from
 ``named_parameters(remove_duplicate=False)``: its first name is the parameter, the others are ties
