@@ -6,8 +6,8 @@ A `Moments` holds (count, mean, m2), m2 = sum (x - mean)^2, and merges each piec
     mean = mean_a + delta n_b / n,    m2 = m2_a + m2_b + delta^2 n_a n_b / n.
 
 A piece's own moments come from one fused pass over its memory (``initreg.backends.fused_moments``,
-which states its error bound) when numba is installed, else from NumPy's float64 mean and variance,
-MOMENT_BLOCK elements at a time.
+which states its error bound) when numba is installed and the piece is of a float dtype, else from
+NumPy's float64 mean and variance, MOMENT_BLOCK elements at a time.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import math
 from typing import Any
 
 MOMENT_BLOCK = 1 << 18  # elements NumPy measures at once without numba (2 MiB of float64 temporaries)
+FUSED_DTYPES = ("float16", "bfloat16", "float32", "float64")  # what the fused pass reads
 
 
 def piece_moments(values: Any) -> tuple[int, float, float]:
@@ -25,7 +26,7 @@ def piece_moments(values: Any) -> tuple[int, float, float]:
     """
     from initreg.backends.numpy import fused_kernels
 
-    if fused_kernels() is not None:
+    if fused_kernels() is not None and values.dtype.name in FUSED_DTYPES:
         from initreg.backends.fused_moments import moments
 
         return moments(values)
