@@ -5,6 +5,13 @@ A `Moments` holds (count, mean, m2), m2 = sum (x - mean)^2, and merges each piec
 
     mean = mean_a + delta n_b / n,    m2 = m2_a + m2_b + delta^2 n_a n_b / n.
 
+In float64, with P pieces of at most k blocks each (see fused_moments) and kappa = max|x| / std, the
+merges add to the pieces' own bounds a relative error of at most (2k + P + 8 + (4 + 2 P^2) kappa) u,
+u = 2^-53: the pieces' mean errors e_p enter m2 as 2 sum n_p e_p (mean_p - mean), at most 2 max e_p / std
+relative; then come the roundings of the P - 1 deltas and the sum of P nonnegative terms. For GPT-2
+XL's embedding (P = 5 pieces of k = 4096 blocks, kappa < 3), with the pieces' own bound, the variance is
+within 1.5e-12 and the std within 8e-13 relative.
+
 A piece's own moments come from one fused pass over its memory (``initreg.backends.fused_moments``,
 which states its error bound) when numba is installed and the piece is of a float dtype, else from
 NumPy's float64 mean and variance, MOMENT_BLOCK elements at a time.
