@@ -6,7 +6,9 @@ Section 1: --tensors parameters of shape (--size,), random_normal(stddev=0.02), 
 ``initreg.init_tree`` call (warm: after one call that loads the kernels), and the same count of
 ``torch.nn.init.normal_(t, 0.0, 0.02)`` calls over preallocated torch tensors of that shape. Each
 is the best of --repeats, first on the machine as it is ("quiet"), then with --busy processes of
-this script spinning in a pure-Python loop beside it ("busy"), in the same run.
+this script spinning in a pure-Python loop beside it ("busy"), in the same run; each also with every
+draw through the parallel build (PARALLEL_FROM set to 0), as before the serial build existed. The plan
+(``initreg.plan`` of the same tree) is timed on its own; "its draws" is the rest.
 
 Section 2, where the parallel kernel pays: one float32 truncated-normal draw (lecun_normal's kind)
 of n elements through the serial build and through the parallel build of the same kernel
@@ -114,10 +116,14 @@ def main() -> None:
     print()
     print(f"| {args.tensors:,} tensors of ({args.size},) | init_tree s | its plan s | its draws s | torch loop s |")
     print("|---|---:|---:|---:|---:|")
+    serial_below = kernel_cache.PARALLEL_FROM
     for label, load in (("quiet", 0), (f"{args.busy} busy process(es) beside", args.busy)):
-        with busy(load):
-            ours, planning, theirs = small_tensors(args.tensors, args.size, args.repeats)
-        print(f"| {label} | {ours:.3f} | {planning:.3f} | {ours - planning:.3f} | {theirs:.3f} |")
+        for threshold, builds in ((serial_below, ""), (0, ", parallel build only (before)")):
+            kernel_cache.PARALLEL_FROM = threshold
+            with busy(load):
+                ours, planning, theirs = small_tensors(args.tensors, args.size, args.repeats)
+            print(f"| {label}{builds} | {ours:.3f} | {planning:.3f} | {ours - planning:.3f} | {theirs:.3f} |")
+    kernel_cache.PARALLEL_FROM = serial_below
     print()
     print("| n (float32 elements) | serial build us/call | parallel build us/call | machine |")
     print("|---:|---:|---:|---|")
