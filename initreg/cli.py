@@ -54,9 +54,11 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 from initreg import __version__, io, recipes, registry
 from initreg.command_settings import SHORT_REPR, check_settings
 from initreg.errors import InitregError, InvalidArgumentError, printable
+from initreg.listing import print_listing
 from initreg.model_specs import model_spec
+from initreg.plain import plain
 from initreg.planning import plan
-from initreg.schemas import plain
+from initreg.progress import WriteProgress
 from initreg.table import Moments, plan_table, show
 from initreg.write import assemble, save_entries
 
@@ -407,8 +409,6 @@ def _draw(entries: Sequence[PlanEntry], settings: Mapping[str, Any], backend: Ba
     """
     import numpy as np
 
-    from initreg.progress import WriteProgress
-
     quiet, stream, chunk_bytes = not settings["progress"], settings["stream"], _chunk_bytes(settings)
     seed, metadata, chosen = settings["seed"], _metadata(settings), io.file_format(path)
     tensors = [io.TensorInfo(entry.path, entry.shape, entry.dtype) for entry in entries]
@@ -506,8 +506,6 @@ def main() -> None:
     """The console script: `initreg list`, or the Hydra app."""
     global _show_tracebacks
     if sys.argv[1:2] == ["list"]:
-        from initreg.listing import print_listing
-
         print_listing()
         return
     _show_tracebacks = os.environ.get("HYDRA_FULL_ERROR") == "1"

@@ -22,6 +22,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from initreg.backends.numpy import fused_kernels
+
 MOMENT_BLOCK = 1 << 18  # elements NumPy measures at once without numba (2 MiB of float64 temporaries)
 FUSED_DTYPES = ("float16", "bfloat16", "float32", "float64")  # what the fused pass reads
 
@@ -31,8 +33,6 @@ def piece_moments(values: Any) -> tuple[int, float, float]:
 
     A value that is inf or NaN makes the mean inf or NaN.
     """
-    from initreg.backends.numpy import fused_kernels
-
     if fused_kernels() is not None and values.dtype.name in FUSED_DTYPES:
         from initreg.backends.fused_moments import moments
 

@@ -67,6 +67,7 @@ def test_a_cached_function_is_saved_in_the_user_folder_and_loaded_from_it(
     assert sum(second.stats.cache_hits.values()) == 1 and not second.stats.cache_misses
 
 
+@pytest.mark.filterwarnings("ignore::numba.NumbaPerformanceWarning")  # add_one has no loop to parallelize
 def test_two_builds_of_one_function_are_cached_under_their_own_names(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

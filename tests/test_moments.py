@@ -15,7 +15,6 @@ pytest.importorskip("numba")
 
 from initreg import moments as moments_module
 from initreg.backends import fused_moments, kernel_cache
-from initreg.backends import numpy as numpy_backend_module
 from initreg.moments import Moments, piece_moments
 
 U = 2.0**-53
@@ -98,7 +97,7 @@ def test_other_dtypes_are_refused():
 @pytest.mark.parametrize("fused", [True, False], ids=["fused", "numpy"])
 def test_pieces_merged_equal_the_whole_within_the_bound(fused, monkeypatch):
     if not fused:
-        monkeypatch.setattr(numpy_backend_module, "fused_kernels", lambda: None)
+        monkeypatch.setattr(moments_module, "fused_kernels", lambda: None)
         monkeypatch.setattr(moments_module, "MOMENT_BLOCK", 1000)
     pieces = [sample(n, np.float32, offset=o, seed=n) for n, o in [(5000, 0.0), (1, 3.0), (70_001, -0.5), (0, 0.0)]]
     total = Moments()

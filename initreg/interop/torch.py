@@ -36,12 +36,13 @@ import numpy as np
 import torch
 from torch.distributed.tensor import DTensor
 
+from initreg.backends.numpy import NumpyBackend, fused_kernels
+from initreg.backends.registry import get_backend
 from initreg.drawing import generate
 from initreg.errors import InitregError, InvalidArgumentError
 from initreg.initializers.base import RandomInitializer
 from initreg.interop import torch_distributed
 from initreg.planning import PlanEntry, plan
-from initreg.registry import get_backend
 from initreg.rng import derive_key
 from initreg.rules import Rule
 from initreg.slicing import stream_seed
@@ -148,8 +149,6 @@ def _drawn_in_place(parameter: torch.Tensor, entry: PlanEntry, seed: int, backen
     kernels; any other is left untouched for `generate` and ``copy_``, as is one whose distribution
     cannot be made (so that `generate` reports it).
     """
-    from initreg.backends.numpy import NumpyBackend, fused_kernels
-
     kernels, initializer = fused_kernels(), entry.initializer
     if (
         type(backend) is not NumpyBackend or kernels is None
