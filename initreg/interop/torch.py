@@ -2,8 +2,9 @@
 
 ``initialize(module, rules, seed=0)`` matches each parameter's dotted name ("encoder.layers.0.linear1.weight")
 against the rules exactly as ``initreg.init_tree`` does (last matching rule wins; see initreg.tree),
-draws it from the stream ``derive_key(seed, name)`` and copies it into the parameter, so the values
-equal ``init_tree({name: shape, ...}, rules, seed, layout="torch")``. Fans follow torch's
+draws it from the stream ``derive_key(seed, name)`` into the parameter, so the values equal
+``init_tree({name: shape, ...}, rules, seed, layout="torch")``: straight into its memory where it is a
+contiguous float32 or float64 CPU tensor drawn element-wise, else through an array and ``copy_``. Fans follow torch's
 [out, in, *kernel] layout by default. A tensor shared by several modules (tied weights, such as
 ``lm_head.weight`` and ``transformer.wte.weight``) has all its names, from
 ``named_parameters(remove_duplicate=False)``: its first name is the parameter, the others are ties
@@ -42,11 +43,14 @@ import numpy as np
 import torch
 from torch.distributed.tensor import DTensor
 
+from initreg.backends.numpy import NumpyBackend, fused_kernels
 from initreg.backends.registry import get_backend
 from initreg.drawing import generate
-from initreg.errors import InvalidArgumentError
+from initreg.errors import InitregError, InvalidArgumentError
+from initreg.initializers.base import RandomInitializer
 from initreg.interop import torch_buffers, torch_distributed
 from initreg.planning import PlanEntry, plan
+from initreg.rng import derive_key
 from initreg.rules import Rule
 from initreg.slicing import stream_seed
 
@@ -104,7 +108,7 @@ def initialize(
             if isinstance(parameter, DTensor):
                 for view, values in torch_distributed.parameter_pieces(entry, parameter, seed, backend):
                     view.copy_(_to_torch(values))
-            else:
+            elif not _drawn_in_place(parameter, entry, seed, chosen):
                 parameter.copy_(_to_torch(generate(entry, seed, chosen)))
     return entries
 
@@ -168,6 +172,31 @@ def _materialize(module: torch.nn.Module, device: str | torch.device) -> None:
     ties = shared_names(module)
     module.to_empty(device=device)
     _tie(module, ties)
+
+
+def _drawn_in_place(parameter: torch.Tensor, entry: PlanEntry, seed: int, backend: Any) -> bool:
+    """Whether `entry`'s values were drawn straight into `parameter`'s memory, as `generate` draws them.
+
+    That is done for a parameter on the CPU, contiguous, of the float32 or float64 it is drawn in, by
+    a random initializer that draws element-wise (no own `generate`) with the NumPy backend's fused
+    kernels; any other is left untouched for `generate` and ``copy_``, as is one whose distribution
+    cannot be made (so that `generate` reports it).
+    """
+    kernels, initializer = fused_kernels(), entry.initializer
+    if (
+        type(backend) is not NumpyBackend or kernels is None
+        or not isinstance(initializer, RandomInitializer)
+        or type(initializer).generate is not RandomInitializer.generate
+        or parameter.device.type != "cpu" or not parameter.is_contiguous()
+        or parameter.dtype not in (torch.float32, torch.float64) or str(parameter.dtype) != f"torch.{entry.dtype}"
+    ):  # fmt: skip
+        return False
+    try:
+        dist = initializer.distribution_for(entry.shape, entry.layout)
+    except InitregError:
+        return False
+    kernels.draw_into(parameter.detach().numpy(), dist, derive_key(seed, entry.path))
+    return True
 
 
 def _to_torch(values: Any) -> torch.Tensor:
