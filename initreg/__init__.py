@@ -28,6 +28,16 @@ from initreg.tree import init_tree, plan, save_tree
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    """`initreg.check`, imported on first use (initreg.checking), so that `import initreg` stays light."""
+    if name == "check":
+        from initreg.checking import check
+
+        return check
+    raise AttributeError(f"module 'initreg' has no attribute {name!r}")
+
+
 __all__ = [
     "Constant",
     "GlorotNormal",
@@ -46,6 +56,7 @@ __all__ = [
     "TruncatedNormal",
     "VarianceScaling",
     "Zeros",
+    "check",
     "compute_fans",
     "deserialize",
     "get",
