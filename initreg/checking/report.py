@@ -48,7 +48,7 @@ class ComponentCheck:
                 "min": _plain(self.minimum),
                 "max": _plain(self.maximum),
                 "nonfinite": self.nonfinite,
-            },  # fmt: skip
+            },
             "tests": [{"name": t.name, "statistic": _plain(t.statistic), "p_value": t.p_value} for t in self.tests],
             "problems": list(self.problems),
         }
