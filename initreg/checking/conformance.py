@@ -160,7 +160,7 @@ def _component_check(component: Intended, measure: Measure | None) -> ComponentC
     if isinstance(measure, RandomMeasure):
         checked.minimum, checked.maximum = measure.minimum, measure.maximum
         checked.thresholds, checked.counts = measure.grid.thresholds, measure.counts
-        checked.probabilities = measure.grid.probabilities
+        checked.probabilities, checked.dist = measure.grid.probabilities, component.dist
         if measure.outside:
             where = (
                 f"more than {measure.high - measure.mean:.4g} from the mean {measure.mean:.4g}"

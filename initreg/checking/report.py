@@ -36,6 +36,7 @@ class ComponentCheck:
     counts: Any = None
     probabilities: Any = None
     sample: list[float] | None = None
+    dist: Any = None  # the intended distribution of a random component (initreg.distributions)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data: intended, measured, tests and problems (not the grid or the sample)."""

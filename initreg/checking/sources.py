@@ -75,13 +75,12 @@ class ArraySource(Source):
     """A mapping (nested, as a spec) of NumPy, JAX or torch arrays."""
 
     def __init__(self, arrays: Mapping[str, Any]) -> None:
-        self.arrays = {name: leaf for name, leaf in flatten(arrays).items() if hasattr(leaf, "dtype")}
-        shapes = [name for name, leaf in flatten(arrays).items() if not hasattr(leaf, "dtype")]
+        leaves: dict[str, Any] = flatten(arrays)
+        shapes = [name for name, leaf in leaves.items() if not hasattr(leaf, "dtype")]
         if shapes:
             raise InvalidArgumentError(f"parameter {shapes[0]!r} is a shape, not an array; valid: arrays to check")
-        self.tensors = [
-            Stored(name, tuple(leaf.shape), _dtype_name(leaf.dtype, name)) for name, leaf in self.arrays.items()
-        ]
+        self.arrays = leaves
+        self.tensors = [Stored(name, tuple(leaf.shape), _dtype_name(leaf.dtype, name)) for name, leaf in leaves.items()]
 
     def values(self, tensor: Stored, chunk_bytes: int) -> Iterator[tuple[Index, Any]]:
         """Pieces of the array, converted piece by piece (a torch tensor is copied to the CPU one piece at a time)."""

@@ -72,22 +72,28 @@ def _phi(z: float) -> float:
     return float(0.5 * math.erfc(-z / math.sqrt(2.0)))
 
 
+def quantiles(dist: Any, levels: Any) -> Any:
+    """The inverse CDF of a normal, truncated normal or uniform distribution at `levels` in (0, 1) (float64)."""
+    import numpy as np
+
+    from initreg.special import erfinv
+
+    if isinstance(dist, UniformDist):
+        return dist.low + (dist.high - dist.low) * levels
+    assert isinstance(dist, (NormalDist, TruncatedNormalDist))
+    if isinstance(dist, TruncatedNormalDist):
+        levels = _phi(dist.low) + levels * dist.mass
+    return dist.mean + dist.stddev * math.sqrt(2.0) * erfinv(2.0 * levels - 1.0, np)
+
+
 @lru_cache(maxsize=256)
 def grid(dist: Any, dtype: str) -> Grid:
     """The KS thresholds of a random component's distribution in `dtype` (see the module docstring)."""
     import numpy as np
 
     from initreg.dtypes import numpy_dtype
-    from initreg.special import erfinv
 
-    levels = np.arange(1, GRID_POINTS, dtype=np.float64) / GRID_POINTS
-    if isinstance(dist, UniformDist):
-        points = dist.low + (dist.high - dist.low) * levels
-    else:
-        assert isinstance(dist, (NormalDist, TruncatedNormalDist))
-        if isinstance(dist, TruncatedNormalDist):
-            levels = _phi(dist.low) + levels * dist.mass
-        points = dist.mean + dist.stddev * math.sqrt(2.0) * erfinv(2.0 * levels - 1.0, np)
+    points = quantiles(dist, np.arange(1, GRID_POINTS, dtype=np.float64) / GRID_POINTS)
     kind = numpy_dtype(dtype)
     stored = np.unique(points.astype(kind).astype(np.float64))
     stored = stored[np.isfinite(stored)]
