@@ -5,7 +5,7 @@ KS on a grid. The empirical CDF is compared with the intended one at GRID_POINTS
 intended quantiles j / GRID_POINTS, each rounded to the tensor's dtype. A stored value is the draw
 rounded to the dtype, so P(stored <= t) for a representable t is F(the midpoint between t and the next
 representable value): the test is exact for float16 and bfloat16 tensors too, whose rounding a KS test
-against the continuous F would reject at a million elements. D, the largest gap at the thresholds, is at
+against the continuous F rejects from a few million elements on. D, the largest gap at the thresholds, is at
 most the full KS statistic, so its p-value (Kolmogorov's limit with Stephens' correction,
 lambda = D (sqrt(n) + 0.12 + 0.11 / sqrt(n))) is conservative.
 
