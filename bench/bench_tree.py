@@ -257,7 +257,7 @@ def gpt2_xl(layers: int) -> tuple[dict[str, Any], dict[str, Any]]:
     from omegaconf import OmegaConf
 
     from initreg import tree
-    from initreg.cli import model_spec
+    from initreg.model_specs import model_spec
 
     config = OmegaConf.load(str(files("initreg.configs.command") / "model" / "gpt2_xl.yaml"))
     config.model.layers = layers

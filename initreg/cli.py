@@ -27,10 +27,8 @@ import difflib
 import functools
 import hashlib
 import json
-import math
 import os
 import re
-import reprlib
 import shutil
 import signal
 import sys
@@ -38,7 +36,6 @@ import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, cast
@@ -54,29 +51,23 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from initreg import __version__, io, recipes, registry, tree
-from initreg.dtypes import FLOAT_DTYPES
+from initreg import __version__, io, recipes, registry
+from initreg.command_settings import SHORT_REPR, check_settings
 from initreg.errors import InitregError, InvalidArgumentError, printable
-from initreg.initializers.base import magnitude
-from initreg.initializers.overlay import Overlay, region_text
-from initreg.initializers.variance_scaling import LAYOUTS
+from initreg.model_specs import model_spec
+from initreg.planning import plan
 from initreg.schemas import plain
+from initreg.table import Moments, plan_table, show
+from initreg.write import assemble, save_entries
 
 if TYPE_CHECKING:
-    from rich.table import Table
-
     from initreg.backends.base import Backend
-    from initreg.initializers.base import Initializer
-    from initreg.tree import PlanEntry
+    from initreg.planning import PlanEntry
 
 CONFIG_PACKAGE = "initreg.configs.command"
 PUBLIC_PACKAGE = "initreg.configs.public"
 EXIT_BAD_INPUT = 2
-MAX_TENSORS = io.MAX_TENSORS  # the most parameters a model config may make
-MIN_SEED, MAX_SEED = -(2**63), 2**64 - 1  # the seeds the command takes: int64's and uint64's
-TABLE_EDGE_ROWS = 1_000  # table=summary: a longer table shows this many first and last rows
 MAX_NAME_BYTES = 255  # the longest file name most file systems take
-MOMENT_BLOCK = 1 << 18  # elements whose std is measured at once (2 MiB of float64 temporaries)
 SAFE_IN_NAMES = "=,+~@"  # characters kept as they are in a job's file name, besides letters, digits and _.-
 
 _show_tracebacks = False  # set by main() from HYDRA_FULL_ERROR
@@ -319,145 +310,6 @@ def _refuse_initializer_seeds(rules: Mapping[str, Any]) -> None:
             )
 
 
-# --- the command's settings: one typed schema ---------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Setting:
-    """What a key of the command's config takes: `valid(value)` says whether `value` does; `what` says it
-    in words, for the error. An optional key may be missing (deleted with ``~key``)."""
-
-    valid: Callable[[Any], bool]
-    what: str
-    optional: bool = False
-
-
-def _is_integer(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_mapping_or_none(value: Any) -> bool:
-    return value is None or isinstance(value, Mapping)
-
-
-def _is_positive_number(value: Any) -> bool:
-    return (_is_integer(value) or isinstance(value, float)) and 0 < value < math.inf
-
-
-BOOLEAN = Setting(lambda value: isinstance(value, bool), "true or false")
-MAPPING = Setting(lambda value: isinstance(value, Mapping), "a mapping {key: value, ...}")
-MAPPING_OR_NONE = Setting(_is_mapping_or_none, "a mapping {key: value, ...} or null", optional=True)
-SETTINGS = {  # the command's config (configs/command/config.yaml), resolved
-    "seed": Setting(
-        lambda v: _is_integer(v) and MIN_SEED <= v <= MAX_SEED, f"an integer from {MIN_SEED} to {MAX_SEED}"
-    ),
-    "dtype": Setting(lambda value: value in FLOAT_DTYPES, " or ".join(repr(name) for name in FLOAT_DTYPES)),
-    "output": Setting(
-        lambda value: isinstance(value, str) and value != "", "a file name ending in .safetensors or .npz"
-    ),
-    "dry_run": BOOLEAN,
-    "allow_unmatched_params": BOOLEAN,
-    "allow_unused_rules": BOOLEAN,
-    "stream": BOOLEAN,
-    "chunk_mb": Setting(_is_positive_number, "a positive number of MiB, such as 64"),
-    "progress": BOOLEAN,
-    "rules": MAPPING,
-    "model": MAPPING,
-    "recipe": MAPPING_OR_NONE,
-    "backend": MAPPING,
-    "table": Setting(lambda value: value in ("summary", "full"), "'summary' or 'full'"),
-}
-MODEL_SETTINGS = {  # keys of `model` the command reads; a model config may add others for its interpolations
-    "layout": Setting(
-        lambda value: value is None or value in LAYOUTS, f"{' or '.join(map(repr, LAYOUTS))} or null", optional=True
-    ),
-    "path": Setting(lambda value: value is None or isinstance(value, str), "a file name or null", optional=True),
-    "params": MAPPING_OR_NONE,
-    "repeat": MAPPING_OR_NONE,
-    "variables": MAPPING_OR_NONE,
-    "ties": MAPPING_OR_NONE,
-}
-BACKEND_SETTINGS = {"name": Setting(lambda value: isinstance(value, str), "a registered backend's name")}
-
-
-class _ShortRepr(reprlib.Repr):
-    """reprlib's short repr, with integers as magnitude() writes them (Python cannot print 4,300+ digits)."""
-
-    def repr_int(self, value: int, level: int) -> str:
-        return ("-" if value < 0 else "") + magnitude(abs(value))
-
-
-SHORT_REPR = _ShortRepr()
-
-
-def _check_settings(settings: Mapping[str, Any], schema: Mapping[str, Setting], prefix: str = "") -> None:
-    """Raises InvalidArgumentError naming the first key of `settings` that `schema` does not take."""
-    for key, setting in schema.items():
-        if key not in settings:
-            if setting.optional:
-                continue
-            raise InvalidArgumentError(
-                f"{prefix}{key} is missing (deleted by ~{prefix}{key}?); it must be {setting.what}"
-            )
-        if not setting.valid(settings[key]):
-            raise InvalidArgumentError(f"{prefix}{key} must be {setting.what}; got {SHORT_REPR.repr(settings[key])}")
-
-
-def check_settings(settings: Mapping[str, Any]) -> None:
-    """Checks the command's resolved config against SETTINGS, its `model` against MODEL_SETTINGS and its
-    `backend` against BACKEND_SETTINGS, before anything reads them."""
-    _check_settings(settings, SETTINGS)
-    _check_settings(settings["model"], MODEL_SETTINGS, "model.")
-    _check_settings(settings["backend"], BACKEND_SETTINGS, "backend.")
-
-
-# --- models ------------------------------------------------------------------------------------
-
-
-def model_spec(model: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """The parameter spec a model config describes, and notes on what it skipped.
-
-    A model gives `params` (a tree of shapes) and optionally `repeat` ({prefix: {count, params}}: the
-    block repeated as prefix.0 ... prefix.{count-1}), or `path`: a .safetensors or .npz file whose
-    floating tensors' names and shapes are read from its header.
-    """
-    if model.get("path") is not None:
-        return _file_spec(str(model["path"]))
-    params = model.get("params") or {}
-    if not isinstance(params, Mapping):
-        raise InvalidArgumentError(f"model.params must be a mapping of names to shapes; got {params!r}")
-    spec = dict(params)
-    tensors = len(tree.flatten(spec))
-    for prefix, block in (model.get("repeat") or {}).items():
-        count = block.get("count") if isinstance(block, Mapping) else None
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0 or "params" not in block:
-            raise InvalidArgumentError(
-                f"model.repeat.{prefix} must be {{count: a non-negative integer, params: {{...}}}}; got {block!r}"
-            )
-        if prefix in spec:
-            raise InvalidArgumentError(f"model.repeat.{prefix} clashes with model.params.{prefix}")
-        tensors += count * len(tree.flatten({prefix: block["params"]}))  # counted before any list is made
-        if tensors > MAX_TENSORS:
-            raise InvalidArgumentError(
-                f"model.repeat.{prefix}.count={count} makes the model {tensors:,} parameters or more; "
-                f"valid: at most {MAX_TENSORS:,} in all"
-            )
-        spec[prefix] = [block["params"]] * count
-    if not spec:
-        raise InvalidArgumentError("the model has no parameters; give model.params or model.path")
-    return spec, []
-
-
-def _file_spec(path: str) -> tuple[dict[str, Any], list[str]]:
-    tensors = io.read_header(path)
-    spec = {tensor.name: tensor.shape for tensor in tensors if tensor.dtype in FLOAT_DTYPES}
-    skipped = [f"{tensor.name} ({tensor.dtype})" for tensor in tensors if tensor.dtype not in FLOAT_DTYPES]
-    if not spec:
-        raise InvalidArgumentError(f"{path!r} holds no floating tensor; found: {', '.join(skipped) or '(none)'}")
-    notes = [f"skipped {len(skipped)} non-floating tensor(s) of {path}: {', '.join(skipped)}"] if skipped else []
-    return spec, notes
-
-
 # --- output ------------------------------------------------------------------------------------
 
 
@@ -538,112 +390,7 @@ def _metadata(settings: Mapping[str, Any]) -> dict[str, str]:
     return {"format": "pt", "initreg": json.dumps(made_by, sort_keys=True, default=str)}
 
 
-# --- the table ---------------------------------------------------------------------------------
-
-
-def _describe(initializer: Initializer, names: Mapping[type, str]) -> str:
-    """The initializer's registered name and its set (non-None) config values, seed aside; for an
-    Overlay, its base's, then each part's region and initializer."""
-    if isinstance(initializer, Overlay):
-        parts = (f"{region_text(part.region)} {_describe(part.initializer, names)}" for part in initializer.parts)
-        return " with ".join((_describe(initializer.base, names), *parts))
-    config = {k: v for k, v in initializer.get_config().items() if v is not None and k != "seed"}
-    name = names.get(type(initializer), type(initializer).__name__)
-    return name + "(" + ", ".join(f"{k}={v!r}" for k, v in config.items()) + ")"
-
-
-def _number(value: float) -> str:
-    return "-" if math.isnan(value) else f"{value:.4g}"
-
-
-def _row(entry: PlanEntry, measured: Mapping[str, float] | None, names: Mapping[type, str]) -> list[str]:
-    """The table's cells for one parameter: fans for a plan, the measured std once drawn."""
-    row = [entry.path, str(list(entry.shape)), entry.dtype, entry.rule, _describe(entry.initializer, names)]
-    if measured is None:
-        return [*row, str(entry.fan_in), str(entry.fan_out), _number(entry.target_std)]
-    return [*row, _number(entry.target_std), _number(measured[entry.path])]
-
-
-def _omitted_row(omitted: Sequence[PlanEntry], columns: int) -> list[str]:
-    """The one row that stands for the tensors a summarized table leaves out: their count and size."""
-    size = sum(entry.size for entry in omitted)
-    note = f"{len(omitted):,} more tensors, {size:,} parameters (table=full)"
-    return ["...", "", "", "", note] + [""] * (columns - 5)
-
-
-def _table(entries: Sequence[PlanEntry], measured: Mapping[str, float] | None, *, full: bool) -> Table:
-    """One row per parameter; fans for a plan, the measured std once drawn. Unless `full`, a plan of more
-    than 2 * TABLE_EDGE_ROWS tensors shows its first and last TABLE_EDGE_ROWS and one row for the rest."""
-    from rich.table import Table
-    from rich.text import Text
-
-    names = {entry.value: entry.name for entry in registry.initializers.entries(load_plugins=False)}
-    table = Table(title="plan (dry run)" if measured is None else None)
-    for column in ("path", "shape", "dtype", "rule", "initializer"):
-        table.add_column(column, no_wrap=column == "path")
-    extra = ("fan_in", "fan_out", "target std") if measured is None else ("target std", "measured std")
-    for column in extra:
-        table.add_column(column, justify="right")
-    summarized = not full and len(entries) > 2 * TABLE_EDGE_ROWS
-    head, tail = (entries[:TABLE_EDGE_ROWS], entries[-TABLE_EDGE_ROWS:]) if summarized else (entries, [])
-    rows = [_row(entry, measured, names) for entry in head]
-    if summarized:
-        rows.append(_omitted_row(entries[TABLE_EDGE_ROWS:-TABLE_EDGE_ROWS], len(table.columns)))
-    rows += [_row(entry, measured, names) for entry in tail]
-    for row in rows:
-        table.add_row(*(Text(printable(cell)) for cell in row))  # names from a file are not markup
-    return table
-
-
-def _print(*renderables: Any) -> None:
-    """Prints tables and lines; a line is plain text (not rich markup), its control characters escaped."""
-    from rich.console import Console
-    from rich.text import Text
-
-    console = Console(highlight=False)
-    if not console.is_terminal:
-        console = Console(highlight=False, width=200)
-    console.print(*(Text(printable(item)) if isinstance(item, str) else item for item in renderables))
-
-
 # --- the app -----------------------------------------------------------------------------------
-
-
-class _Moments:
-    """The std of one parameter's values seen piece by piece: count, mean and squared deviations, merged
-    (Chan et al., 1979). A piece holding inf or NaN (an initializer whose arguments overflow the dtype,
-    such as scale=1e300 in float32) raises, before it is written: its float64 mean is then not finite.
-    """
-
-    def __init__(self, entry: PlanEntry) -> None:
-        self.entry = entry
-        self.count, self.mean, self.squares = 0, 0.0, 0.0
-
-    def add(self, piece: Any) -> None:
-        flat = piece.reshape(-1)
-        for start in range(0, flat.size, MOMENT_BLOCK):  # np.var's float64 temporaries stay one block's size
-            self._add_block(flat[start : start + MOMENT_BLOCK])
-
-    def _add_block(self, block: Any) -> None:
-        import numpy as np
-
-        count = block.size
-        mean, variance = float(np.mean(block, dtype=np.float64)), float(np.var(block, dtype=np.float64))
-        if not math.isfinite(mean):
-            entry = self.entry
-            raise InvalidArgumentError(
-                f"parameter {entry.path!r} (rule {entry.rule!r}) would hold inf or NaN: "
-                f"{entry.initializer!r} overflows {entry.dtype}; valid: arguments whose values fit the dtype"
-            )
-        total = self.count + count
-        delta = mean - self.mean
-        self.squares += variance * count + delta * delta * self.count * count / total
-        self.mean += delta * count / total
-        self.count = total
-
-    @property
-    def std(self) -> float:
-        return math.sqrt(self.squares / self.count) if self.count else math.nan
 
 
 def _chunk_bytes(settings: Mapping[str, Any]) -> int:
@@ -666,10 +413,10 @@ def _draw(entries: Sequence[PlanEntry], settings: Mapping[str, Any], backend: Ba
     seed, metadata, chosen = settings["seed"], _metadata(settings), io.file_format(path)
     tensors = [io.TensorInfo(entry.path, entry.shape, entry.dtype) for entry in entries]
     io.free_space_for(path, io.planned_size(tensors, chosen, metadata))
-    moments = {entry.path: _Moments(entry) for entry in entries}
-    with _created_folder(path.parent), np.errstate(over="ignore", invalid="ignore"):  # _Moments tells of inf, NaN
+    moments = {entry.path: Moments(entry) for entry in entries}
+    with _created_folder(path.parent), np.errstate(over="ignore", invalid="ignore"):  # Moments tells of inf, NaN
         if stream and chosen == "safetensors":
-            tree.save_entries(
+            save_entries(
                 entries, seed, path, backend=backend, chunk_bytes=chunk_bytes, metadata=metadata, quiet=quiet,
                 observe=lambda entry, piece: moments[entry.path].add(piece),
             )  # fmt: skip
@@ -678,7 +425,7 @@ def _draw(entries: Sequence[PlanEntry], settings: Mapping[str, Any], backend: Ba
             with WriteProgress(sum(entry.nbytes for entry in entries), len(entries), quiet=quiet) as progress:
                 for entry in entries:
                     progress.start(entry.path)
-                    arrays[entry.path] = tree.assemble(entry, seed, backend, chunk_bytes)
+                    arrays[entry.path] = assemble(entry, seed, backend, chunk_bytes)
                     moments[entry.path].add(arrays[entry.path])
                     progress.advance(arrays[entry.path].nbytes)
             io.save(arrays, path, metadata=metadata)
@@ -710,7 +457,7 @@ def initialize(cfg: DictConfig) -> None:
             print(f"initreg: note: {printable(note)}", file=sys.stderr)
         rules, variables = _rules_and_variables(settings)
         _refuse_initializer_seeds(settings["rules"])  # the rules in use: the recipe's, if one is chosen
-        entries = tree.plan(
+        entries = plan(
             spec, rules, dtype=settings["dtype"], layout=settings["model"].get("layout"), variables=variables,
             ties=settings["model"].get("ties"), allow_unmatched_params=settings["allow_unmatched_params"],
             allow_unused_rules=settings["allow_unused_rules"],
@@ -719,8 +466,8 @@ def initialize(cfg: DictConfig) -> None:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             print(f"job {HydraConfig.get().job.num}: {printable(' '.join(HydraConfig.get().overrides.task))}")
         if settings["dry_run"]:
-            _print(
-                _table(entries, None, full=settings["table"] == "full"),
+            show(
+                plan_table(entries, None, full=settings["table"] == "full"),
                 f"{total:,} parameters in {len(entries)} tensors; nothing written",
             )
             return
@@ -728,8 +475,8 @@ def initialize(cfg: DictConfig) -> None:
         path = _output_path(str(settings["output"]), pattern)
         backend = registry.get_backend(settings["backend"]["name"])
         measured = _draw(entries, settings, backend, path)
-        _print(
-            _table(entries, measured, full=settings["table"] == "full"),
+        show(
+            plan_table(entries, measured, full=settings["table"] == "full"),
             f"wrote {path}: {total:,} parameters in {len(entries)} tensors",
         )
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+
+SHOWN = 5  # names listed in an error message before "and N more"
 
 
 class InitregError(Exception):
@@ -43,3 +46,24 @@ def printable(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def listing(names: Sequence[str]) -> str:
+    """The first SHOWN of `names` as `choices` writes them, then "and N more" for the rest."""
+    shown = choices(names[:SHOWN])
+    return shown + (f" and {len(names) - SHOWN} more" if len(names) > SHOWN else "")
+
+
+def prefix_message(error: InitregError, subject: str) -> None:
+    """Puts `subject` before the error's message (keeping its type)."""
+    error.args = (f"{subject}: {error}",)
+
+
+@contextmanager
+def about(subject: str) -> Iterator[None]:
+    """Prefixes the message of an InitregError raised inside with `subject`."""
+    try:
+        yield
+    except InitregError as error:
+        prefix_message(error, subject)
+        raise

@@ -4,7 +4,7 @@ A tensor drawn whole on the NumPy backend needs its values in the compute dtype 
 for float64), plus the cast to the output dtype where that differs, plus the draw's temporaries: a
 sixteenth of the compute array on the fused path, REFERENCE_BYTES_PER_COMPUTE_BYTE times it on the
 reference path (NumPy without numba). Orthogonal and Identity state their own needs (`peak_bytes`; see
-``initreg.tree.draw_peak_bytes``).
+``initreg.drawing.draw_peak_bytes``).
 The available memory is the least of the system's MemAvailable and the room left under the process's
 cgroup limit, if one is set. Draws needing less than MIN_CHECKED_BYTES are not checked, so that trees
 of many small tensors pay nothing.

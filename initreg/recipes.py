@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any
 
-from initreg.errors import InvalidArgumentError, choices
-from initreg.tree import Rule, _about, parse_rules
+from initreg.errors import InvalidArgumentError, about, choices
+from initreg.rules import Rule, parse_rules
 
 PUBLIC_CONFIGS = "initreg.configs.public"
 RECIPE_KEYS = ("reference", "variables", "rules")
@@ -75,6 +75,6 @@ def from_config(name: str, config: Mapping[str, Any], variables: Mapping[str, An
     if not isinstance(config.get("rules"), Mapping) or not isinstance(config.get("variables") or {}, Mapping):
         raise InvalidArgumentError(f"recipe {name!r} needs 'rules' and 'variables' mappings")
     merged = {**(config.get("variables") or {}), **(variables or {})}
-    with _about(f"recipe {name!r}"):
+    with about(f"recipe {name!r}"):
         rules = parse_rules(config["rules"], merged)
     return Recipe(name, str(config.get("reference", "")), merged, rules)

@@ -27,8 +27,8 @@ import pytest
 from safetensors.numpy import load_file
 
 import initreg
-import initreg.cli
-from initreg.cli import model_spec
+import initreg.table
+from initreg.model_specs import model_spec
 
 INITREG = shutil.which("initreg", path=str(Path(sys.executable).parent))
 DEFAULT_RULES = {"weights": {"match": "*", "init": "lecun_normal"}, "biases": {"match": "*.bias", "init": "zeros"}}
@@ -197,9 +197,9 @@ def repeated_blocks(count: int) -> str:
 def test_a_long_table_shows_its_first_and_last_rows_and_one_row_for_the_rest(tmp_path: Path) -> None:
     done = initreg_command(tmp_path, "dry_run=true", repeated_blocks(20_000))
     assert done.returncode == 0, done.stderr
-    assert len(done.stdout.splitlines()) < 2 * initreg.cli.TABLE_EDGE_ROWS + 20  # 20,006 tensors
+    assert len(done.stdout.splitlines()) < 2 * initreg.table.TABLE_EDGE_ROWS + 20  # 20,006 tensors
     rows = table_rows(done.stdout)
-    edge = initreg.cli.TABLE_EDGE_ROWS
+    edge = initreg.table.TABLE_EDGE_ROWS
     shown = [f"b.{i}.w" for i in range(edge - 6)] + [f"b.{i}.w" for i in range(20_000 - edge, 20_000)]
     assert set(shown) <= set(rows) and "dense_0.kernel" in rows
     assert f"b.{edge - 6}.w" not in rows and f"b.{20_000 - edge - 1}.w" not in rows
@@ -208,7 +208,7 @@ def test_a_long_table_shows_its_first_and_last_rows_and_one_row_for_the_rest(tmp
 
 
 def test_table_full_shows_every_row(tmp_path: Path) -> None:
-    count = 2 * initreg.cli.TABLE_EDGE_ROWS
+    count = 2 * initreg.table.TABLE_EDGE_ROWS
     done = initreg_command(tmp_path, "dry_run=true", "table=full", repeated_blocks(count))
     assert done.returncode == 0, done.stderr
     rows = table_rows(done.stdout)

@@ -327,9 +327,9 @@ def test_more_tensors_than_the_cap_are_refused_by_name(
 
 
 def test_the_command_shares_the_cap_of_files() -> None:
-    from initreg import cli
+    from initreg import model_specs
 
-    assert cli.MAX_TENSORS == io.MAX_TENSORS == 1_000_000
+    assert model_specs.MAX_TENSORS == io.MAX_TENSORS == 1_000_000
 
 
 def header_fuzzer() -> Any:

@@ -36,8 +36,8 @@ from scipy import stats
 
 import initreg
 from initreg import recipes
-from initreg.cli import model_spec
 from initreg.interop.torch import initialize
+from initreg.model_specs import model_spec
 
 KS_ALPHA = 1e-3
 KS_SAMPLE = 100_000  # elements per tensor compared by KS (a fixed random subset of a larger tensor)

@@ -264,7 +264,7 @@ def test_the_gpt2_xl_config_has_the_architecture_s_shapes() -> None:
 
     from omegaconf import OmegaConf
 
-    from initreg.cli import model_spec
+    from initreg.model_specs import model_spec
 
     config = OmegaConf.load(str(files("initreg.configs.command") / "model" / "gpt2_xl.yaml"))
     spec, _ = model_spec(OmegaConf.to_container(config.model, resolve=True))  # type: ignore[arg-type]

@@ -30,11 +30,14 @@ import dask.array as da
 import numpy as np
 from dask.array.core import normalize_chunks
 
+from initreg.drawing import with_aliases
 from initreg.dtypes import numpy_dtype
 from initreg.errors import InvalidArgumentError
 from initreg.io import TensorInfo, free_space_for, planned_size, replacing, safetensors_header
+from initreg.planning import PlanEntry, plan
+from initreg.rules import Rule
 from initreg.slicing import init_slice, slices_independently, stream_seed
-from initreg.tree import PlanEntry, Rule, flatten, plan, unflatten, with_aliases
+from initreg.spec import flatten, unflatten
 
 
 class ParameterSource:

@@ -35,11 +35,13 @@ import numpy as np
 import torch
 from torch.distributed.tensor import DTensor
 
+from initreg.drawing import generate
 from initreg.errors import InvalidArgumentError
 from initreg.interop import torch_distributed
+from initreg.planning import PlanEntry, plan
 from initreg.registry import get_backend
+from initreg.rules import Rule
 from initreg.slicing import stream_seed
-from initreg.tree import PlanEntry, Rule, generate, plan
 
 ZERO_ELEMENT_WARNING = "Initializing zero-element tensors is a no-op"  # torch.nn.init's own words
 

@@ -38,12 +38,14 @@ from torch.distributed.tensor import DTensor, Replicate, Shard
 from torch.distributed.tensor.placement_types import _StridedShard, _StridedShardOffsetMode
 
 from initreg.dtypes import numpy_dtype
-from initreg.errors import InitregError, InvalidArgumentError
+from initreg.errors import InitregError, InvalidArgumentError, about
 from initreg.initializers.base import Array, Initializer
+from initreg.planning import PlanEntry
 from initreg.registry import backends, get_backend
 from initreg.rng import derive_key
+from initreg.rules import Rule, as_rules
 from initreg.slicing import stream_seed
-from initreg.tree import DEFAULT_CHUNK_BYTES, PlanEntry, Rule, _about, _as_rules, _slices_cheaply, chunk_indices
+from initreg.write import DEFAULT_CHUNK_BYTES, chunk_indices, slices_cheaply
 
 AxisIndices = Sequence[int]  # the global indices one axis of a local shard holds, in local order
 Run = tuple[int, int, int]  # (local start, global start, length) of consecutive indices
@@ -66,7 +68,7 @@ def rules_digest(
     layouts, regions, variables), the seed and the layout: equal on two ranks iff they draw alike.
     A seed that is not an integer, or rules that do not parse, raise their InitregError."""
     parts: list[Any] = [stream_seed(seed), layout]
-    for rule in _as_rules(rules, variables):
+    for rule in as_rules(rules, variables):
         init = rule.init
         kind = f"{type(init).__module__}.{type(init).__qualname__}" if isinstance(init, Initializer) else "template"
         parts.append(
@@ -165,8 +167,8 @@ def shard_pieces(
         return
     chosen, key = get_backend(backend), derive_key(seed, entry.path)
     whole = None
-    if not entry.shape or not _slices_cheaply(entry.initializer):
-        with _about(f"parameter {entry.path!r} (rule {entry.rule!r})"):
+    if not entry.shape or not slices_cheaply(entry.initializer):
+        with about(f"parameter {entry.path!r} (rule {entry.rule!r})"):
             whole = entry.initializer.generate(entry.shape, entry.dtype, key=key, backend=chosen, layout=entry.layout)
     if not entry.shape:  # a 0-d parameter is replicated: its one element
         yield local, whole
@@ -177,7 +179,7 @@ def shard_pieces(
             target = _shifted(piece, [run[0] for run in block])
             source = _shifted(piece, [run[1] for run in block])
             if whole is None:
-                with _about(f"parameter {entry.path!r} (rule {entry.rule!r})"):
+                with about(f"parameter {entry.path!r} (rule {entry.rule!r})"):
                     values = entry.initializer.generate_slice(
                         entry.shape, source, entry.dtype, key=key, backend=chosen, layout=entry.layout
                     )

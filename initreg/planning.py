@@ -1,0 +1,256 @@
+"""The plan: which rule, initializer, dtype and layout every parameter of a spec gets; draws nothing.
+
+For each parameter the last matching rule wins, like .gitignore. A rule matching nothing and a
+parameter matching no rule are errors unless relaxed (`allow_unused_rules`, `allow_unmatched_params`;
+unmatched parameters are then left out).
+
+- A rule with ``index: "[0]"`` sets only that region: last-match-wins applies element-wise. The
+  values are those of the parameter's last matching whole-tensor rule, overwritten in rule order by
+  the later matching index rules, each giving its region the values its initializer's whole tensor
+  has there, drawn from the parameter's own stream (initreg.initializers.overlay): a slice of the
+  result is still the same slice of the whole.
+- `ties` ({alias: parameter}) makes alias another name of the same tensor: rules are matched against
+  all of its names (the last rule matching any of them wins), it is drawn once from the parameter's
+  stream and written once, under the parameter's name; `init_tree` puts the same array at the alias
+  if the spec has it.
+- Expressions are evaluated here, so every PlanEntry holds a concrete initializer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from initreg.dtypes import numpy_dtype, standardize_dtype
+from initreg.errors import InitregError, InvalidArgumentError, about, listing, prefix_message
+from initreg.initializers.base import Initializer, Shape
+from initreg.initializers.overlay import Overlay, Part
+from initreg.initializers.variance_scaling import VarianceScaling, compute_fans
+from initreg.patterns import PatternIndex
+from initreg.rules import Rule, as_rules, check_layout
+from initreg.spec import flatten, shape_and_dtype
+
+
+@dataclass(frozen=True)
+class PlanEntry:
+    """What one parameter gets: its winning rule, initializer, dtype, layout, fans and target std.
+
+    `target_std` is NaN for an initializer that cannot tell it.
+    """
+
+    path: str
+    shape: Shape
+    dtype: str
+    rule: str
+    initializer: Initializer
+    layout: str | None
+    fan_in: int
+    fan_out: int
+    target_std: float
+    aliases: tuple[str, ...] = ()  # other names of the same tensor (ties)
+
+    @property
+    def size(self) -> int:
+        """The number of elements."""
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        """The number of bytes of its values."""
+        return self.size * int(numpy_dtype(self.dtype).itemsize)
+
+
+def _fans(initializer: Initializer, shape: Shape, layout: str | None) -> tuple[int, int]:
+    if isinstance(initializer, VarianceScaling):
+        return initializer.fans(shape, layout)
+    return compute_fans(shape, layout=layout)
+
+
+def _target_std(initializer: Initializer, shape: Shape, layout: str | None) -> float:
+    try:
+        return initializer.target_std(shape, layout)
+    except NotImplementedError:
+        return math.nan
+
+
+def _check_coverage(
+    paths: Sequence[str], rules: Sequence[Rule], index: PatternIndex, winners: Mapping[str, Any],
+    aliases: Sequence[str], *, allow_unmatched_params: bool, allow_unused_rules: bool,
+) -> None:  # fmt: skip
+    """Raises for parameters without a rule and rules whose pattern matches no path or alias, unless allowed.
+
+    A rule that matches parameters but is overridden by later rules for all of them is not unused.
+    """
+    unmatched = [path for path in paths if path not in winners]
+    if unmatched and not allow_unmatched_params:
+        known = ", ".join(f"{rule.name!r} ({rule.match!r})" for rule in rules) or "(none)"
+        raise InvalidArgumentError(
+            f"{len(unmatched)} parameter(s) match no rule: {listing(unmatched)}; rules: {known}; "
+            "add a rule or pass allow_unmatched_params=True"
+        )
+    if allow_unused_rules:
+        return
+    used = _matched_rules((*paths, *aliases), rules, index)
+    unused = [rule for position, rule in enumerate(rules) if not rule.optional and position not in used]
+    if unused:
+        named = ", ".join(f"{rule.name!r} ({rule.match!r})" for rule in unused)
+        raise InvalidArgumentError(
+            f"rule(s) {named} match no parameter; parameters: {listing(list(paths)) or '(none)'}; "
+            "fix the pattern or pass allow_unused_rules=True"
+        )
+
+
+def _matched_rules(names: Sequence[str], rules: Sequence[Rule], index: PatternIndex) -> set[int]:
+    """The positions of the rules that match at least one of `names` (testing only `index`'s candidates)."""
+    used: set[int] = set()
+    for name in names:
+        used.update(
+            position for position in index.candidates(name) if position not in used and rules[position].matches(name)
+        )
+    return used
+
+
+def _tie(flat: dict[str, Any], ties: Mapping[str, str] | None) -> dict[str, tuple[str, ...]]:
+    """{parameter: its aliases} of `ties` ({alias: parameter}); an alias in `flat` is taken out of it.
+
+    The parameter must be in the spec and not itself an alias; an alias in the spec must have its shape.
+    """
+    if not ties:
+        return {}
+    if not isinstance(ties, Mapping):
+        raise InvalidArgumentError(f"ties must be a mapping of alias paths to parameter paths; got {ties!r}")
+    aliases: dict[str, tuple[str, ...]] = {}
+    for alias, target in ties.items():
+        if not isinstance(alias, str) or not isinstance(target, str) or alias == target:
+            raise InvalidArgumentError(f"tie {alias!r}: {target!r} must name two different paths")
+        if target not in flat or target in ties:
+            raise InvalidArgumentError(
+                f"tie {alias!r}: {target!r} names no parameter of the spec that is not itself tied; "
+                f"parameters: {listing([path for path in flat if path not in ties])}"
+            )
+        if alias in flat:
+            shapes = [shape_and_dtype(flat[path], "float32")[0] for path in (alias, target)]
+            if shapes[0] != shapes[1]:
+                raise InvalidArgumentError(f"tie {alias!r} {shapes[0]}: {target!r} has another shape, {shapes[1]}")
+            del flat[alias]
+        aliases[target] = (*aliases.get(target, ()), alias)
+    return aliases
+
+
+def _first_captures(rule: Rule, names: Sequence[str]) -> dict[str, int] | None:
+    """The captures of the first of `names` that `rule` matches, or None."""
+    for name in names:
+        captured = rule.captures(name)
+        if captured is not None:
+            return captured
+    return None
+
+
+Match = tuple[Rule, dict[str, int]]  # a rule and the captures of the name it matched
+
+
+def _winners(names: Sequence[str], rules: Sequence[Rule], index: PatternIndex) -> tuple[Match, list[Match]] | None:
+    """The last whole-tensor rule matching any of a tensor's names, and the index rules after it, in order.
+
+    Only `index`'s candidates for the names are tested: the others cannot match.
+    """
+    overlays: list[Match] = []
+    for position in sorted({position for name in names for position in index.candidates(name)}, reverse=True):
+        rule = rules[position]
+        captured = _first_captures(rule, names)
+        if captured is None:
+            continue
+        if rule.index is None:
+            return (rule, captured), overlays[::-1]
+        overlays.append((rule, captured))
+    return None
+
+
+def _overlay(base: Initializer, overlays: Sequence[Match], shape: Shape, layout: str | None) -> Initializer:
+    """`base`, or an Overlay of it with each index rule's region and initializer."""
+    if not overlays:
+        return base
+    parts = []
+    for rule, captured in overlays:
+        own_layout = rule.layout or layout
+        with about(f"rule {rule.name!r}"):
+            parts.append(
+                Part(
+                    rule.region_for(captured, shape, own_layout),
+                    rule.initializer_for(captured, shape, own_layout),
+                    rule.layout,
+                )
+            )
+    return Overlay(base, parts)
+
+
+def plan(
+    spec: Mapping[str, Any],
+    rules: Mapping[str, Any] | Sequence[Rule],
+    *,
+    dtype: Any = "float32",
+    layout: str | None = None,
+    variables: Mapping[str, Any] | None = None,
+    ties: Mapping[str, str] | None = None,
+    allow_unmatched_params: bool = False,
+    allow_unused_rules: bool = False,
+) -> list[PlanEntry]:
+    """What every parameter of `spec` will get, in tree order; draws nothing.
+
+    dtype: a rule's dtype, else an array leaf's own dtype, else `dtype`. layout ("keras", the
+    default, or "torch"): a rule's, else `layout`; it sets how fans are read from the shape.
+    variables: the names rule expressions may read (with a mapping of rules). ties: {alias: parameter},
+    other names of a parameter (see the module docstring).
+    """
+    dtype = standardize_dtype(dtype)
+    layout = check_layout(layout)
+    parsed = as_rules(rules, variables)
+    flat = flatten(spec)
+    aliases = _tie(flat, ties)
+    index = PatternIndex([rule.pattern for rule in parsed])
+    winners = {}
+    for path in flat:
+        found = _winners((path, *aliases.get(path, ())), parsed, index)
+        if found is not None:
+            winners[path] = found
+    _check_coverage(
+        list(flat), parsed, index, winners, [alias for names in aliases.values() for alias in names],
+        allow_unmatched_params=allow_unmatched_params, allow_unused_rules=allow_unused_rules,
+    )  # fmt: skip
+    entries = []
+    described: dict[tuple[int, Shape, str | None], tuple[int, int, float]] = {}  # trees repeat their shapes
+    for path, leaf in flat.items():
+        if path not in winners:
+            continue
+        (rule, captured), overlays = winners[path]
+        name = "+".join(matched.name for matched, _ in ((rule, captured), *overlays))
+        try:  # what `about` does, without the cost of a context manager per parameter
+            shape, own_dtype = shape_and_dtype(leaf, dtype)
+            chosen_layout = rule.layout or layout
+            base = rule.initializer_for(captured, shape, chosen_layout)
+            seen = (id(base), shape, chosen_layout)
+            if seen not in described:
+                fans = _fans(base, shape, chosen_layout)
+                described[seen] = (*fans, _target_std(base, shape, chosen_layout))
+            initializer = _overlay(base, overlays, shape, chosen_layout)
+        except InitregError as error:
+            prefix_message(error, f"parameter {path!r} (rule {name!r})")
+            raise
+        fan_in, fan_out, target_std = described[seen]
+        entries.append(
+            PlanEntry(
+                path=path,
+                shape=shape,
+                dtype=rule.dtype or own_dtype,
+                rule=name,
+                initializer=initializer,
+                layout=chosen_layout,
+                fan_in=fan_in,
+                fan_out=fan_out,
+                target_std=initializer.target_std(shape, chosen_layout) if overlays else target_std,
+                aliases=aliases.get(path, ()),
+            )
+        )
+    return entries

@@ -1,0 +1,197 @@
+"""Rules: ``{name: {match, init, dtype?, layout?, index?, optional?}}`` parsed into `Rule`s.
+
+`match` is a shell-style glob over the whole dotted path, case-sensitive, in which ``*`` also crosses
+dots and ``{name}`` captures a run of digits as an int (see initreg.patterns). init arguments may be
+expressions, ``stddev: "=0.02 / sqrt(2 * n_layer)"`` (initreg.expressions), over the captures, the
+rule set's `variables` and the parameter's fans and shape (PARAMETER_NAMES); an expression reading
+any other name is refused when the rules are parsed. A rule with ``index: "[0]"`` (NumPy basic
+indexing, entries may be int expressions) sets only that region of a tensor (see initreg.planning).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from initreg.dtypes import standardize_dtype
+from initreg.errors import InvalidArgumentError, about, choices
+from initreg.expressions import compile_index
+from initreg.initializers.base import Initializer, Shape
+from initreg.initializers.variance_scaling import LAYOUTS
+from initreg.patterns import PathPattern, compile_pattern
+from initreg.registry import get
+from initreg.schemas import plain
+from initreg.slicing import forward_slices, normalize_index
+from initreg.templates import (
+    PARAMETER_NAMES,
+    RESERVED_NAMES,
+    InitTemplate,
+    check_variables,
+    has_expressions,
+    parameter_values,
+)
+
+RULE_KEYS = ("match", "init", "dtype", "layout", "index", "optional")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Parameters whose dotted path matches the pattern `match` get `init`, in `dtype`/`layout` if set.
+
+    `init` is an Initializer, or an InitTemplate whose expressions read `variables`, the captures and
+    the parameter (see `initializer_for`). With `index`, the rule sets only that region of a tensor.
+    An `optional` rule matching nothing is not an error.
+    """
+
+    name: str
+    match: str
+    init: Initializer | InitTemplate
+    dtype: str | None = None
+    layout: str | None = None
+    index: str | None = None
+    optional: bool = False  # may match no parameter (a recipe's rule for tensors some models lack)
+    variables: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    pattern: PathPattern = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pattern", compile_pattern(self.match))
+
+    def matches(self, path: str) -> bool:
+        """Whether the pattern matches the whole path (case-sensitive; ``*`` crosses dots)."""
+        return self.pattern.matches(path)
+
+    def captures(self, path: str) -> dict[str, int] | None:
+        """The pattern's captures for `path` ({} without captures), or None if it does not match."""
+        return self.pattern.match(path)
+
+    def _values(self, captured: Mapping[str, int], shape: Shape, layout: str | None) -> dict[str, Any]:
+        return {**self.variables, **parameter_values(shape, layout), **captured}
+
+    def initializer_for(self, captured: Mapping[str, int], shape: Shape, layout: str | None) -> Initializer:
+        """The concrete initializer for a parameter of `shape` whose path gave `captured`."""
+        if isinstance(self.init, Initializer):
+            return self.init
+        return self.init.resolve(self._values(captured, shape, layout))
+
+    def region_for(self, captured: Mapping[str, int], shape: Shape, layout: str | None) -> tuple[slice, ...]:
+        """The positive-step slices of `shape` that `index` selects (the whole tensor without one)."""
+        if self.index is None:
+            return tuple(slice(0, size, 1) for size in shape)
+        slices, _ = normalize_index(compile_index(self.index).evaluate(self._values(captured, shape, layout)), shape)
+        return forward_slices(slices, shape)[0]
+
+
+def _initializer(value: Any) -> Initializer:
+    """An Initializer from a name, {name, **config} (a Hydra node too), a Keras dict, or an instance."""
+    if not isinstance(value, (str, Initializer, Mapping)):
+        raise InvalidArgumentError(
+            f"init {value!r} is not an initializer; valid: a name, {{name: ..., **config}}, a Keras dict "
+            "or an Initializer"
+        )
+    found = get(value)
+    if not isinstance(found, Initializer):
+        raise InvalidArgumentError(f"init {value!r} is a plain callable; a tree needs an initreg Initializer")
+    return found
+
+
+def check_layout(value: Any) -> str | None:
+    """`value` if it is None or one of LAYOUTS (as a str); any other value raises."""
+    if value is not None and value not in LAYOUTS:
+        raise InvalidArgumentError(f"unknown layout {value!r}; valid: {choices(LAYOUTS)}")
+    return None if value is None else str(value)
+
+
+def _init_or_template(value: Any) -> Initializer | InitTemplate:
+    """An InitTemplate for ``{name, **config}`` with expression values, else an Initializer."""
+    if isinstance(value, Mapping) and isinstance(value.get("name"), str) and has_expressions(value):
+        config = {key: item for key, item in value.items() if key != "_target_"}  # a Hydra node's, as in get
+        return InitTemplate(config.pop("name"), config)
+    return _initializer(value)
+
+
+def _check_names(rule: Rule) -> None:
+    """Raises if a capture shadows a variable or a parameter name, or an expression reads an unknown name."""
+    captures = rule.pattern.captures
+    for capture in captures:
+        if capture in rule.variables or capture in RESERVED_NAMES:
+            raise InvalidArgumentError(
+                f"capture {{{capture}}} in {rule.match!r} has the name of a variable or of {choices(RESERVED_NAMES)}"
+            )
+    known = [*rule.variables, *PARAMETER_NAMES, *captures]
+    if isinstance(rule.init, InitTemplate):
+        for expression in rule.init.expressions():
+            expression.check_names(known)
+    if rule.index is not None:
+        compile_index(rule.index).check_names(known)
+
+
+def _rule(name: str, value: Mapping[str, Any], variables: Mapping[str, Any]) -> Rule:
+    unknown = [key for key in value if key not in RULE_KEYS]
+    if unknown:
+        raise InvalidArgumentError(f"unknown key {unknown[0]!r}; valid: {choices(RULE_KEYS)}")
+    match = value.get("match")
+    if not isinstance(match, str) or not match:
+        raise InvalidArgumentError(f"'match' must be a glob such as '*.kernel'; got {match!r}")
+    if value.get("init") is None:
+        raise InvalidArgumentError("'init' is missing; give a name such as 'lecun_normal' or {name: ..., **config}")
+    dtype, index = value.get("dtype"), value.get("index")
+    if index is not None and dtype is not None:
+        raise InvalidArgumentError("a rule with an 'index' sets part of a tensor and cannot set its 'dtype'")
+    if index is not None and not isinstance(index, str):
+        raise InvalidArgumentError(f"'index' must be a string such as '[0]' or '[:, 0:d_model]'; got {index!r}")
+    optional = value.get("optional", False)
+    if not isinstance(optional, bool):
+        raise InvalidArgumentError(f"'optional' must be true or false; got {optional!r}")
+    rule = Rule(
+        name=name,
+        match=match,
+        init=_init_or_template(value["init"]),
+        dtype=None if dtype is None else standardize_dtype(dtype),
+        layout=check_layout(value.get("layout")),
+        index=index,
+        optional=optional,
+        variables=variables,
+    )
+    _check_names(rule)
+    return rule
+
+
+def parse_rules(
+    rules: Mapping[str, Mapping[str, Any] | Rule | None], variables: Mapping[str, Any] | None = None
+) -> list[Rule]:
+    """Rules in order from ``{name: {match, init, dtype?, layout?, index?, optional?}}``; None drops a rule.
+
+    `init` is a registered name, ``{name: ..., **config}`` (config values may be expressions), a Keras
+    dict or an Initializer. `rules` may be a Hydra node (an OmegaConf DictConfig, such as ``cfg.rules``).
+    `variables` ({name: number}) are the names expressions may read besides the captures and
+    PARAMETER_NAMES; an expression reading any other name raises here.
+    """
+    if not isinstance(rules, Mapping):
+        raise InvalidArgumentError(f"rules must be a mapping of rule names to {{match, init}}; got {rules!r}")
+    checked = check_variables(variables)
+    parsed = []
+    for name, value in plain(rules).items():
+        if value is None:
+            continue
+        with about(f"rule {name!r}"):
+            if isinstance(value, Rule):
+                parsed.append(replace(value, name=str(name)))
+            elif isinstance(value, Mapping):
+                parsed.append(_rule(str(name), value, checked))
+            else:
+                raise InvalidArgumentError(
+                    f"expected {{match, init, dtype?, layout?, index?, optional?}}; got {value!r}"
+                )
+    return parsed
+
+
+def as_rules(rules: Mapping[str, Any] | Sequence[Rule], variables: Mapping[str, Any] | None) -> list[Rule]:
+    """Parsed Rules from a mapping of rules (with its `variables`) or a sequence of Rules (without)."""
+    if isinstance(rules, Mapping):
+        return parse_rules(rules, variables)
+    if isinstance(rules, Sequence) and all(isinstance(rule, Rule) for rule in rules):
+        if variables is not None:
+            raise InvalidArgumentError("variables go with a mapping of rules; parsed Rules hold their own")
+        return list(rules)
+    raise InvalidArgumentError(f"rules must be a mapping of rule names to {{match, init}}; got {rules!r}")

@@ -1,0 +1,124 @@
+"""The command's table: one row per planned parameter, with the measured std once it is drawn."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from initreg import registry
+from initreg.errors import InvalidArgumentError, printable
+from initreg.initializers.overlay import Overlay, region_text
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from initreg.initializers.base import Initializer
+    from initreg.planning import PlanEntry
+
+TABLE_EDGE_ROWS = 1_000  # table=summary: a longer table shows this many first and last rows
+MOMENT_BLOCK = 1 << 18  # elements whose std is measured at once (2 MiB of float64 temporaries)
+
+
+def _describe(initializer: Initializer, names: Mapping[type, str]) -> str:
+    """The initializer's registered name and its set (non-None) config values, seed aside; for an
+    Overlay, its base's, then each part's region and initializer."""
+    if isinstance(initializer, Overlay):
+        parts = (f"{region_text(part.region)} {_describe(part.initializer, names)}" for part in initializer.parts)
+        return " with ".join((_describe(initializer.base, names), *parts))
+    config = {k: v for k, v in initializer.get_config().items() if v is not None and k != "seed"}
+    name = names.get(type(initializer), type(initializer).__name__)
+    return name + "(" + ", ".join(f"{k}={v!r}" for k, v in config.items()) + ")"
+
+
+def _number(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.4g}"
+
+
+def _row(entry: PlanEntry, measured: Mapping[str, float] | None, names: Mapping[type, str]) -> list[str]:
+    """The table's cells for one parameter: fans for a plan, the measured std once drawn."""
+    row = [entry.path, str(list(entry.shape)), entry.dtype, entry.rule, _describe(entry.initializer, names)]
+    if measured is None:
+        return [*row, str(entry.fan_in), str(entry.fan_out), _number(entry.target_std)]
+    return [*row, _number(entry.target_std), _number(measured[entry.path])]
+
+
+def _omitted_row(omitted: Sequence[PlanEntry], columns: int) -> list[str]:
+    """The one row that stands for the tensors a summarized table leaves out: their count and size."""
+    size = sum(entry.size for entry in omitted)
+    note = f"{len(omitted):,} more tensors, {size:,} parameters (table=full)"
+    return ["...", "", "", "", note] + [""] * (columns - 5)
+
+
+def plan_table(entries: Sequence[PlanEntry], measured: Mapping[str, float] | None, *, full: bool) -> Table:
+    """One row per parameter; fans for a plan, the measured std once drawn. Unless `full`, a plan of more
+    than 2 * TABLE_EDGE_ROWS tensors shows its first and last TABLE_EDGE_ROWS and one row for the rest."""
+    from rich.table import Table
+    from rich.text import Text
+
+    names = {entry.value: entry.name for entry in registry.initializers.entries(load_plugins=False)}
+    made = Table(title="plan (dry run)" if measured is None else None)
+    for column in ("path", "shape", "dtype", "rule", "initializer"):
+        made.add_column(column, no_wrap=column == "path")
+    extra = ("fan_in", "fan_out", "target std") if measured is None else ("target std", "measured std")
+    for column in extra:
+        made.add_column(column, justify="right")
+    summarized = not full and len(entries) > 2 * TABLE_EDGE_ROWS
+    head, tail = (entries[:TABLE_EDGE_ROWS], entries[-TABLE_EDGE_ROWS:]) if summarized else (entries, [])
+    rows = [_row(entry, measured, names) for entry in head]
+    if summarized:
+        rows.append(_omitted_row(entries[TABLE_EDGE_ROWS:-TABLE_EDGE_ROWS], len(made.columns)))
+    rows += [_row(entry, measured, names) for entry in tail]
+    for row in rows:
+        made.add_row(*(Text(printable(cell)) for cell in row))  # names from a file are not markup
+    return made
+
+
+def show(*renderables: Any) -> None:
+    """Prints tables and lines; a line is plain text (not rich markup), its control characters escaped."""
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=200)
+    console.print(*(Text(printable(item)) if isinstance(item, str) else item for item in renderables))
+
+
+class Moments:
+    """The std of one parameter's values seen piece by piece: count, mean and squared deviations, merged
+    (Chan et al., 1979). A piece holding inf or NaN (an initializer whose arguments overflow the dtype,
+    such as scale=1e300 in float32) raises, before it is written: its float64 mean is then not finite.
+    """
+
+    def __init__(self, entry: PlanEntry) -> None:
+        self.entry = entry
+        self.count, self.mean, self.squares = 0, 0.0, 0.0
+
+    def add(self, piece: Any) -> None:
+        """Takes in the values of `piece` (any shape), MOMENT_BLOCK elements at a time."""
+        flat = piece.reshape(-1)
+        for start in range(0, flat.size, MOMENT_BLOCK):  # np.var's float64 temporaries stay one block's size
+            self._add_block(flat[start : start + MOMENT_BLOCK])
+
+    def _add_block(self, block: Any) -> None:
+        import numpy as np
+
+        count = block.size
+        mean, variance = float(np.mean(block, dtype=np.float64)), float(np.var(block, dtype=np.float64))
+        if not math.isfinite(mean):
+            entry = self.entry
+            raise InvalidArgumentError(
+                f"parameter {entry.path!r} (rule {entry.rule!r}) would hold inf or NaN: "
+                f"{entry.initializer!r} overflows {entry.dtype}; valid: arguments whose values fit the dtype"
+            )
+        total = self.count + count
+        delta = mean - self.mean
+        self.squares += variance * count + delta * delta * self.count * count / total
+        self.mean += delta * count / total
+        self.count = total
+
+    @property
+    def std(self) -> float:
+        """The population std of the values seen so far (NaN before any)."""
+        return math.sqrt(self.squares / self.count) if self.count else math.nan

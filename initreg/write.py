@@ -1,0 +1,178 @@
+"""Writing planned parameters to a .safetensors file piece by piece: `save_entries`, `save_tree`.
+
+Each parameter is made in pieces of consecutive rows (``generate_slice`` of a row range, which is a
+contiguous range of the file) of at most `chunk_bytes` each, so that memory is bounded by
+`chunk_bytes`, not by the tree. The file is byte-identical to ``io.save`` of `init_tree`'s arrays.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import numbers
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from initreg import memory
+from initreg.drawing import generate_checked, require_draw
+from initreg.dtypes import numpy_dtype
+from initreg.errors import InvalidArgumentError, about
+from initreg.initializers.base import Initializer, Shape
+from initreg.planning import PlanEntry, plan
+from initreg.registry import get_backend
+from initreg.rng import derive_key
+from initreg.rules import Rule
+from initreg.slicing import slices_independently, stream_seed
+
+DEFAULT_CHUNK_BYTES = 64 << 20  # 64 MiB: the most bytes of values save_tree holds at once (by default)
+
+
+def _chunk_bytes(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise InvalidArgumentError(f"chunk_bytes must be a positive integer (bytes); got {value!r}")
+    return int(value)
+
+
+def chunk_indices(shape: Shape, itemsize: int, chunk_bytes: int) -> Iterator[tuple[slice, ...]]:
+    """Indices of consecutive pieces of a row-major tensor of rank >= 1, in order, of <= chunk_bytes each.
+
+    Pieces run along axis a, the first axis whose rows (the axes after it, whole) fit in chunk_bytes:
+    a piece is as many such rows as fit, at single positions of the axes before a, ``(i, j, k0:k1, :, :)``
+    for a = 2.
+    Its elements are a contiguous range of the flattened tensor, and the pieces cover it in order.
+    A single element larger than chunk_bytes makes a piece of its own.
+    """
+    last = len(shape) - 1
+    axis = next(a for a in range(len(shape)) if a == last or math.prod(shape[a + 1 :]) * itemsize <= chunk_bytes)
+    rows = max(1, chunk_bytes // (math.prod(shape[axis + 1 :]) * itemsize))
+    trailing = tuple(slice(0, size, 1) for size in shape[axis + 1 :])
+    for outer in itertools.product(*(range(size) for size in shape[:axis])):
+        leading = tuple(slice(i, i + 1, 1) for i in outer)
+        for start in range(0, shape[axis], rows):
+            yield (*leading, slice(start, min(start + rows, shape[axis]), 1), *trailing)
+
+
+def slices_cheaply(initializer: Initializer) -> bool:
+    """Whether `initializer` makes a slice without making the whole tensor (not Orthogonal, not the default)."""
+    return slices_independently(initializer) and type(initializer).generate_slice is not Initializer.generate_slice
+
+
+def _comes_whole(entry: PlanEntry, chunk_bytes: int) -> bool:
+    """Whether `generate_chunks` gives `entry` as one piece: it fits a chunk, is 0-d, or cannot slice cheaply."""
+    return entry.nbytes <= chunk_bytes or not entry.shape or not slices_cheaply(entry.initializer)
+
+
+def generate_chunks(
+    entry: PlanEntry, seed: int, backend: Any = None, chunk_bytes: int = DEFAULT_CHUNK_BYTES
+) -> Iterator[Any]:
+    """`entry`'s parameter as NumPy arrays of <= chunk_bytes each whose values, in turn, are its row-major values.
+
+    Each piece is ``generate_slice`` of a range of rows (see `chunk_indices`), so it equals that part of
+    `generate`'s tensor. A tensor of <= chunk_bytes, and one whose initializer cannot make a slice
+    without making the whole tensor (Orthogonal, Identity), comes whole, as one piece.
+    """
+    chosen, seed, chunk_bytes = get_backend(backend), stream_seed(seed), _chunk_bytes(chunk_bytes)
+    if _comes_whole(entry, chunk_bytes):
+        yield chosen.to_numpy(generate_checked(entry, seed, chosen))
+        return
+    key, itemsize = derive_key(seed, entry.path), int(numpy_dtype(entry.dtype).itemsize)
+    for index in chunk_indices(entry.shape, itemsize, chunk_bytes):
+        with about(f"parameter {entry.path!r} (rule {entry.rule!r})"):
+            piece = entry.initializer.generate_slice(
+                entry.shape, index, entry.dtype, key=key, backend=chosen, layout=entry.layout
+            )
+        yield chosen.to_numpy(piece)
+
+
+def assemble(entry: PlanEntry, seed: int, backend: Any = None, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Any:
+    """`entry`'s parameter as one NumPy array, equal to `generate`'s, holding at most one piece besides it.
+
+    The array is allocated once and filled with the pieces of `generate_chunks` in order; a parameter
+    that comes as one piece is that piece. The output and a piece's draw are checked against the
+    available memory before the output is allocated.
+    """
+    import numpy as np
+
+    chosen, seed, chunk_bytes = get_backend(backend), stream_seed(seed), _chunk_bytes(chunk_bytes)
+    pieces = generate_chunks(entry, seed, chosen, chunk_bytes)
+    if _comes_whole(entry, chunk_bytes):
+        return next(pieces)
+    piece = (min(entry.size, max(1, chunk_bytes // memory.itemsize(entry.dtype))),)
+    with about(f"parameter {entry.path!r} (rule {entry.rule!r}), {entry.nbytes} bytes held while its pieces are drawn"):
+        require_draw(entry.initializer, piece, entry.dtype, entry.layout, chosen, holding=entry.nbytes)
+    values = np.empty(entry.size, numpy_dtype(entry.dtype))
+    start = 0
+    for drawn in pieces:
+        values[start : start + drawn.size] = drawn.reshape(-1)
+        start += drawn.size
+    return values.reshape(entry.shape)
+
+
+def save_entries(
+    entries: Sequence[PlanEntry],
+    seed: int,
+    path: str | os.PathLike[str],
+    *,
+    backend: Any = None,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    metadata: Mapping[str, str] | None = None,
+    quiet: bool = False,
+    observe: Callable[[PlanEntry, Any], None] | None = None,
+) -> Path:
+    """Draws planned parameters straight into a .safetensors file, piece by piece (see `generate_chunks`).
+
+    At most about `chunk_bytes` of values are held at once (plus a whole tensor whose initializer
+    cannot make slices). ``observe(entry, piece)`` sees every piece before it is written. A progress
+    bar runs on stderr unless `quiet` or stderr is not a terminal. The file's size is checked against
+    the free space before anything is drawn (see `io.save_streamed`).
+    """
+    from initreg import io
+    from initreg.progress import WriteProgress
+
+    chosen, seed, chunk_bytes = get_backend(backend), stream_seed(seed), _chunk_bytes(chunk_bytes)
+    planned = {entry.path: entry for entry in entries}
+    tensors = [io.TensorInfo(entry.path, entry.shape, entry.dtype) for entry in entries]
+    with WriteProgress(sum(entry.nbytes for entry in entries), len(entries), quiet=quiet) as progress:
+
+        def pieces(tensor: io.TensorInfo) -> Iterator[Any]:
+            entry = planned[tensor.name]
+            progress.start(entry.path)
+            for piece in generate_chunks(entry, seed, chosen, chunk_bytes):
+                if observe is not None:
+                    observe(entry, piece)
+                yield piece
+                progress.advance(piece.nbytes)
+
+        return io.save_streamed(tensors, pieces, path, metadata=metadata)
+
+
+def save_tree(
+    spec: Mapping[str, Any],
+    rules: Mapping[str, Any] | Sequence[Rule],
+    path: str | os.PathLike[str],
+    seed: int = 0,
+    dtype: Any = "float32",
+    backend: Any = None,
+    *,
+    layout: str | None = None,
+    variables: Mapping[str, Any] | None = None,
+    ties: Mapping[str, str] | None = None,
+    allow_unmatched_params: bool = False,
+    allow_unused_rules: bool = False,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    metadata: Mapping[str, str] | None = None,
+    quiet: bool = False,
+) -> Path:
+    """Writes the tree `init_tree` would make to a .safetensors file, holding <= ~chunk_bytes at a time.
+
+    The file is byte-identical to ``io.save`` of `init_tree`'s arrays (tensors named by dotted path,
+    in tree order; a tied tensor once, under its parameter's name) and is written atomically. See
+    `plan` for the arguments, `save_entries` for the rest.
+    """
+    entries = plan(
+        spec, rules, dtype=dtype, layout=layout, variables=variables, ties=ties,
+        allow_unmatched_params=allow_unmatched_params, allow_unused_rules=allow_unused_rules,
+    )  # fmt: skip
+    return save_entries(entries, seed, path, backend=backend, chunk_bytes=chunk_bytes, metadata=metadata, quiet=quiet)
