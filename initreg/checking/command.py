@@ -148,15 +148,9 @@ def run(arguments: Sequence[str]) -> int:
     if as_json:
         print(json.dumps(report.to_dict(), allow_nan=False))
     else:
-        from rich.console import Console
+        from initreg.table import show
 
-        console = Console(highlight=False)
-        if not console.is_terminal:
-            console = Console(highlight=False, width=200)
-        console.print(report.table())
-        console.print(printable(report.summary()), markup=False)
-        if html is not None:
-            console.print(f"wrote {printable(str(html))}", markup=False)
+        show(report.table(), report.summary(), *([f"wrote {html}"] if html is not None else []))
     return EXIT_OK if report.ok else EXIT_FAILURES
 
 

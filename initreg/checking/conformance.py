@@ -20,7 +20,9 @@ from initreg.checking.report import ComponentCheck, Report, TensorCheck
 from initreg.checking.sources import Source, Stored, open_source
 from initreg.checking.statistics import bonferroni, holm, ks_test, moment_tests
 from initreg.errors import InvalidArgumentError
-from initreg.tree import DEFAULT_CHUNK_BYTES, PlanEntry, Rule, plan
+from initreg.planning import PlanEntry, plan
+from initreg.rules import Rule
+from initreg.write import DEFAULT_CHUNK_BYTES
 
 DEFAULT_ALPHA = 0.01
 

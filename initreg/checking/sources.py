@@ -22,7 +22,8 @@ from initreg import io
 from initreg.dtypes import EXACT_DTYPES, FLOAT_DTYPES, numpy_dtype, standardize_dtype
 from initreg.errors import InitregError, InvalidArgumentError
 from initreg.initializers.base import Shape
-from initreg.tree import chunk_indices, flatten
+from initreg.spec import flatten
+from initreg.write import chunk_indices
 
 Index = tuple[slice, ...]
 
