@@ -257,6 +257,18 @@ def test_files_are_read_piece_by_piece(tmp_path: Path, suffix: str) -> None:
     assert failing(initreg.check(path, RULES, chunk_bytes=4096)) == ["dense.bias"]
 
 
+def test_a_damaged_npz_member_is_one_error(tmp_path: Path) -> None:
+    path = tmp_path / "model.npz"
+    np.savez_compressed(path, w=np.random.default_rng(0).normal(size=(100, 100)).astype(np.float32))
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 8] = b"\xff" * 8  # inside the compressed data: the headers stay intact
+    path.write_bytes(bytes(data))
+    with pytest.raises(InvalidArgumentError, match="array .w. of .* cannot be read") as raised:
+        initreg.check(path, {"w": {"match": "*", "init": "zeros"}})
+    assert "\n" not in str(raised.value)
+
+
 def test_a_big_file_is_checked_in_bounded_memory(tmp_path: Path) -> None:
     """A 64 MiB tensor checked 1 MiB at a time: the peak of traced allocations stays below 8 MiB."""
     rules = {"w": {"match": "*", "init": {"name": "random_normal", "stddev": 0.02}}}

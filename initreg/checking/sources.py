@@ -13,6 +13,7 @@ import math
 import os
 import struct
 import zipfile
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,11 +147,21 @@ class NpzSource(Source):
     """An .npz archive, each member's data streamed from the archive (compressed or not)."""
 
     def __init__(self, path: Path) -> None:
+        self.path = str(path)
         self.tensors = [Stored(t.name, t.shape, t.dtype) for t in io.read_header(path)]  # checks the headers
         self.archive = zipfile.ZipFile(path)
 
     def values(self, tensor: Stored, chunk_bytes: int) -> Iterator[tuple[Index, Any]]:
-        """Pieces read from the member in order; a Fortran-ordered array of rank >= 2 is read whole first."""
+        """Pieces read from the member in order; a Fortran-ordered array of rank >= 2 is read whole first.
+
+        A member that cannot be read (damaged data, a bad CRC) is one error naming the array.
+        """
+        try:
+            yield from self._values(tensor, chunk_bytes)
+        except (zipfile.BadZipFile, zlib.error, EOFError, ValueError) as error:
+            raise InvalidArgumentError(f"array {tensor.name!r} of {self.path!r} cannot be read ({error})") from None
+
+    def _values(self, tensor: Stored, chunk_bytes: int) -> Iterator[tuple[Index, Any]]:
         import numpy as np
 
         with self.archive.open(tensor.name + ".npy") as member:
@@ -164,7 +175,8 @@ class NpzSource(Source):
                 return
             for index in pieces(tensor.shape, tensor.dtype, chunk_bytes):
                 count = _count(index, tensor.shape)
-                yield index, np.frombuffer(member.read(count * kind.itemsize), dtype=kind).astype(np.float64)
+                piece = np.frombuffer(member.read(count * kind.itemsize), dtype=kind, count=count)
+                yield index, piece.astype(np.float64)
 
     def close(self) -> None:
         """Closes the archive."""
