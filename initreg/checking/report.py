@@ -119,7 +119,7 @@ class Report:
         count = len(self.tensors)
         passed = count - len(self.failures) - len(self.unchecked)
         elements = sum(math.prod(tensor.shape) for tensor in self.tensors)
-        line = f"{passed} of {count} tensors conform, {len(self.failures)} do not"
+        line = f"{passed} of {count} tensors conform, {len(self.failures)} fail"
         if self.unchecked:
             line += f", {len(self.unchecked)} not checked"
         return f"{line} ({elements:,} values; {self.method})"

@@ -114,8 +114,8 @@ def kolmogorov_p(d: float, n: int) -> float:
 
 
 def normal_two_sided(z: float) -> float:
-    """P(|Z| >= |z|) for a standard normal Z."""
-    return math.erfc(abs(z) / math.sqrt(2.0))
+    """P(|Z| >= |z|) for a standard normal Z; 0 for a NaN z (sums that overflowed: far from any intent)."""
+    return 0.0 if math.isnan(z) else math.erfc(abs(z) / math.sqrt(2.0))
 
 
 def ks_test(component: Intended, dtype: str, counts: Any, n: int) -> SubTest:
