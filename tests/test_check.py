@@ -380,6 +380,11 @@ def test_command_exit_status_table_and_json(tmp_path: Path) -> None:
     assert refused.stderr.count("\n") == 1 and "give one of recipe=, init= or rules=" in refused.stderr
     missing = _command(tmp_path, "model.path=nothing.safetensors", "init=he_normal")
     assert missing.returncode == 2 and missing.stderr.startswith("initreg: error:")
+    drawn = _command(tmp_path, "model.path=good.safetensors", "init=he_normal", "html=out/report.html")
+    assert drawn.returncode == 0 and "wrote out/report.html" in drawn.stdout, drawn.stderr
+    assert (tmp_path / "out" / "report.html").read_text().count("data:image/png") == 2  # kernels, biases: by shape
+    not_html = _command(tmp_path, "model.path=good.safetensors", "init=he_normal", "html=report.png")
+    assert not_html.returncode == 2 and "must end in .html" in not_html.stderr and not_html.stdout == ""
 
 
 def test_command_checks_a_recipe_with_variables(tmp_path: Path) -> None:

@@ -17,7 +17,6 @@ import math
 import sys
 from collections.abc import Mapping, Sequence
 from importlib.resources import files
-from pathlib import Path
 from typing import Any
 
 from initreg.errors import InitregError, InvalidArgumentError, choices, printable
@@ -131,9 +130,9 @@ def run(arguments: Sequence[str]) -> int:
     as_json = _flag(settings, "json", False)
     html = settings.get("html")
     if html is not None:
-        from initreg.checking.html import require_matplotlib
+        from initreg.checking.html import report_path
 
-        require_matplotlib()
+        html = report_path(str(html))
     report = check(
         str(settings["model.path"]), rules, variables=settings["variables"] or None, layout=settings.get("layout"),
         alpha=settings.get("alpha", DEFAULT_ALPHA), chunk_bytes=_chunk_bytes(settings),
@@ -144,13 +143,15 @@ def run(arguments: Sequence[str]) -> int:
     if html is not None:
         from initreg.checking.html import write_html
 
-        write_html(report, Path(str(html)))
+        write_html(report, html)
     if as_json:
         print(json.dumps(report.to_dict(), allow_nan=False))
     else:
         from initreg.table import show
 
-        show(report.table(), report.summary(), *([f"wrote {html}"] if html is not None else []))
+        show(report.table(), report.summary())
+        if html is not None:
+            show(f"wrote {html}")
     return EXIT_OK if report.ok else EXIT_FAILURES
 
 

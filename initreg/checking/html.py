@@ -26,6 +26,15 @@ FIGURE_SIZE = (9.0, 3.2)
 DPI = 80
 
 
+def report_path(path: str | Path) -> Path:
+    """`path` as a Path; raises in one line unless it ends in .html (or .htm) and matplotlib can be imported."""
+    chosen = Path(path)
+    if chosen.suffix.lower() not in (".html", ".htm"):
+        raise InvalidArgumentError(f"the HTML report's path {str(chosen)!r} must end in .html")
+    require_matplotlib()
+    return chosen
+
+
 def require_matplotlib() -> None:
     """Raises in one line unless matplotlib can be imported."""
     try:
@@ -167,14 +176,13 @@ def render(report: Report) -> str:
     )
 
 
-def write_html(report: Report, path: Path) -> Path:
-    """Writes `render(report)` to `path` atomically (a .html file); returns the path."""
+def write_html(report: Report, path: str | Path) -> Path:
+    """Writes `render(report)` to `path` (a .html file) atomically, making its missing folders; returns the path."""
     from initreg.io import atomic_file
 
-    require_matplotlib()
-    if path.suffix.lower() not in (".html", ".htm"):
-        raise InvalidArgumentError(f"the HTML report's path {str(path)!r} must end in .html")
+    path = report_path(path)
     page = render(report).encode("utf-8")
+    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(path) as file:
         file.write(page)
     return path

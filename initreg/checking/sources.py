@@ -48,8 +48,7 @@ def pieces(shape: Shape, dtype: str, chunk_bytes: int) -> Iterator[Index]:
     if not shape:
         yield ()
         return
-    itemsize = numpy_dtype(dtype).itemsize if dtype in FLOAT_DTYPES + EXACT_DTYPES else 8
-    yield from chunk_indices(shape, itemsize, chunk_bytes)
+    yield from chunk_indices(shape, numpy_dtype(dtype).itemsize, chunk_bytes)
 
 
 def _dtype_name(value: Any, name: str) -> str:
