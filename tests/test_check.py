@@ -382,7 +382,7 @@ def test_command_exit_status_table_and_json(tmp_path: Path) -> None:
     assert missing.returncode == 2 and missing.stderr.startswith("initreg: error:")
     drawn = _command(tmp_path, "model.path=good.safetensors", "init=he_normal", "html=out/report.html")
     assert drawn.returncode == 0 and "wrote out/report.html" in drawn.stdout, drawn.stderr
-    assert (tmp_path / "out" / "report.html").read_text().count("data:image/png") == 2  # kernels, biases: by shape
+    assert (tmp_path / "out" / "report.html").read_text().count("data:image/png") == 4  # one figure per shape
     not_html = _command(tmp_path, "model.path=good.safetensors", "init=he_normal", "html=report.png")
     assert not_html.returncode == 2 and "must end in .html" in not_html.stderr and not_html.stdout == ""
 
