@@ -444,3 +444,13 @@ def test_html_path_must_end_in_html(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgumentError, match="must end in .html"):
         write_html(initreg.check(tree(8), RULES), tmp_path / "report.png")
     assert not list(tmp_path.iterdir())
+
+
+def test_html_groups_like_tensors_and_puts_failures_first() -> None:
+    from initreg.checking.html import groups
+
+    rules = {"w": {"match": "*", "init": {"name": "random_normal", "stddev": 0.02}}}
+    values = initreg.tree.flatten(initreg.init_tree({"h": [{"w": (64, 64)}] * 3, "x": (64, 32)}, rules, seed=0))
+    values["h.1.w"] = values["h.1.w"] * np.float32(2)
+    grouped = groups(initreg.check(values, rules))
+    assert [[tensor.path for tensor in group] for group in grouped] == [["h.1.w"], ["h.0.w", "h.2.w"], ["x"]]
