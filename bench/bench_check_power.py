@@ -1,21 +1,23 @@
 """How often `initreg.check` raises a false alarm, and which faults it catches, on GPT-2 small.
 
-    nice .venv/bin/python bench/bench_check_power.py [--trees 100] [--replicates 100] [--planted 10]
+    nice .venv/bin/python bench/bench_check_power.py [--part all] [--trees 50] [--replicates 100] [--planted 10]
+        [--sizes 10000 100000 1000000]
 
-1. False alarms: GPT-2 small trees (124M parameters, 148 tensors, 50 of them tested statistically),
-   correctly initialized with different seeds, `--trees` by initreg (recipe hf_gpt2) and `--trees` by
-   transformers' own `_init_weights` (GPT2LMHeadModel(GPT2Config()) after torch.manual_seed), each checked
+1. false-alarms: GPT-2 small trees (124M parameters, 148 tensors, 50 of them tested statistically),
+   correctly initialized with different seeds, `--trees` by initreg (recipe hf_gpt2, seeds 0, 1, ...) and
+   `--trees` by transformers' own `_init_weights` (one GPT2LMHeadModel(GPT2Config()) re-initialized by its
+   `init_weights()` after torch.manual_seed(seed), its "already initialized" flags cleared), each checked
    against hf_gpt2 at alpha = 0.01. Holm holds the chance that a correct tree fails at most at alpha.
-2. Faults planted in `--planted` initreg hf_gpt2 trees each: h.5.mlp.c_fc.weight left at torch's default
+2. planted: faults in `--planted` initreg hf_gpt2 trees each: h.5.mlp.c_fc.weight left at torch's default
    (nn.Linear's kaiming_uniform(a=sqrt(5)) for its fan-in 768), h.5.attn.c_proj.weight without its depth
    scaling (std 0.02 instead of 0.02 / sqrt(24)), one NaN in wte.weight. A detection counts when the
    report fails that tensor and only it.
-3. Power by size: a normal tensor of 10k, 100k or 1M elements whose std is off by a factor 1 + d or 1 - d,
-   and a truncated normal (intended: stddev 0.02 truncated at +-2 stddev) drawn truncated at +-3 or +-1.5,
-   each `--replicates` times with different seeds. A tensor is detected when its p-value is below
-   alpha / 50: the threshold Holm's procedure first applies to a fault among GPT-2 small's 50 tested
-   tensors (other problems, bound violations, fail it outright). Printed: the detection rate at each
-   deviation and the smallest deviation detected with 95% power.
+3. power: a normal tensor of 10k, 100k or 1M elements whose std is off by a factor 1 + d or 1 - d, and a
+   truncated normal (intended: stddev 0.02 truncated at +-2 stddev) drawn truncated at +-3 or +-1.5, each
+   `--replicates` times with different seeds. A tensor is detected when its p-value is below alpha / 50:
+   the threshold Holm's procedure first applies to a fault among GPT-2 small's 50 tested tensors (other
+   problems, bound violations, fail it outright). Printed: the detection rate at each deviation and the
+   smallest deviation detected with 95% power.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +36,7 @@ from initreg import recipes
 ALPHA = 0.01
 GPT2_TESTED = 50  # GPT-2 small's tensors with statistical tests under hf_gpt2 (the others are exact)
 SIZES = (10_000, 100_000, 1_000_000)
-DEVIATIONS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2)
+DEVIATIONS = (0.002, 0.003, 0.005, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2)
 POWER = 0.95
 
 
@@ -51,20 +55,31 @@ def gpt2_spec() -> dict[str, tuple[int, ...]]:
     return spec
 
 
-def false_alarms(trees: int) -> None:
+def transformers_trees(trees: int) -> Iterator[Any]:
+    """One GPT2LMHeadModel(GPT2Config()), re-initialized by transformers' init_weights() with seeds 0, 1, ..."""
     import torch
     import transformers
 
+    model = transformers.GPT2LMHeadModel(transformers.GPT2Config())
+    for seed in range(trees):
+        for item in [*model.modules(), *model.parameters(), *model.buffers()]:
+            if getattr(item, "_is_hf_initialized", False):
+                item._is_hf_initialized = False  # else init_weights() skips what is already initialized
+        torch.manual_seed(seed)
+        model.init_weights()
+        yield model
+
+
+def false_alarms(trees: int) -> None:
     rules = recipes.load("hf_gpt2").rules
     spec = gpt2_spec()
-    for source in ("initreg", "transformers"):
+    sources = {
+        "initreg": (initreg.tree.flatten(initreg.init_tree(spec, rules, seed=seed)) for seed in range(trees)),
+        "transformers": transformers_trees(trees),
+    }
+    for source, made in sources.items():
         failed, named, started = 0, [], time.perf_counter()
-        for seed in range(trees):
-            if source == "initreg":
-                params = initreg.tree.flatten(initreg.init_tree(spec, rules, seed=seed))
-            else:
-                torch.manual_seed(seed)
-                params = transformers.GPT2LMHeadModel(transformers.GPT2Config())
+        for params in made:
             report = initreg.check(params, "hf_gpt2", alpha=ALPHA)
             assert len(report.tensors) == 148 and sum(t.tested for t in report.tensors) == GPT2_TESTED
             if not report.ok:
@@ -118,9 +133,9 @@ def detected(values: np.ndarray, rules: dict[str, object]) -> bool:
     return not report.ok
 
 
-def power(replicates: int) -> None:
+def power(replicates: int, sizes: Sequence[int]) -> None:
     normal = {"w": {"match": "*", "init": {"name": "random_normal", "stddev": 0.02}}}
-    for size in SIZES:
+    for size in sizes:
         shape = (size // 1000, 1000)
         rates = {}
         for sign in (1, -1):
@@ -144,7 +159,7 @@ def power(replicates: int) -> None:
             flush=True,
         )
     truncated = {"w": {"match": "*", "init": {"name": "truncated_normal", "stddev": 0.02}}}
-    for size in SIZES:
+    for size in sizes:
         shape = (size // 1000, 1000)
         found = []
         for cutoff in (3.0, 1.5):
@@ -160,14 +175,19 @@ def power(replicates: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trees", type=int, default=100, help="correct trees per initialization (two kinds)")
+    parser.add_argument("--trees", type=int, default=50, help="correct trees per initialization (two kinds)")
     parser.add_argument("--replicates", type=int, default=100, help="tensors per size and deviation")
     parser.add_argument("--planted", type=int, default=10, help="trees per planted fault")
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="tensor sizes for the power part")
+    parser.add_argument("--part", choices=("all", "power", "planted", "false-alarms"), default="all")
     arguments = parser.parse_args()
     started = time.perf_counter()
-    power(arguments.replicates)
-    planted(arguments.planted)
-    false_alarms(arguments.trees)
+    if arguments.part in ("all", "false-alarms"):
+        false_alarms(arguments.trees)
+    if arguments.part in ("all", "planted"):
+        planted(arguments.planted)
+    if arguments.part in ("all", "power"):
+        power(arguments.replicates, arguments.sizes)
     print(f"total {time.perf_counter() - started:.0f} s", flush=True)
 
 
