@@ -298,10 +298,14 @@ def test_bad_input_is_refused_in_one_line(tmp_path: Path) -> None:
         "no values to check": ({**values, "dense.bias": np.zeros((0,), np.float32)}, RULES),
         "unknown recipe": (values, "no_such_recipe"),
         "alpha must be": (values, RULES),
+        "chunk_bytes must be": (values, RULES),
     }
     for words, (params, rules) in cases.items():
         with pytest.raises(InvalidArgumentError, match=words) as raised:
-            initreg.check(params, rules, alpha=2.0 if words == "alpha must be" else 0.01)
+            initreg.check(
+                params, rules, alpha=2.0 if words == "alpha must be" else 0.01,
+                chunk_bytes=0 if words == "chunk_bytes must be" else 1 << 20,
+            )  # fmt: skip
         assert "\n" not in str(raised.value)
     hostile = tmp_path / "hostile.safetensors"
     hostile.write_bytes(struct.pack("<Q", 2**40) + b"{}")

@@ -1,6 +1,6 @@
 """`check`: whether a model's parameters hold what a rule set or recipe intends, tensor by tensor.
 
-The parameters' names, shapes and dtypes are planned by the rules (initreg.tree.plan, as when
+The parameters' names, shapes and dtypes are planned by the rules (initreg.planning.plan, as when
 drawing); each tensor is then read piece by piece, each piece's values routed to the component that
 owns them (initreg.checking.intended) and measured (initreg.checking.measures). A tensor fails when
 it holds a non-finite value, a value outside its intended support, a value that differs from exact
@@ -51,6 +51,8 @@ def check(
     """
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
         raise InvalidArgumentError(f"alpha must be a number in (0, 1), the false-alarm rate; got {alpha!r}")
+    if isinstance(chunk_bytes, bool) or not isinstance(chunk_bytes, int) or chunk_bytes < 1:
+        raise InvalidArgumentError(f"chunk_bytes must be a positive integer (bytes); got {chunk_bytes!r}")
     rules, variables = _rules(rules_or_recipe, variables)
     source = open_source(params)
     try:
