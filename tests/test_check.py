@@ -296,6 +296,8 @@ def test_bad_input_is_refused_in_one_line(tmp_path: Path) -> None:
         "is stored as float32, but rule": (values, {**RULES, "scales": {**RULES["scales"], "dtype": "float16"}}),
         "not a floating dtype": ({**values, "norm.scale": np.ones(384, np.int32)}, RULES),
         "no values to check": ({**values, "dense.bias": np.zeros((0,), np.float32)}, RULES),
+        "parameter 'eye' .*2D matrices": ({**values, "eye": np.eye(4, dtype=np.float32)[None]}, RULES),
+        "parameter 'ortho' .*at least two-dimensional": ({**values, "ortho": np.zeros(8, np.float32)}, RULES),
         "unknown recipe": (values, "no_such_recipe"),
         "alpha must be": (values, RULES),
         "chunk_bytes must be": (values, RULES),

@@ -91,7 +91,12 @@ def _rules(rules_or_recipe: Any, variables: Mapping[str, Any] | None) -> tuple[A
 
 
 def _check_readable(entry: PlanEntry, stored: Stored) -> None:
-    """Refuses an empty tensor and one stored in another dtype than its rule makes, in one line each."""
+    """Refuses an empty tensor, one stored in another dtype than its rule makes, and a shape its
+    initializer cannot make (identity of rank 3, orthogonal of rank 1), in one line each."""
+    try:
+        entry.initializer.check(entry.shape, entry.dtype, entry.layout)
+    except InvalidArgumentError as error:
+        raise InvalidArgumentError(f"parameter {entry.path!r} (rule {entry.rule!r}): {error}") from None
     if stored.size == 0:
         raise InvalidArgumentError(
             f"parameter {entry.path!r} has shape {list(stored.shape)}, no values to check; valid: a tensor with "
