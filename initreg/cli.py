@@ -503,6 +503,10 @@ def _quiet_when_stdout_closes(command: Callable[[], None]) -> Callable[[], None]
 def main() -> None:
     """The console script: `initreg list`, or the Hydra app."""
     global _show_tracebacks
+    if sys.argv[1:2] == ["check"]:
+        from initreg.checking.command import main as check
+
+        raise SystemExit(check(sys.argv[2:]))
     if sys.argv[1:2] == ["list"]:
         print_listing()
         return
