@@ -17,7 +17,7 @@ RULES = {
     "weights": {"match": "*weight", "init": "glorot_uniform"},
     "biases": {"match": "*bias", "init": "zeros"},
     "norms": {"match": "*norm*.weight", "init": "ones"},
-    "embedding": {"match": "embed.weight", "init": {"name": "random_normal", "stddev": 0.02}},
+    "embedding": {"match": "embed.weight", "init": {"name": "random_normal", "stddev": 0.02}, "wins_ties": True},
 }
 
 
@@ -151,7 +151,7 @@ def test_rules_match_every_name_of_a_shared_parameter_and_it_stays_shared():
     model = TiedLM()
     rules = {
         "all": {"match": "*", "init": "zeros"},
-        "head": {"match": "head.weight", "init": {"name": "random_normal", "stddev": 3.0}},
+        "head": {"match": "head.weight", "init": {"name": "random_normal", "stddev": 3.0}, "wins_ties": True},
     }
     entries = initialize(model, rules, seed=5)
     assert [(entry.path, entry.aliases) for entry in entries if entry.aliases] == [("embed.weight", ("head.weight",))]
