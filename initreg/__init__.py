@@ -22,6 +22,7 @@ from initreg.initializers import (
     compute_fans,
 )
 from initreg.registry import get, register
+from initreg.rules import RuleSet
 from initreg.serialization import deserialize, serialize
 from initreg.slicing import init_slice
 from initreg.tree import init_tree, plan, save_tree
@@ -43,6 +44,7 @@ __all__ = [
     "Orthogonal",
     "RandomNormal",
     "RandomUniform",
+    "RuleSet",
     "TruncatedNormal",
     "VarianceScaling",
     "Zeros",

@@ -5,8 +5,8 @@ a `reference` naming the code it reproduces, `variables` (defaults of the model-
 expressions read, such as n_layer) and `rules`::
 
     recipe = initreg.recipes.load("hf_gpt2", n_layer=24)   # variables override the recipe's defaults
-    initreg.init_tree(spec, recipe.rules, seed=0)
-    initreg.interop.torch.initialize(model, recipe.rules)
+    initreg.init_tree(spec, recipe, seed=0)                # or recipe.rules, or recipe.ruleset
+    initreg.interop.torch.initialize(model, recipe)
 
 The command reads the same files as the config group `recipe` (``initreg recipe=hf_gpt2``).
 """
@@ -19,7 +19,7 @@ from importlib.resources import files
 from typing import Any
 
 from initreg.errors import InvalidArgumentError, about, choices
-from initreg.rules import Rule, parse_rules
+from initreg.rules import Rule, RuleSet, parse_rules
 
 PUBLIC_CONFIGS = "initreg.configs.public"
 RECIPE_KEYS = ("reference", "variables", "rules")
@@ -33,6 +33,11 @@ class Recipe:
     reference: str
     variables: dict[str, Any]
     rules: list[Rule]
+
+    @property
+    def ruleset(self) -> RuleSet:
+        """Its rules as a RuleSet with no option set: what every entry point takes a recipe as."""
+        return RuleSet(tuple(self.rules))
 
 
 def names() -> list[str]:
