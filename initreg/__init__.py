@@ -20,14 +20,15 @@ from initreg.initializers import (
     VarianceScaling,
     Zeros,
     compute_fans,
+    deserialize,
+    get,
+    register,
+    serialize,
 )
-from initreg.registry import get, register
 from initreg.rules import RuleSet
-from initreg.serialization import deserialize, serialize
 from initreg.slicing import init_slice
 from initreg.tree import init_tree, plan, save_tree
-
-__version__ = "0.1.0"
+from initreg.version import __version__ as __version__
 
 __all__ = [
     "Constant",

@@ -54,10 +54,11 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 from initreg import __version__, io, recipes, registry
 from initreg.command_settings import SHORT_REPR, check_settings
 from initreg.errors import InitregError, InvalidArgumentError, printable
+from initreg.listing import print_listing
 from initreg.model_specs import model_spec
+from initreg.plain import plain
 from initreg.planning import plan
 from initreg.rules import RuleSet
-from initreg.schemas import plain
 from initreg.table import Moments, plan_table, show
 from initreg.write import save_entries
 
@@ -483,8 +484,6 @@ def main() -> None:
     """The console script: `initreg list`, or the Hydra app."""
     global _show_tracebacks
     if sys.argv[1:2] == ["list"]:
-        from initreg.listing import print_listing
-
         print_listing()
         return
     _show_tracebacks = os.environ.get("HYDRA_FULL_ERROR") == "1"

@@ -11,11 +11,12 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from initreg import memory
+from initreg.backends.numpy import NumpyBackend, fused_kernels
+from initreg.backends.registry import get_backend
 from initreg.errors import InitregError, prefix_message
 from initreg.initializers.base import Array, Initializer, Shape
 from initreg.initializers.overlay import Overlay
 from initreg.planning import PlanEntry, plan
-from initreg.registry import get_backend
 from initreg.rng import derive_key
 from initreg.rules import RuleOptions, Rules
 from initreg.slicing import stream_seed
@@ -71,8 +72,6 @@ def require_draw(
 
     Other backends' memory is not checked; nor is a need below memory.MIN_CHECKED_BYTES.
     """
-    from initreg.backends.numpy import NumpyBackend, fused_kernels
-
     if holding + math.prod(shape) * memory.MAX_BYTES_PER_ELEMENT < memory.MIN_CHECKED_BYTES:
         return
     if isinstance(backend, NumpyBackend):

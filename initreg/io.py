@@ -46,6 +46,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
+from initreg.dtypes import numpy_dtype
 from initreg.errors import InitregError, InvalidArgumentError, WriteError, choices
 from initreg.initializers.base import MAX_RANK, magnitude
 from initreg.memory import byte_size
@@ -284,8 +285,6 @@ def _write_safetensors(
 def _write_pieces(file: IO[bytes], tensor: TensorInfo, pieces: Iterable[Any]) -> None:
     """Writes `tensor`'s pieces one after another, checking their dtype and that they fill it exactly."""
     import numpy as np
-
-    from initreg.dtypes import numpy_dtype
 
     expected = numpy_dtype(tensor.dtype).newbyteorder("<")  # compared as a dtype: .name is slow
     written = 0

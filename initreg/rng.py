@@ -32,6 +32,7 @@ from typing import Any
 
 from initreg.distributions import Distribution, NormalDist, TruncatedNormalDist, UniformDist
 from initreg.dtypes import compute_dtype, inner_bounds
+from initreg.errors import InvalidArgumentError
 from initreg.special import erfinv
 
 Array = Any
@@ -211,8 +212,6 @@ def draw(dist: Distribution, key: Key, shape: tuple[int, ...], dtype: str, xp: N
 def full_index(shape: tuple[int, ...], index: tuple[slice, ...]) -> tuple[slice, ...]:
     """`index` with whole slices appended for the trailing axes it leaves out."""
     if len(index) > len(shape):
-        from initreg.errors import InvalidArgumentError
-
         raise InvalidArgumentError(f"index {index!r} has more entries than shape {shape} has axes")
     return (*index, *(slice(None),) * (len(shape) - len(index)))
 

@@ -20,10 +20,10 @@ from initreg.dtypes import standardize_dtype
 from initreg.errors import IgnoredSeedWarning, InvalidArgumentError, about, choices
 from initreg.expressions import compile_index
 from initreg.initializers.base import Initializer, Shape
+from initreg.initializers.lookup import get
 from initreg.initializers.variance_scaling import LAYOUTS
 from initreg.patterns import PathPattern, compile_pattern
-from initreg.registry import get
-from initreg.schemas import plain
+from initreg.plain import plain
 from initreg.slicing import forward_slices, normalize_index
 from initreg.templates import (
     PARAMETER_NAMES,

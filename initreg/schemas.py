@@ -32,15 +32,16 @@ import dataclasses
 import enum
 import functools
 import inspect
-import sys
 import threading
 import types
 import typing
 from collections.abc import Callable, Mapping, MutableMapping, MutableSequence, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Optional, Union, cast
 
-from initreg.errors import InitregError, InvalidArgumentError
-from initreg.registry import initializers
+from initreg.errors import InitregError
+from initreg.initializers.lookup import get
+from initreg.initializers.registry import initializers
+from initreg.plain import Choice
 
 if TYPE_CHECKING:
     from initreg.initializers.base import Initializer
@@ -58,17 +59,8 @@ _built: dict[str, tuple[type, type]] = {}  # canonical name -> (initializer clas
 _choices: dict[str, type[Choice]] = {}  # qualified name -> Enum, for pickling
 
 
-class Choice(enum.Enum):
-    """The Enums built from Literal annotations and ``config_choices``; a member stands for its string."""
-
-    def __str__(self) -> str:
-        return str(self.value)
-
-
 def make(name: str, **config: Any) -> Initializer:
     """The initializer registered as `name`, built from `config`: the `_target_` of every dataclass."""
-    from initreg.registry import get
-
     return cast("Initializer", get({"name": name, **config}))  # a mapping always gives an Initializer
 
 
@@ -86,24 +78,6 @@ def schema(name: str) -> type:
 def node(name: str) -> Any:
     """An instance of `name`'s dataclass whose `name` is the name it was selected by."""
     return schema(name)(name=name)
-
-
-def plain(value: Any) -> Any:
-    """`value` with OmegaConf containers as dicts and lists (interpolations resolved) and Choice members
-    as their strings, recursively; anything else as it is."""
-    omegaconf = sys.modules.get("omegaconf")  # no OmegaConf container can exist before it is imported
-    if omegaconf is not None and isinstance(value, omegaconf.Container):
-        try:
-            value = omegaconf.OmegaConf.to_container(value, resolve=True, throw_on_missing=True)
-        except omegaconf.errors.OmegaConfBaseException as error:
-            raise InvalidArgumentError(str(error).strip().splitlines()[0]) from error
-    if isinstance(value, Choice):
-        return value.value
-    if isinstance(value, Mapping):
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [plain(item) for item in value]
-    return value
 
 
 def __getattr__(attribute: str) -> type:

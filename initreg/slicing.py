@@ -16,12 +16,13 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
+from initreg.backends.registry import get_backend
 from initreg.dtypes import standardize_dtype
 from initreg.errors import InvalidArgumentError
 from initreg.initializers.base import Array, Initializer, Shape, standardize_shape
+from initreg.initializers.lookup import get
 from initreg.initializers.orthogonal import Orthogonal
 from initreg.initializers.overlay import Overlay
-from initreg.registry import get, get_backend
 from initreg.rng import derive_key
 
 Index = tuple[slice, ...]

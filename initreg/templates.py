@@ -23,8 +23,9 @@ from initreg.expressions import (
     is_expression,
 )
 from initreg.initializers.base import Initializer, Shape
+from initreg.initializers.lookup import get
+from initreg.initializers.registry import initializers
 from initreg.initializers.variance_scaling import compute_fans
-from initreg.registry import get, initializers
 
 PARAMETER_NAMES = {
     "fan_in": "the fan-in of the whole parameter (by its rule's layout)",

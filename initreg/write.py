@@ -15,13 +15,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from initreg import memory
+from initreg import io, memory
+from initreg.backends.registry import get_backend
 from initreg.drawing import generate_checked, require_draw
 from initreg.dtypes import numpy_dtype
 from initreg.errors import InvalidArgumentError, about
 from initreg.initializers.base import Initializer, Shape
 from initreg.planning import PlanEntry, plan
-from initreg.registry import get_backend
+from initreg.progress import WriteProgress
 from initreg.rng import derive_key
 from initreg.rules import RuleOptions, Rules
 from initreg.slicing import slices_independently, stream_seed
@@ -134,9 +135,6 @@ def save_entries(
     file, the whole tree is made in memory, each tensor as `assemble` makes it (the piece `observe`
     sees), and then written by `io.save`.
     """
-    from initreg import io
-    from initreg.progress import WriteProgress
-
     chosen, seed, chunk_bytes = get_backend(backend), stream_seed(seed), _chunk_bytes(chunk_bytes)
     planned = {entry.path: entry for entry in entries}
     tensors = [io.TensorInfo(entry.path, entry.shape, entry.dtype) for entry in entries]

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from initreg import LecunNormal, registry
+from initreg import LecunNormal, plugin_registry, registry
 from initreg.backends.base import Backend
 from initreg.errors import BackendUnavailableError, InvalidArgumentError, UnknownNameError
 from initreg.listing import print_listing
@@ -107,13 +107,13 @@ def test_entry_points_are_read_lazily_once_and_again_after_refresh(
         {"initreg_fake_good": GOOD_INITIALIZER},
     )
     reads: list[str] = []
-    original = registry._entry_points
+    original = plugin_registry._entry_points
 
     def counting(group: str):  # type: ignore[no-untyped-def]
         reads.append(group)
         return original(group)
 
-    monkeypatch.setattr(registry, "_entry_points", counting)
+    monkeypatch.setattr(plugin_registry, "_entry_points", counting)
     registry.initializers.refresh()
     assert reads == []  # refresh reads nothing
     registry.initializers.get("lecun_normal")

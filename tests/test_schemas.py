@@ -10,7 +10,6 @@ re-registered name, built once under concurrency and importable by name (for pic
 from __future__ import annotations
 
 import dataclasses
-import enum
 import subprocess
 import sys
 import threading
@@ -199,23 +198,6 @@ def test_get_reads_mappings_and_hydra_nodes() -> None:
         initreg.get(OmegaConf.create({"scale": 2}))
     with pytest.raises(InvalidArgumentError, match="unknown config key 'bogus'; valid: seed, input_axes"):
         initreg.get({"name": "he_normal", "bogus": 1})
-
-
-class Colour(enum.Enum):
-    RED = 1
-
-
-def test_plain_converts_containers_and_choices_only() -> None:
-    mode = fields("variance_scaling")["mode"].type
-    node = OmegaConf.create({"a": [1, {"b": "${c}"}], "c": 2})
-    assert schemas.plain(node) == {"a": [1, {"b": 2}], "c": 2}
-    assert schemas.plain({"m": mode["fan_out"], "own": Colour.RED, "t": (1, 2)}) == {
-        "m": "fan_out",
-        "own": Colour.RED,
-        "t": (1, 2),
-    }
-    with pytest.raises(InvalidArgumentError, match="x"):
-        schemas.plain(OmegaConf.create({"x": "???"}))
 
 
 def hydra_config() -> Any:

@@ -184,7 +184,7 @@ import threading
 import time
 
 import initreg_fake_gate as gate
-from initreg import registry
+from initreg import plugin_registry, registry
 from initreg.errors import UnknownNameError
 
 results = {}
@@ -226,7 +226,7 @@ assert results["unknown"].startswith("unknown initializer 'no_such_initializer'"
 
 waiter = threading.Thread(target=store, args=("waited", lambda: registry.initializers.get("gated")), daemon=True)
 waiter.start()
-while waiter.ident not in registry._WAITING:  # the waiter now waits for the loader
+while waiter.ident not in plugin_registry._WAITING:  # the waiter now waits for the loader
     assert waiter.is_alive(), results
     waiter.join(0.01)
 gate.release.set()

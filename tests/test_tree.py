@@ -19,9 +19,9 @@ import pytest
 import initreg
 from initreg import recipes, tree
 from initreg.errors import IgnoredSeedWarning, InitregError, InvalidArgumentError, UnknownNameError
+from initreg.initializers.serialization import serialize
 from initreg.patterns import PathPattern
 from initreg.registry import get_backend
-from initreg.serialization import serialize
 
 NUMPY = get_backend("numpy")
 MLP = {"dense_0": {"kernel": (20, 30), "bias": (30,)}, "dense_1": {"kernel": (30, 5), "bias": (5,)}}

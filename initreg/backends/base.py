@@ -8,6 +8,7 @@ from typing import Any
 from initreg import rng
 from initreg.distributions import Distribution
 from initreg.dtypes import compute_dtype
+from initreg.errors import InvalidArgumentError
 from initreg.lazy import locked_cached_property
 
 Array = Any
@@ -43,8 +44,6 @@ class Backend:
 
     def dtype(self, name: str) -> Any:
         """The namespace's dtype for a canonical float name."""
-        from initreg.errors import InvalidArgumentError
-
         found = getattr(self.xp, name, None)
         if found is None:
             raise InvalidArgumentError(f"dtype {name!r} is not supported by the {self.name!r} backend")

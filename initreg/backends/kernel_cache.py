@@ -29,6 +29,8 @@ from numba.core.caching import (
     _SourceFileBackedLocatorMixin,
 )
 
+from initreg.version import __version__
+
 CACHE_DIR_VARIABLE = "INITREG_CACHE_DIR"
 
 
@@ -44,8 +46,6 @@ def cache_root() -> Path:
 
 def kernel_folder(source_file: str) -> Path:
     """The folder for the kernels compiled from `source_file` by this initreg and this numba."""
-    from initreg import __version__
-
     source_folder = Path(source_file).resolve().parent
     digest = hashlib.sha256(str(source_folder).encode()).hexdigest()[:16]
     return cache_root() / __version__ / f"numba-{numba.__version__}" / f"{source_folder.name}-{digest}"

@@ -1,9 +1,16 @@
-"""The Keras initializer family; importing this package registers every built-in name."""
+"""The Keras initializer family; importing this package registers every built-in name.
+
+As in Keras, the family owns its registry and the functions that look it up: `get`, `register`,
+`serialize` and `deserialize`.
+"""
 
 from initreg.initializers.base import Initializer, RandomInitializer
 from initreg.initializers.constant import Constant, Identity, Ones, Zeros
+from initreg.initializers.lookup import get
 from initreg.initializers.orthogonal import Orthogonal
 from initreg.initializers.random import RandomNormal, RandomUniform, TruncatedNormal
+from initreg.initializers.registry import register
+from initreg.initializers.serialization import deserialize, serialize
 from initreg.initializers.variance_scaling import (
     GlorotNormal,
     GlorotUniform,
@@ -34,4 +41,8 @@ __all__ = [
     "VarianceScaling",
     "Zeros",
     "compute_fans",
+    "deserialize",
+    "get",
+    "register",
+    "serialize",
 ]

@@ -9,6 +9,7 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from initreg.backends.registry import get_backend
 from initreg.dtypes import FLOAT_DTYPES, standardize_dtype
 from initreg.errors import InvalidArgumentError
 from initreg.rng import Key, derive_key
@@ -147,8 +148,6 @@ class Initializer:
         `layout` names the weight layout fans are computed for: "keras" (the default,
         [..., in, out]) or "torch" ([out, in, ...]).
         """
-        from initreg.registry import get_backend
-
         return self.generate(
             standardize_shape(shape), standardize_dtype(dtype, self.dtypes), key=self.key(),
             backend=get_backend(backend), layout=layout,

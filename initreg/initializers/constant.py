@@ -10,11 +10,12 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from initreg.backends.registry import get_backend
 from initreg.dtypes import EXACT_DTYPES, FLOAT_DTYPES, compute_dtype
 from initreg.errors import InvalidArgumentError, choices
 from initreg.initializers.base import Array, Initializer, Shape, finite_number, python_number
+from initreg.initializers.registry import register
 from initreg.memory import itemsize
-from initreg.registry import get_backend, register
 from initreg.rng import Key
 
 if TYPE_CHECKING:

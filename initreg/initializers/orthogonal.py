@@ -16,9 +16,9 @@ from initreg.distributions import NormalDist
 from initreg.dtypes import compute_dtype
 from initreg.errors import InvalidArgumentError, choices
 from initreg.initializers.base import Array, RandomInitializer, Shape, finite_number
+from initreg.initializers.registry import register
 from initreg.initializers.variance_scaling import LAYOUTS
 from initreg.memory import elementwise_peak_bytes, itemsize
-from initreg.registry import register
 from initreg.rng import Key
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from typing import Any
 from initreg.distributions import DEFAULT_CUTOFF, Distribution, NormalDist, TruncatedNormalDist, UniformDist
 from initreg.errors import InvalidArgumentError
 from initreg.initializers.base import RandomInitializer, Shape, finite_number, non_negative, positive
-from initreg.registry import register
+from initreg.initializers.registry import register
 
 
 class _MeanStddev(RandomInitializer):

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 from initreg.distributions import DEFAULT_CUTOFF, Distribution, NormalDist, TruncatedNormalDist, UniformDist
 from initreg.errors import InvalidArgumentError, choices
 from initreg.initializers.base import RandomInitializer, Shape, float_or_inf, positive, python_number
-from initreg.registry import register
+from initreg.initializers.registry import register
 
 TRUNCATED_STD_FACTOR = 0.87962566103423978  # std of a standard normal truncated to [-2, 2]
 MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")

@@ -40,9 +40,10 @@ import numpy as np
 
 from initreg.errors import InitregError, InvalidArgumentError, NameClashError
 from initreg.initializers.base import Initializer
+from initreg.initializers.lookup import get
+from initreg.initializers.registry import initializers
+from initreg.initializers.serialization import KERAS_PACKAGE
 from initreg.initializers.variance_scaling import VarianceScaling
-from initreg.registry import get, initializers
-from initreg.serialization import KERAS_PACKAGE
 from initreg.slicing import init_slice
 
 FORGET_GATE = 1  # the forget gate is the second of an LSTM's four gates (i, f, c, o)

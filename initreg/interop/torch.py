@@ -36,11 +36,11 @@ import numpy as np
 import torch
 from torch.distributed.tensor import DTensor
 
+from initreg.backends.registry import get_backend
 from initreg.drawing import generate
 from initreg.errors import InvalidArgumentError
 from initreg.interop import torch_distributed
 from initreg.planning import PlanEntry, plan
-from initreg.registry import get_backend
 from initreg.rules import RuleOptions, Rules, RuleSet
 from initreg.slicing import stream_seed
 

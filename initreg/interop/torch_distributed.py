@@ -37,11 +37,11 @@ import torch.distributed as dist
 from torch.distributed.tensor import DTensor, Replicate, Shard
 from torch.distributed.tensor.placement_types import _StridedShard, _StridedShardOffsetMode
 
+from initreg.backends.registry import backends, get_backend
 from initreg.dtypes import numpy_dtype
 from initreg.errors import InitregError, InvalidArgumentError, about
 from initreg.initializers.base import Array, Initializer
 from initreg.planning import PlanEntry
-from initreg.registry import backends, get_backend
 from initreg.rng import derive_key
 from initreg.rules import RuleSet
 from initreg.slicing import stream_seed

@@ -16,7 +16,8 @@ from typing import Any
 
 from initreg.errors import InvalidArgumentError
 from initreg.initializers.base import Initializer
-from initreg.registry import BUILT_IN, initializers
+from initreg.initializers.registry import initializers
+from initreg.plugin_registry import BUILT_IN
 
 KERAS_MODULE = "keras.initializers"
 KERAS_PACKAGE = "initreg"  # Keras's registered names of initreg's classes are "initreg>ClassName"
