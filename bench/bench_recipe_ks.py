@@ -46,7 +46,7 @@ def main() -> None:
     rows = [("transformers, seed 1", failing(values(model)))]
     initialize(model, _preset_rules(), seed=3)
     rows.append(("initreg, init=gpt2_normal", failing(values(model))))
-    initialize(model, recipes.load("hf_gpt2").rules, seed=3)
+    initialize(model, recipes.load("hf_gpt2", model).rules, seed=3)
     rows.append(("initreg, recipe=hf_gpt2", failing(values(model))))
     print(f"GPT-2 small, {len(names)} random tensors, KS p < {ALPHA} against transformers seed 0")
     print(f"{'initialized by':<28}{'failing':>8}")

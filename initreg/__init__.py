@@ -30,6 +30,16 @@ from initreg.slicing import init_slice
 from initreg.tree import init_tree, plan, save_tree
 from initreg.version import __version__ as __version__
 
+
+def __getattr__(name: str) -> object:
+    """`initreg.check`, imported on first use (initreg.checking), so that `import initreg` stays light."""
+    if name == "check":
+        from initreg.checking import check
+
+        return check
+    raise AttributeError(f"module 'initreg' has no attribute {name!r}")
+
+
 __all__ = [
     "Constant",
     "GlorotNormal",
@@ -49,6 +59,7 @@ __all__ = [
     "TruncatedNormal",
     "VarianceScaling",
     "Zeros",
+    "check",
     "compute_fans",
     "deserialize",
     "get",

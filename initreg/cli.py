@@ -4,13 +4,13 @@
     initreg -m init=lecun_normal,he_normal seed=1,2
     initreg list                              # initreg.listing.print_listing()
 
-The `init` group comes from initreg's Hydra plugin (hydra_plugins/initreg_searchpath), the same one
-any Hydra app gets: its config source initreg:// serves the presets of initreg.configs.public (such
-as gpt2_normal, which win over a plugin's name) and, as ``init/<name>``, the structured config
-(initreg.schemas) of every registered initializer name and alias, plugins' included. The command
-registers the plugin itself, so it works where Hydra's plugin scan misses it, and the plugin's switch
-does not apply to it. The command's own `backend` group gets every registered backend name at start-up
-(``{name: <name>}`` in Hydra's ConfigStore) unless configs/command/backend/ ships a yaml of that name.
+The `init` and `recipe` groups come from initreg's Hydra config source (hydra_plugins/initreg_config_source),
+which the command puts on its own search path (`CommandSearchPath`, registered in this process only, so
+that --help lists the groups too): initreg:// serves the presets of initreg.configs.public (such as
+gpt2_normal, which win over a plugin's name) and, as ``init/<name>``, the structured config
+(initreg.schemas) of every registered initializer name and alias, plugins' included. initreg://command
+serves the same way every registered backend name as a `backend` option (``{name: <name>}``) unless
+configs/command/backend/ ships a yaml of that name.
 
 Config files and search paths are code; overrides may not change Hydra's own settings (the `hydra`
 node, whose callbacks, logging and launcher call functions and write files) beyond ALLOWED_HYDRA_KEYS
@@ -23,7 +23,6 @@ Hydra's multirun.yaml goes to a temporary folder that is removed at the end.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import hashlib
 import json
@@ -42,11 +41,12 @@ from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import hydra
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
-from hydra.core.config_store import ConfigStore
+from hydra.core.config_search_path import ConfigSearchPath
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ValueType
 from hydra.errors import HydraException, MissingConfigException
+from hydra.plugins.search_path_plugin import SearchPathPlugin
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
@@ -54,6 +54,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 from initreg import __version__, io, recipes, registry
 from initreg.command_settings import SHORT_REPR, check_settings
 from initreg.errors import InitregError, InvalidArgumentError, printable
+from initreg.known_plugins import unknown_option
 from initreg.listing import print_listing
 from initreg.model_specs import model_spec
 from initreg.plain import plain
@@ -68,6 +69,7 @@ if TYPE_CHECKING:
 
 CONFIG_PACKAGE = "initreg.configs.command"
 PUBLIC_PACKAGE = "initreg.configs.public"
+SOURCE = "initreg://"  # initreg's Hydra config source (hydra_plugins/initreg_config_source)
 EXIT_BAD_INPUT = 2
 MAX_NAME_BYTES = 255  # the longest file name most file systems take
 SAFE_IN_NAMES = "=,+~@"  # characters kept as they are in a job's file name, besides letters, digits and _.-
@@ -85,18 +87,12 @@ def _fail(message: str) -> NoReturn:
 
 def _unknown_option_message(error: MissingConfigException) -> str:
     group, _, name = (error.missing_cfg_file or "").rpartition("/")
-    options = sorted(error.options or [])
     if not group:
         return " ".join(str(error).split())
-    message = f"unknown {group} {name!r};"
-    close = difflib.get_close_matches(name, options, n=3, cutoff=0.6)
-    if close:
-        message += " did you mean " + " or ".join(repr(c) for c in close) + "?"
+    aliases: set[str] = set()
     if group == "init":  # aliases make the full list long; canonical names and presets suffice
         aliases = {a for entry in registry.initializers.entries() for a in entry.aliases}
-        options = [o for o in options if o not in aliases]
-        return message + f" valid: {', '.join(options)} (and their aliases; see `initreg list`)"
-    return message + f" valid: {', '.join(options)}"
+    return unknown_option(group, name, error.options or [], aliases)
 
 
 def _one_line(error: BaseException) -> str:
@@ -139,15 +135,24 @@ def _shipped_options(package: str, group: str) -> set[str]:
     return {item.name.removesuffix(".yaml") for item in folder.iterdir() if item.name.endswith(".yaml")}
 
 
+class CommandSearchPath(SearchPathPlugin):
+    """The command's groups: initreg:// (init, recipe) and initreg://command (backend), after its own configs."""
+
+    def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
+        """Appends both sources."""
+        for path in (SOURCE, f"{SOURCE}command"):
+            search_path.append("initreg", path)
+
+
 def _use_initreg_plugin() -> None:
-    """Registers initreg's Hydra plugin (in case Hydra's scan of hydra_plugins missed it) and warns about
-    a plugin's initializer name that a public preset hides."""
+    """Registers initreg's config source (in case Hydra's scan of hydra_plugins missed it), puts it on the
+    command's search path, and warns about a plugin's initializer name that a public preset hides."""
     from hydra.core.plugins import Plugins
 
-    from hydra_plugins.initreg_searchpath.initreg_searchpath import InitregConfigSource, InitregSearchPathPlugin
+    from hydra_plugins.initreg_config_source.config_source import InitregConfigSource
 
     Plugins.instance().register(InitregConfigSource)
-    Plugins.instance().register(InitregSearchPathPlugin)  # appends initreg:// once, even if also scanned
+    Plugins.instance().register(CommandSearchPath)
     presets = _shipped_options(PUBLIC_PACKAGE, "init")
     for name, origin in registry.initializers.available().items():
         if name in presets and origin != registry.BUILT_IN:
@@ -156,15 +161,6 @@ def _use_initreg_plugin() -> None:
                 f"which hides the init {name!r} registered by {origin}",
                 stacklevel=2,
             )
-
-
-def store_backend_options() -> None:
-    """Adds every registered backend name, plugins' included, as a backend option, unless configs/ ships it."""
-    store = ConfigStore.instance()
-    shipped = _shipped_options(CONFIG_PACKAGE, "backend")
-    for name in registry.backends.available():
-        if name not in shipped:
-            store.store(group="backend", name=name, node={"name": name})
 
 
 ALLOWED_HYDRA_KEYS = ("sweep.dir", "verbose", "mode")  # hydra.<key> an override may set
@@ -410,11 +406,12 @@ def _draw(entries: Sequence[PlanEntry], settings: Mapping[str, Any], backend: Ba
     return {name: moment.std for name, moment in moments.items()}
 
 
-def _ruleset(settings: dict[str, Any]) -> RuleSet:
-    """The rule set to plan with: a chosen recipe's rules (its variables updated with the model's
-    `variables`), else `rules` with the model's variables; the model's layout and ties, the command's
-    dtype and strictness, and an initializer's own seed refused. `settings["rules"]` and
-    `settings["variables"]` become those used, for the file's metadata.
+def _ruleset(settings: dict[str, Any], spec: Any) -> RuleSet:
+    """The rule set to plan with: a chosen recipe's rules (its variables read from the tree `spec` and
+    checked against the model's `variables`; one line says where each came from), else `rules` with the
+    model's variables; the model's layout and ties, the command's dtype and strictness, and an
+    initializer's own seed refused. `settings["rules"]` and `settings["variables"]` become those used,
+    for the file's metadata.
     """
     variables = settings["model"].get("variables") or {}
     recipe = settings.get("recipe")
@@ -426,7 +423,8 @@ def _ruleset(settings: dict[str, Any]) -> RuleSet:
     if not recipe:
         settings["variables"] = variables
         return RuleSet.build(settings["rules"], variables=variables, **options)
-    chosen = recipes.from_config(HydraConfig.get().runtime.choices["recipe"], recipe, variables)
+    chosen = recipes.from_config(HydraConfig.get().runtime.choices["recipe"], recipe, variables, model=spec)
+    print(printable(chosen.describe()))
     settings["rules"], settings["variables"] = recipe["rules"], chosen.variables
     return RuleSet.build(chosen, **options)
 
@@ -439,7 +437,7 @@ def initialize(cfg: DictConfig) -> None:
         spec, notes = model_spec(settings["model"])
         for note in notes:
             print(f"initreg: note: {printable(note)}", file=sys.stderr)
-        entries = plan(spec, _ruleset(settings))
+        entries = plan(spec, _ruleset(settings, spec))
         total = sum(entry.size for entry in entries)
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             print(f"job {HydraConfig.get().job.num}: {printable(' '.join(HydraConfig.get().overrides.task))}")
@@ -483,6 +481,10 @@ def _quiet_when_stdout_closes(command: Callable[[], None]) -> Callable[[], None]
 def main() -> None:
     """The console script: `initreg list`, or the Hydra app."""
     global _show_tracebacks
+    if sys.argv[1:2] == ["check"]:
+        from initreg.checking.command import main as check
+
+        raise SystemExit(check(sys.argv[2:]))
     if sys.argv[1:2] == ["list"]:
         print_listing()
         return
@@ -494,7 +496,6 @@ def main() -> None:
     app = hydra.main(config_path=f"pkg://{CONFIG_PACKAGE}", config_name="config", version_base="1.3")(initialize)
     with _scratch_folder(), _reported_errors(), _hydra_settings_checked():
         _use_initreg_plugin()
-        store_backend_options()
         if not OmegaConf.has_resolver("initreg_rules"):
             OmegaConf.register_new_resolver("initreg_rules", rules_choice)
         app()

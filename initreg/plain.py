@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -10,16 +9,9 @@ from typing import Any
 from initreg.errors import InvalidArgumentError
 
 
-class Choice(enum.Enum):
-    """The Enums built from Literal annotations and ``config_choices``; a member stands for its string."""
-
-    def __str__(self) -> str:
-        return str(self.value)
-
-
 def plain(value: Any) -> Any:
-    """`value` with OmegaConf containers as dicts and lists (interpolations resolved) and Choice members
-    as their strings, recursively; anything else as it is.
+    """`value` with OmegaConf containers as dicts and lists (interpolations resolved), recursively; anything
+    else as it is.
 
     A missing value (``???``) or an interpolation that cannot be resolved raises InvalidArgumentError
     naming OmegaConf's full key (``init.scale: Interpolation key 'nope' not found``).
@@ -30,8 +22,6 @@ def plain(value: Any) -> Any:
             value = omegaconf.OmegaConf.to_container(value, resolve=True, throw_on_missing=True)
         except omegaconf.errors.OmegaConfBaseException as error:
             raise InvalidArgumentError(_one_line(error)) from error
-    if isinstance(value, Choice):
-        return value.value
     if isinstance(value, Mapping):
         return {key: plain(item) for key, item in value.items()}
     if isinstance(value, list):

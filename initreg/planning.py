@@ -10,9 +10,12 @@ unmatched parameters are then left out).
   has there, drawn from the parameter's own stream (initreg.initializers.overlay): a slice of the
   result is still the same slice of the whole.
 - `ties` ({alias: parameter}) makes alias another name of the same tensor: rules are matched against
-  all of its names (the last rule matching any of them wins), it is drawn once from the parameter's
+  all of its names (the last rule matching any of them wins where they agree), it is drawn once from the parameter's
   stream and written once, under the parameter's name; `init_tree` puts the same array at the alias
-  if the spec has it.
+  if the spec has it. When the whole-tensor rules that its names match on their own give different
+  initializers (a zero readout `lm_head.weight` tied to the embedding `wte.weight`), that is an error
+  naming both, unless exactly one of them has ``wins_ties: true``, which then wins (the index rules
+  after it still apply).
 - Expressions are evaluated here, so every PlanEntry holds a concrete initializer.
 """
 
@@ -27,7 +30,6 @@ from initreg.dtypes import numpy_dtype
 from initreg.errors import InitregError, InvalidArgumentError, about, listing, prefix_message
 from initreg.initializers.base import Initializer, Shape
 from initreg.initializers.overlay import Overlay, Part
-from initreg.initializers.variance_scaling import VarianceScaling, compute_fans
 from initreg.patterns import PatternIndex
 from initreg.rules import Rule, RuleOptions, Rules, RuleSet
 from initreg.spec import flatten, shape_and_dtype
@@ -63,19 +65,6 @@ class PlanEntry:
     def nbytes(self) -> int:
         """The number of bytes of its values."""
         return self.size * int(numpy_dtype(self.dtype).itemsize)
-
-
-def _fans(initializer: Initializer, shape: Shape, layout: str | None) -> tuple[int, int]:
-    if isinstance(initializer, VarianceScaling):
-        return initializer.fans(shape, layout)
-    return compute_fans(shape, layout=layout)
-
-
-def _target_std(initializer: Initializer, shape: Shape, layout: str | None) -> float:
-    try:
-        return initializer.target_std(shape, layout)
-    except NotImplementedError:
-        return math.nan
 
 
 def _check_coverage(
@@ -167,6 +156,43 @@ def _winners(names: Sequence[str], rules: Sequence[Rule], index: PatternIndex) -
     return None
 
 
+def _tied_winners(
+    names: Sequence[str], rules: Sequence[Rule], index: PatternIndex, shape: Shape, layout: str | None
+) -> tuple[Match, list[Match]] | None:
+    """`_winners` for a tensor with several names, refusing names whose own winners disagree (see above)."""
+    together = _winners(names, rules, index)
+    own: dict[int, tuple[Match, str]] = {}  # rule position -> its match, the name it won for
+    for name in names:
+        found = _winners((name,), rules, index)
+        if found is not None:
+            own.setdefault(rules.index(found[0][0]), (found[0], name))
+    if together is None or len(own) < 2:
+        return together
+
+    def intent(match: Match) -> tuple[Initializer, str | None, str | None]:
+        rule, captured = match
+        with about(f"rule {rule.name!r}"):
+            return rule.initializer_for(captured, shape, rule.layout or layout), rule.dtype, rule.layout or layout
+
+    first, *others = [intent(match) for match, _ in own.values()]
+    if all(other == first for other in others):
+        return together
+    winning = [position for position, ((rule, _), _) in own.items() if rule.wins_ties]
+    if len(winning) != 1:
+        shown = " and ".join(f"rule {match[0].name!r} (by {name!r})" for match, name in own.values())
+        raise InvalidArgumentError(
+            f"its tied names get different initializers from {shown}; set wins_ties: true on the rule "
+            "that should win" + ("" if not winning else ", on one of them only")
+        )
+    position = winning[0]
+    overlays = [
+        (rule, captured)
+        for rule in rules[position + 1 :]
+        if rule.index is not None and (captured := _first_captures(rule, names)) is not None
+    ]
+    return own[position][0], overlays
+
+
 def _overlay(base: Initializer, overlays: Sequence[Match], shape: Shape, layout: str | None) -> Initializer:
     """`base`, or an Overlay of it with each index rule's region and initializer."""
     if not overlays:
@@ -205,7 +231,12 @@ def plan(
     index = PatternIndex([rule.pattern for rule in parsed])
     winners = {}
     for path in flat:
-        found = _winners((path, *aliases.get(path, ())), parsed, index)
+        if path in aliases:
+            with about(f"parameter {path!r}"):
+                shape, _ = shape_and_dtype(flat[path], dtype)
+                found = _tied_winners((path, *aliases[path]), parsed, index, shape, layout)
+        else:
+            found = _winners((path,), parsed, index)
         if found is not None:
             winners[path] = found
     _check_coverage(
@@ -225,8 +256,7 @@ def plan(
             base = rule.initializer_for(captured, shape, chosen_layout)
             seen = (id(base), shape, chosen_layout)
             if seen not in described:
-                fans = _fans(base, shape, chosen_layout)
-                described[seen] = (*fans, _target_std(base, shape, chosen_layout))
+                described[seen] = (*base.fans(shape, chosen_layout), base.target_std(shape, chosen_layout))
             initializer = _overlay(base, overlays, shape, chosen_layout)
         except InitregError as error:
             prefix_message(error, f"parameter {path!r} (rule {name!r})")

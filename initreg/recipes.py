@@ -1,38 +1,52 @@
 """Recipes: the initialization schemes of real model codebases, as rule sets with their variables.
 
 A recipe is configs/public/recipe/<name>.yaml (recipe/ in the package initreg.configs.public): a comment and
-a `reference` naming the code it reproduces, `variables` (defaults of the model-config values its
-expressions read, such as n_layer) and `rules`::
+a `reference` naming the code it reproduces, the transformers `families` (``model_type``) it serves, if any,
+`variables` (what its expressions read, each declared as read from the model or as a hyper-parameter's
+default; see initreg.recipe_variables) and `rules`::
 
-    recipe = initreg.recipes.load("hf_gpt2", n_layer=24)   # variables override the recipe's defaults
+    recipe = initreg.recipes.load("hf_gpt2", model)        # n_layer, initializer_range read from the model
+    recipe = initreg.recipes.for_model(model)               # the recipe of the model's transformers family
+    recipe = initreg.recipes.load("hf_gpt2", spec, initializer_range=0.02)   # a parameter spec, no config
+    print(recipe.describe())          # recipe 'hf_gpt2': n_layer=24 (model.config.n_layer), ...
     initreg.init_tree(spec, recipe, seed=0)                # or recipe.rules, or recipe.ruleset
     initreg.interop.torch.initialize(model, recipe)
 
-The command reads the same files as the config group `recipe` (``initreg recipe=hf_gpt2``).
+A structural variable (depth, width, padding index) is read from the model and never defaulted: one given by
+hand that contradicts the model, or one neither read nor given, is an error. The command reads the same
+files as the config group `recipe` (``initreg recipe=hf_gpt2``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.resources import files
 from typing import Any
 
 from initreg.errors import InvalidArgumentError, about, choices
+from initreg.recipe_variables import declarations, resolve, tree_shapes
 from initreg.rules import Rule, RuleSet, parse_rules
 
 PUBLIC_CONFIGS = "initreg.configs.public"
-RECIPE_KEYS = ("reference", "variables", "rules")
+RECIPE_KEYS = ("reference", "families", "variables", "rules")
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """A parsed recipe: its rules hold `variables` (the recipe's defaults with the overrides applied)."""
+    """A parsed recipe: its rules hold `variables`, each of which came from `sources[name]`."""
 
     name: str
     reference: str
     variables: dict[str, Any]
     rules: list[Rule]
+    sources: dict[str, str] = field(default_factory=dict)
+    families: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """One line: the recipe and each of its variables' value with where it came from."""
+        shown = ", ".join(f"{name}={self.variables[name]!r} ({source})" for name, source in self.sources.items())
+        return f"recipe {self.name!r}: {shown or 'no variables'}"
 
     @property
     def ruleset(self) -> RuleSet:
@@ -46,16 +60,43 @@ def names() -> list[str]:
     return sorted(item.name.removesuffix(".yaml") for item in folder.iterdir() if item.name.endswith(".yaml"))
 
 
-def load(name: str, **variables: Any) -> Recipe:
-    """The shipped recipe `name` with `variables` overriding its defaults; an unknown variable raises."""
-    config = read(name)
-    defaults = config.get("variables") or {}
-    unknown = [key for key in variables if key not in defaults]
+def load(name: str, model: Any = None, *, config: Any = None, **variables: Any) -> Recipe:
+    """The shipped recipe `name` for `model` (a torch module or a parameter spec), its variables read from the
+    model's tree and config (`config`, else ``model.config``) and checked against `variables`.
+    """
+    content = read(name)
+    declared = content.get("variables") or {}
+    unknown = [key for key in variables if key not in declared]
     if unknown:
         raise InvalidArgumentError(
-            f"recipe {name!r} has no variable {unknown[0]!r}; valid: {choices(defaults) or '(none)'}"
+            f"recipe {name!r} has no variable {unknown[0]!r}; valid: {choices(declared) or '(none)'}"
         )
-    return from_config(name, config, variables)
+    return from_config(name, content, variables, model=model, config=config)
+
+
+def families() -> dict[str, str]:
+    """{transformers model_type: the shipped recipe that serves it}."""
+    served: dict[str, str] = {}
+    for name in names():
+        for family in read(name).get("families") or ():
+            served[str(family)] = name
+    return served
+
+
+def for_model(model: Any, *, config: Any = None, **variables: Any) -> Recipe:
+    """The shipped recipe of a transformers model's family (``model.config.model_type``), loaded for it."""
+    model_type = _model_type(config if config is not None else getattr(model, "config", None))
+    served = families()
+    if model_type is None:
+        raise InvalidArgumentError(
+            "for_model needs a transformers model (model.config.model_type) or config=; for another model, "
+            f"name its recipe: load(name, model) with name one of {choices(names())}"
+        )
+    if model_type not in served:
+        raise InvalidArgumentError(
+            f"no recipe serves transformers model type {model_type!r}; valid: {choices(sorted(served))}"
+        )
+    return load(served[model_type], model, config=config, **variables)
 
 
 def read(name: str) -> dict[str, Any]:
@@ -72,14 +113,60 @@ def read(name: str) -> dict[str, Any]:
     return {str(key): value for key, value in loaded.items()}
 
 
-def from_config(name: str, config: Mapping[str, Any], variables: Mapping[str, Any] | None = None) -> Recipe:
-    """A Recipe from a recipe's content, its variables updated with `variables` (extra names are kept)."""
-    unknown = [key for key in config if key not in RECIPE_KEYS]
+def from_config(
+    name: str,
+    content: Mapping[str, Any],
+    variables: Mapping[str, Any] | None = None,
+    *,
+    model: Any = None,
+    config: Any = None,
+) -> Recipe:
+    """A Recipe from a recipe's content for `model`, with `variables` given (extra names are kept)."""
+    unknown = [key for key in content if key not in RECIPE_KEYS]
     if unknown:
         raise InvalidArgumentError(f"recipe {name!r} has unknown key {unknown[0]!r}; valid: {choices(RECIPE_KEYS)}")
-    if not isinstance(config.get("rules"), Mapping) or not isinstance(config.get("variables") or {}, Mapping):
+    if not isinstance(content.get("rules"), Mapping) or not isinstance(content.get("variables") or {}, Mapping):
         raise InvalidArgumentError(f"recipe {name!r} needs 'rules' and 'variables' mappings")
-    merged = {**(config.get("variables") or {}), **(variables or {})}
+    config = config if config is not None else getattr(model, "config", None)
+    served = tuple(str(family) for family in content.get("families") or ())
+    _check_family(name, served, config)
+    given = dict(variables or {})
+    tree = tree_shapes(model) if model is not None else None
+    values, sources = resolve(name, declarations(name, content.get("variables") or {}), given, config=config, tree=tree)
+    merged = {**values, **{key: value for key, value in given.items() if key not in values}}
     with about(f"recipe {name!r}"):
-        rules = parse_rules(config["rules"], merged)
-    return Recipe(name, str(config.get("reference", "")), merged, rules)
+        rules = parse_rules(content["rules"], merged)
+    if tree is not None:
+        _check_fits(name, rules, tree)
+    return Recipe(name, str(content.get("reference", "")), merged, rules, sources, served)
+
+
+def _check_fits(name: str, rules: list[Rule], tree: Mapping[str, Any]) -> None:
+    """Refuses a model that lacks what a rule of the recipe is for (its tensors would get another rule's values)."""
+    unused = [rule for rule in rules if not rule.optional and not any(rule.matches(path) for path in tree)]
+    if unused:
+        named = ", ".join(f"{rule.name!r} ({rule.match!r})" for rule in unused)
+        raise InvalidArgumentError(
+            f"recipe {name!r} does not fit this model: rule(s) {named} match none of its parameters, so the "
+            "tensors they are for would get another rule's values; use the recipe of the model's family "
+            "(recipes.for_model) or drop the rule by name (rules: {name: null})"
+        )
+
+
+def _model_type(config: Any) -> str | None:
+    if config is None:
+        return None
+    value = config.get("model_type") if isinstance(config, Mapping) else getattr(config, "model_type", None)
+    return str(value) if value else None
+
+
+def _check_family(name: str, served: tuple[str, ...], config: Any) -> None:
+    """Refuses a transformers model whose model_type the recipe does not serve, naming the one that does."""
+    model_type = _model_type(config)
+    if not served or model_type is None or model_type in served:
+        return
+    other = families().get(model_type)
+    hint = f"; recipe {other!r} serves it" if other else "; no shipped recipe serves it"
+    raise InvalidArgumentError(
+        f"recipe {name!r} serves transformers model types {choices(served)}, not {model_type!r}{hint}"
+    )

@@ -1,4 +1,4 @@
-"""Rules: ``{name: {match, init, dtype?, layout?, index?, optional?}}`` parsed into `Rule`s.
+"""Rules: ``{name: {match, init, dtype?, layout?, index?, optional?, wins_ties?}}`` parsed into `Rule`s.
 
 `match` is a shell-style glob over the whole dotted path, case-sensitive, in which ``*`` also crosses
 dots and ``{name}`` captures a run of digits as an int (see initreg.patterns). init arguments may be
@@ -6,6 +6,8 @@ expressions, ``stddev: "=0.02 / sqrt(2 * n_layer)"`` (initreg.expressions), over
 rule set's `variables` and the parameter's fans and shape (PARAMETER_NAMES); an expression reading
 any other name is refused when the rules are parsed. A rule with ``index: "[0]"`` (NumPy basic
 indexing, entries may be int expressions) sets only that region of a tensor (see initreg.planning).
+``wins_ties: true`` makes the rule win on a tied tensor whose names other rules give another initializer
+(see initreg.planning).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from initreg.templates import (
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-RULE_KEYS = ("match", "init", "dtype", "layout", "index", "optional")
+RULE_KEYS = ("match", "init", "dtype", "layout", "index", "optional", "wins_ties")
 INITIALIZER_SEEDS = ("warn", "refuse")  # what a rule set does with an initializer's own seed
 
 
@@ -47,7 +49,8 @@ class Rule:
 
     `init` is an Initializer, or an InitTemplate whose expressions read `variables`, the captures and
     the parameter (see `initializer_for`). With `index`, the rule sets only that region of a tensor.
-    An `optional` rule matching nothing is not an error.
+    An `optional` rule matching nothing is not an error. A rule that `wins_ties` wins on a tied tensor
+    over the rules its other names match.
     """
 
     name: str
@@ -57,6 +60,7 @@ class Rule:
     layout: str | None = None
     index: str | None = None
     optional: bool = False  # may match no parameter (a recipe's rule for tensors some models lack)
+    wins_ties: bool = False  # wins on a tied tensor whose other names' rules give another initializer
     variables: Mapping[str, Any] = field(default_factory=dict, hash=False)
     pattern: PathPattern = field(init=False, repr=False, compare=False)
 
@@ -146,9 +150,12 @@ def _rule(name: str, value: Mapping[str, Any], variables: Mapping[str, Any]) -> 
         raise InvalidArgumentError("a rule with an 'index' sets part of a tensor and cannot set its 'dtype'")
     if index is not None and not isinstance(index, str):
         raise InvalidArgumentError(f"'index' must be a string such as '[0]' or '[:, 0:d_model]'; got {index!r}")
-    optional = value.get("optional", False)
-    if not isinstance(optional, bool):
-        raise InvalidArgumentError(f"'optional' must be true or false; got {optional!r}")
+    optional, wins_ties = value.get("optional", False), value.get("wins_ties", False)
+    for key, flag in (("optional", optional), ("wins_ties", wins_ties)):
+        if not isinstance(flag, bool):
+            raise InvalidArgumentError(f"{key!r} must be true or false; got {flag!r}")
+    if wins_ties and index is not None:
+        raise InvalidArgumentError("a rule with an 'index' sets part of a tensor and cannot set 'wins_ties'")
     rule = Rule(
         name=name,
         match=match,
@@ -157,6 +164,7 @@ def _rule(name: str, value: Mapping[str, Any], variables: Mapping[str, Any]) -> 
         layout=check_layout(value.get("layout")),
         index=index,
         optional=optional,
+        wins_ties=wins_ties,
         variables=variables,
     )
     _check_names(rule)
@@ -166,7 +174,7 @@ def _rule(name: str, value: Mapping[str, Any], variables: Mapping[str, Any]) -> 
 def parse_rules(
     rules: Mapping[str, Mapping[str, Any] | Rule | None], variables: Mapping[str, Any] | None = None
 ) -> list[Rule]:
-    """Rules in order from ``{name: {match, init, dtype?, layout?, index?, optional?}}``; None drops a rule.
+    """Rules in order from ``{name: {match, init, dtype?, layout?, index?, optional?, wins_ties?}}``; None drops one.
 
     `init` is a registered name, ``{name: ..., **config}`` (config values may be expressions), a Keras
     dict or an Initializer. `rules` may be a Hydra node (an OmegaConf DictConfig, such as ``cfg.rules``).
@@ -187,7 +195,7 @@ def parse_rules(
                 parsed.append(_rule(str(name), value, checked))
             else:
                 raise InvalidArgumentError(
-                    f"expected {{match, init, dtype?, layout?, index?, optional?}}; got {value!r}"
+                    f"expected {{match, init, dtype?, layout?, index?, optional?, wins_ties?}}; got {value!r}"
                 )
     return parsed
 

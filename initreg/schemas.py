@@ -6,23 +6,23 @@ Hydra checks a config node against its dataclass while composing, so ``init.scal
     _target_: str = "initreg.schemas.make"   # hydra.utils.instantiate(node) returns the initializer
     name: str = "variance_scaling"           # the name (or alias) it was selected by
     scale: float = 1.0                       # then every constructor argument, with its default
-    mode: <Choice> = fan_in                  # an Enum: fan_in, fan_out, fan_avg or fan_geo_avg
+    mode: str = fan_in                       # a ChoiceNode: fan_in, fan_out, fan_avg or fan_geo_avg
     ...
     seed: Optional[int] = None
 
 An argument's type comes from its annotation: int, float, bool and str as they are; ``X | None`` as
 Optional; a sequence as List and a mapping as Dict[str, ...] of their item types; a Literal of strings,
-or the strings the class lists in ``config_choices``, as an Enum of them (a `Choice`); an Enum as
-itself; anything else, or an annotation that cannot be evaluated, as Any. An argument without a
+or the strings the class lists in ``config_choices``, as a str field whose default is a
+`initreg.typed_nodes.ChoiceNode` (checked while composing, a plain string in the composed config); an
+Enum as itself; anything else, or an annotation that cannot be evaluated, as Any. An argument without a
 default must be given (``???``); one whose default is not a plain value is left out, so that the
 constructor's default applies, as are ``*args``, ``**kwargs`` and arguments called `name` or
 `_target_`. `seed` seeds direct calls (``instantiate(node)(shape)``); in a tree the tree's seed keys
 every parameter.
 
 Dataclasses are built on first use, under a lock, and cached. Each is an attribute of this module named
-after its registered name (``getattr(initreg.schemas, "init/variance_scaling")``), its Enums likewise
-(``"init/variance_scaling:mode"``), so a composed config pickles: a fresh process rebuilds the class
-when it unpickles one.
+after its registered name (``getattr(initreg.schemas, "init/variance_scaling")``), so a composed config
+pickles: a fresh process rebuilds the class when it unpickles one.
 """
 
 from __future__ import annotations
@@ -32,16 +32,16 @@ import dataclasses
 import enum
 import functools
 import inspect
+import reprlib
 import threading
 import types
 import typing
-from collections.abc import Callable, Mapping, MutableMapping, MutableSequence, Sequence
+from collections.abc import Mapping, MutableMapping, MutableSequence, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Optional, Union, cast
 
-from initreg.errors import InitregError
+from initreg.errors import InitregError, InvalidArgumentError
 from initreg.initializers.lookup import get
 from initreg.initializers.registry import initializers
-from initreg.plain import Choice
 
 if TYPE_CHECKING:
     from initreg.initializers.base import Initializer
@@ -56,11 +56,28 @@ SKIPPED = ("name", "_target_")  # the node's own keys
 
 _lock = threading.Lock()
 _built: dict[str, tuple[type, type]] = {}  # canonical name -> (initializer class, dataclass)
-_choices: dict[str, type[Choice]] = {}  # qualified name -> Enum, for pickling
 
 
-def make(name: str, **config: Any) -> Initializer:
-    """The initializer registered as `name`, built from `config`: the `_target_` of every dataclass."""
+@dataclasses.dataclass(frozen=True)
+class Choices:
+    """The type of an argument that takes one of `values` (or None if `optional`): a ChoiceNode field."""
+
+    values: tuple[str, ...]
+    optional: bool = False
+
+
+def make(*arguments: Any, name: str, **config: Any) -> Initializer:
+    """The initializer registered as `name`, built from `config`: the `_target_` of every dataclass.
+
+    ``instantiate(node, _partial_=True)`` is a factory of the initializer: ``factory(scale=3)`` replaces
+    values, and a positional argument (a shape, a tensor) is refused, since the factory makes the
+    initializer and does not draw (call ``factory()(shape)``).
+    """
+    if arguments:
+        raise InvalidArgumentError(
+            f"the initializer {name!r} is made from keyword arguments only, not {reprlib.repr(arguments)}: "
+            "instantiate(cfg, _partial_=True) gives a factory of the initializer; call factory()(shape) to draw"
+        )
     return cast("Initializer", get({"name": name, **config}))  # a mapping always gives an Initializer
 
 
@@ -81,17 +98,12 @@ def node(name: str) -> Any:
 
 
 def __getattr__(attribute: str) -> type:
-    """The dataclass ``init/<name>`` or its Enum ``init/<name>:<argument>``, built if need be (for unpickling)."""
+    """The dataclass ``init/<name>``, built if need be (for unpickling)."""
     if attribute.startswith(PREFIX):
-        name, _, argument = attribute.removeprefix(PREFIX).partition(":")
         try:
-            found = schema(name)
+            return schema(attribute.removeprefix(PREFIX))
         except InitregError as error:
             raise AttributeError(f"module {__name__!r} has no attribute {attribute!r}: {error}") from error
-        if not argument:
-            return found
-        if attribute in _choices:
-            return _choices[attribute]
     raise AttributeError(f"module {__name__!r} has no attribute {attribute!r}")
 
 
@@ -110,11 +122,10 @@ def _dataclass(name: str, cls: type) -> type:
     for parameter in inspect.signature(cls).parameters.values():
         if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD) or parameter.name in SKIPPED:
             continue
-        enum_name = f"{qualname}:{parameter.name}"
         hint = _evaluated(parameter.name, parameter.annotation, namespace)
         if parameter.name in choices:
             hint = _with_choices(hint, choices[parameter.name])
-        field_type = _field_type(hint, functools.partial(_choice_enum, enum_name))
+        field_type = _field_type(hint)
         default = MISSING if parameter.default is parameter.empty else parameter.default
         field = _field(field_type, default)
         if field is not None:
@@ -157,46 +168,38 @@ def _with_choices(hint: Any, values: Sequence[Any]) -> Any:
     return Optional[literal] if optional else literal  # noqa: UP045  # a runtime type, built from parts
 
 
-def _field_type(hint: Any, choice_enum: Callable[[tuple[str, ...]], type[Choice]]) -> Any:
-    """The type OmegaConf checks a value against (see the module docstring)."""
+def _field_type(hint: Any, nested: bool = False) -> Any:
+    """The type OmegaConf checks a value against (see the module docstring); a Literal of strings is
+    `Choices` at the top level and ``str`` inside a list or dict (`nested`)."""
     origin, arguments = typing.get_origin(hint), typing.get_args(hint)
     if hint in (int, float, bool, str) or (inspect.isclass(hint) and issubclass(hint, enum.Enum)):
         return hint
     if origin in (Union, types.UnionType):
         others = [argument for argument in arguments if argument is not type(None)]
-        inner = _field_type(others[0], choice_enum) if len(others) == 1 else Any
+        inner = _field_type(others[0], nested) if len(others) == 1 else Any
+        if isinstance(inner, Choices):
+            return Choices(inner.values, optional=True)
         return Any if inner is Any else Optional[inner]  # noqa: UP045
     if origin is Literal:
         if arguments and all(isinstance(argument, str) for argument in arguments):
-            return choice_enum(arguments)
+            return str if nested else Choices(arguments)
         return Any
     if hint in SEQUENCES or origin in SEQUENCES:
         items = [argument for argument in arguments if argument is not Ellipsis]
         item = items[0] if items and all(argument == items[0] for argument in items) else Any
-        return list[_field_type(item, choice_enum)]  # type: ignore[misc]
+        return list[_field_type(item, nested=True)]  # type: ignore[misc]
     if hint in MAPPINGS or origin in MAPPINGS:
         key, value = arguments if len(arguments) == 2 else (str, Any)
-        return dict[str, _field_type(value, choice_enum)] if key is str else Any  # type: ignore[misc]
+        return dict[str, _field_type(value, nested=True)] if key is str else Any  # type: ignore[misc]
     return Any
-
-
-def _choice_enum(qualname: str, values: tuple[str, ...]) -> type[Choice]:
-    """A Choice subclass whose members are `values` (name = value), importable from here as `qualname`."""
-    make_enum = cast(Any, Choice)  # Enum's functional API, which type checkers do not follow
-    made = cast("type[Choice]", make_enum(qualname, [(v, v) for v in values], module=__name__, qualname=qualname))
-    _choices[qualname] = made
-    return made
 
 
 def _field(field_type: Any, default: Any) -> tuple[Any, Any] | None:
     """(type, dataclasses.field) of an argument, or None if its default is not a plain value."""
     if not _is_plain(default):
         return None
-    enum_type = _enum_of(field_type)
-    if enum_type is not None and issubclass(enum_type, Choice) and isinstance(default, str) and default != MISSING:
-        if default not in enum_type.__members__:  # the choices miss the default: leave the value unchecked
-            return Any, dataclasses.field(default=default)
-        default = enum_type[default]
+    if isinstance(field_type, Choices):
+        return _choice_field(field_type, default)
     if default is None and field_type is not Any and type(None) not in typing.get_args(field_type):
         field_type = Optional[field_type]  # noqa: UP045
     if isinstance(default, (list, tuple, dict)):
@@ -209,9 +212,16 @@ def _copied(default: Any) -> Any:
     return copy.deepcopy(list(default) if isinstance(default, tuple) else default)
 
 
-def _enum_of(field_type: Any) -> type[enum.Enum] | None:
-    candidates = [field_type, *typing.get_args(field_type)]
-    return next((c for c in candidates if inspect.isclass(c) and issubclass(c, enum.Enum)), None)
+def _choice_field(choices: Choices, default: Any) -> tuple[Any, Any]:
+    """(str or Optional[str], a field whose default is a ChoiceNode of `choices` holding `default`); a default
+    that is not one of the choices leaves the value unchecked (Any)."""
+    from initreg.typed_nodes import ChoiceNode  # OmegaConf is imported only once a node is built
+
+    optional = choices.optional or default is None
+    if not (default is None or default == MISSING or default in choices.values):
+        return Any, dataclasses.field(default=default)
+    node = functools.partial(ChoiceNode, default, choices.values, is_optional=optional)
+    return (Optional[str] if optional else str), dataclasses.field(default_factory=node)  # noqa: UP045
 
 
 def _is_plain(value: Any) -> bool:

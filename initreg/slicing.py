@@ -5,10 +5,11 @@ Element i of a parameter is a pure function of (seed, path, i) (see initreg.rng)
 parameter drawn from the stream ``derive_key(seed, path)``: shards and chunks can be made on different
 devices, processes or machines and assembled without ever making the whole tensor in one place.
 
-The rule for Orthogonal: every element depends on the whole matrix (through its QR decomposition), so
-it can only be made whole. An index that selects the whole tensor works for every initializer; any
-proper slice of an Orthogonal parameter raises an InitregError. `slices_independently` tells which
-initializers obey the slice rule, so that callers can give those parameters a single shard or chunk.
+An initializer declares whether it makes a slice on its own (``Initializer.slices_independently``): the
+element-wise ones and the constants do; a whole-tensor one (Orthogonal, whose every element depends on
+the whole matrix through its QR decomposition, and any initializer that declares nothing) makes the whole
+tensor and gives its slice, so the values are the same either way. Callers that make one parameter in
+many pieces ask the declaration, to make a whole-tensor parameter once and cut every piece from it.
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ from initreg.dtypes import standardize_dtype
 from initreg.errors import InvalidArgumentError
 from initreg.initializers.base import Array, Initializer, Shape, standardize_shape
 from initreg.initializers.lookup import get
-from initreg.initializers.orthogonal import Orthogonal
-from initreg.initializers.overlay import Overlay
 from initreg.rng import derive_key
 
 Index = tuple[slice, ...]
@@ -72,16 +71,6 @@ def stream_seed(seed: Any) -> int:
     if seed is None or isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise InvalidArgumentError(f"seed must be an integer; got {seed!r}")
     return int(seed)
-
-
-def slices_independently(initializer: Initializer) -> bool:
-    """Whether a proper slice of `initializer`'s tensors can be made on its own (not Orthogonal, nor an
-    Overlay with an Orthogonal part)."""
-    if isinstance(initializer, Overlay):
-        return all(
-            slices_independently(part) for part in (initializer.base, *(p.initializer for p in initializer.parts))
-        )
-    return not isinstance(initializer, Orthogonal)
 
 
 def normalize_index(index: Any, shape: Shape) -> tuple[Index, tuple[int, ...]]:

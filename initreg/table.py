@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from initreg import registry
+from initreg import moments, registry
 from initreg.errors import InvalidArgumentError, printable
 from initreg.initializers.overlay import Overlay, region_text
 
@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from initreg.planning import PlanEntry
 
 TABLE_EDGE_ROWS = 1_000  # table=summary: a longer table shows this many first and last rows
-MOMENT_BLOCK = 1 << 18  # elements whose std is measured at once (2 MiB of float64 temporaries)
 
 
 def _describe(initializer: Initializer, names: Mapping[type, str]) -> str:
@@ -85,40 +84,22 @@ def show(*renderables: Any) -> None:
     console.print(*(Text(printable(item)) if isinstance(item, str) else item for item in renderables))
 
 
-class Moments:
-    """The std of one parameter's values seen piece by piece: count, mean and squared deviations, merged
-    (Chan et al., 1979). A piece holding inf or NaN (an initializer whose arguments overflow the dtype,
-    such as scale=1e300 in float32) raises, before it is written: its float64 mean is then not finite.
+class Moments(moments.Moments):
+    """The moments of one parameter's values seen piece by piece (see initreg.moments). A piece holding inf
+    or NaN (an initializer whose arguments overflow the dtype, such as scale=1e300 in float32) raises,
+    before it is written: the float64 mean is then not finite.
     """
 
     def __init__(self, entry: PlanEntry) -> None:
+        super().__init__()
         self.entry = entry
-        self.count, self.mean, self.squares = 0, 0.0, 0.0
 
     def add(self, piece: Any) -> None:
-        """Takes in the values of `piece` (any shape), MOMENT_BLOCK elements at a time."""
-        flat = piece.reshape(-1)
-        for start in range(0, flat.size, MOMENT_BLOCK):  # np.var's float64 temporaries stay one block's size
-            self._add_block(flat[start : start + MOMENT_BLOCK])
-
-    def _add_block(self, block: Any) -> None:
-        import numpy as np
-
-        count = block.size
-        mean, variance = float(np.mean(block, dtype=np.float64)), float(np.var(block, dtype=np.float64))
-        if not math.isfinite(mean):
+        """Takes in the values of `piece` (any shape)."""
+        super().add(piece)
+        if not math.isfinite(self.mean):
             entry = self.entry
             raise InvalidArgumentError(
                 f"parameter {entry.path!r} (rule {entry.rule!r}) would hold inf or NaN: "
                 f"{entry.initializer!r} overflows {entry.dtype}; valid: arguments whose values fit the dtype"
             )
-        total = self.count + count
-        delta = mean - self.mean
-        self.squares += variance * count + delta * delta * self.count * count / total
-        self.mean += delta * count / total
-        self.count = total
-
-    @property
-    def std(self) -> float:
-        """The population std of the values seen so far (NaN before any)."""
-        return math.sqrt(self.squares / self.count) if self.count else math.nan

@@ -20,12 +20,12 @@ from initreg.backends.registry import get_backend
 from initreg.drawing import generate_checked, require_draw
 from initreg.dtypes import numpy_dtype
 from initreg.errors import InvalidArgumentError, about
-from initreg.initializers.base import Initializer, Shape
+from initreg.initializers.base import Shape
 from initreg.planning import PlanEntry, plan
 from initreg.progress import WriteProgress
 from initreg.rng import derive_key
 from initreg.rules import RuleOptions, Rules
-from initreg.slicing import slices_independently, stream_seed
+from initreg.slicing import stream_seed
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -58,14 +58,9 @@ def chunk_indices(shape: Shape, itemsize: int, chunk_bytes: int) -> Iterator[tup
             yield (*leading, slice(start, min(start + rows, shape[axis]), 1), *trailing)
 
 
-def slices_cheaply(initializer: Initializer) -> bool:
-    """Whether `initializer` makes a slice without making the whole tensor (not Orthogonal, not the default)."""
-    return slices_independently(initializer) and type(initializer).generate_slice is not Initializer.generate_slice
-
-
 def _comes_whole(entry: PlanEntry, chunk_bytes: int) -> bool:
-    """Whether `generate_chunks` gives `entry` as one piece: it fits a chunk, is 0-d, or cannot slice cheaply."""
-    return entry.nbytes <= chunk_bytes or not entry.shape or not slices_cheaply(entry.initializer)
+    """Whether `generate_chunks` gives `entry` as one piece: it fits a chunk, is 0-d, or is whole-tensor."""
+    return entry.nbytes <= chunk_bytes or not entry.shape or not entry.initializer.slices_independently
 
 
 def generate_chunks(
@@ -74,8 +69,8 @@ def generate_chunks(
     """`entry`'s parameter as NumPy arrays of <= chunk_bytes each whose values, in turn, are its row-major values.
 
     Each piece is ``generate_slice`` of a range of rows (see `chunk_indices`), so it equals that part of
-    `generate`'s tensor. A tensor of <= chunk_bytes, and one whose initializer cannot make a slice
-    without making the whole tensor (Orthogonal, Identity), comes whole, as one piece.
+    `generate`'s tensor. A tensor of <= chunk_bytes, and one whose initializer is whole-tensor
+    (``slices_independently`` False: Orthogonal, Identity, delta_orthogonal), comes whole, as one piece.
     """
     chosen, seed, chunk_bytes = get_backend(backend), stream_seed(seed), _chunk_bytes(chunk_bytes)
     if _comes_whole(entry, chunk_bytes):

@@ -20,7 +20,7 @@ import pytest
 numba = pytest.importorskip("numba")
 
 from initreg import rng, special  # noqa: E402
-from initreg.backends import fused_cpu  # noqa: E402
+from initreg.backends import fused_cpu, kernel_cache  # noqa: E402
 from initreg.backends.numpy import backend as numpy_backend  # noqa: E402
 from initreg.distributions import NormalDist, TruncatedNormalDist, UniformDist  # noqa: E402
 from initreg.dtypes import compute_dtype, numpy_dtype  # noqa: E402
@@ -117,6 +117,41 @@ def test_one_dimensional_and_scalar_tensors(dtype):
     assert scalar.shape == () and scalar == whole[0]
     assert np.array_equal(fused_cpu.draw_slice(dist, KEY, (), (), dtype), scalar)
     assert fused_cpu.draw(dist, KEY, (0, 3), dtype).shape == (0, 3)
+
+
+def _draws_of_every_kind():
+    """Draws, slices and words, each a flat array, across tile boundaries and both precisions."""
+    draws = [
+        fused_cpu.draw(dist, KEY, (3, 2 * fused_cpu.TILE + 5), dtype) for dist in DISTRIBUTIONS for dtype in DTYPES
+    ]
+    index = (slice(2, None), slice(7, 2 * fused_cpu.TILE, 3))
+    draws += [fused_cpu.draw_slice(NormalDist(0.0, 1.0), KEY, (3, 2 * fused_cpu.TILE + 5), index, "float64")]
+    draws += [
+        fused_cpu.words(KEY, 6, 3 * fused_cpu.TILE + 1),
+        fused_cpu.draw(NormalDist(0.0, 1.0), KEY, (16,), "float32"),
+    ]
+    return draws
+
+
+def test_the_serial_and_parallel_builds_are_bit_identical(monkeypatch):
+    monkeypatch.setattr(kernel_cache, "PARALLEL_FROM", 0)
+    parallel = _draws_of_every_kind()
+    monkeypatch.setattr(kernel_cache, "PARALLEL_FROM", 2**62)
+    serial = _draws_of_every_kind()
+    for a, b in zip(parallel, serial, strict=True):
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+
+
+def test_small_draws_run_the_serial_build_and_large_ones_the_parallel_build(monkeypatch):
+    calls = []
+    for build in ("serial", "parallel"):
+        compiled = getattr(fused_cpu._fill32, build)
+        monkeypatch.setattr(fused_cpu._fill32, build, lambda *a, b=build, c=compiled: calls.append(b) or c(*a))
+    dist = NormalDist(0.0, 1.0)
+    small = fused_cpu.draw(dist, KEY, (kernel_cache.PARALLEL_FROM - 1,), "float32")
+    large = fused_cpu.draw(dist, KEY, (kernel_cache.PARALLEL_FROM,), "float32")
+    assert calls == ["serial", "parallel"]
+    assert np.array_equal(small, large[:-1])
 
 
 def _in_a_new_process(function: str, **environment: str) -> str:
@@ -246,3 +281,17 @@ def test_erfinv_and_log_match_the_reference_to_the_ends_of_their_domain():
     correctly_rounded_log32 = np.log(q32.astype(np.float64)).astype(np.float32).astype(np.float64)
     assert relative_ulps(log32, correctly_rounded_log32).max() <= 1
     assert relative_ulps(log64, np.log(q64)).max() <= 2
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_draw_into_writes_what_draw_gives_into_the_array_given(dtype):
+    dist = TruncatedNormalDist(0.0, 0.02)
+    out = np.full((300, 401), np.nan, dtype=dtype)
+    address = out.ctypes.data
+    fused_cpu.draw_into(out, dist, KEY)
+    assert out.ctypes.data == address
+    assert out.tobytes() == fused_cpu.draw(dist, KEY, (300, 401), dtype).tobytes()
+    with pytest.raises(ValueError, match="writeable C-contiguous float32 or float64 array; got float32"):
+        fused_cpu.draw_into(np.empty((4, 6), np.float32)[:, ::2], dist, KEY)
+    with pytest.raises(ValueError, match="got float16"):
+        fused_cpu.draw_into(np.empty(5, np.float16), dist, KEY)

@@ -190,7 +190,8 @@ import numpy as np
 from initreg.interop import dask as initreg_dask
 
 def slow(block):
-    print("writing", flush=True)
+    sys.stdout.write("writing\\n")  # one write: print's two (text, then newline) interleave across threads
+    sys.stdout.flush()
     time.sleep(1)
     return block
 

@@ -23,7 +23,7 @@ nnx = pytest.importorskip("flax.nnx")
 
 from jax.sharding import Mesh, NamedSharding, PartitionSpec  # noqa: E402
 
-from initreg import init_slice  # noqa: E402
+from initreg import Orthogonal, init_slice  # noqa: E402
 from initreg.errors import InitregError, InvalidArgumentError  # noqa: E402
 from initreg.interop.jax import init_sharded, kernel_init, seed_from_key, seed_from_key_data  # noqa: E402
 
@@ -149,11 +149,25 @@ def test_a_sharded_rank3_bfloat16_parameter_in_torch_layout(mesh):
     np.testing.assert_array_equal(np.asarray(array).astype(np.float32), whole.astype(np.float32))
 
 
-def test_orthogonal_is_made_replicated_and_refuses_to_be_split(mesh):
-    replicated = init_sharded("orthogonal", (8, 8), NamedSharding(mesh, PartitionSpec()), seed=0, path="q")
-    np.testing.assert_array_equal(np.asarray(replicated), init_slice("orthogonal", (8, 8), (), seed=0, path="q"))
-    with pytest.raises(InitregError, match="whole"):
-        init_sharded("orthogonal", (8, 8), NamedSharding(mesh, PartitionSpec("x")), seed=0, path="q")
+class CountedOrthogonal(Orthogonal):
+    """Orthogonal counting the whole tensors it makes."""
+
+    made = 0
+
+    def generate(self, *args, **kwargs):
+        type(self).made += 1
+        return super().generate(*args, **kwargs)
+
+
+@pytest.mark.parametrize("spec", [PartitionSpec(), PartitionSpec("x"), PartitionSpec("x", "y")], ids=str)
+def test_shards_of_a_whole_tensor_initializer_are_cut_from_one_whole_draw(mesh, spec):
+    whole = init_slice("orthogonal", (8, 8), (), seed=0, path="q")
+    CountedOrthogonal.made = 0
+    array = init_sharded(CountedOrthogonal(), (8, 8), NamedSharding(mesh, spec), seed=0, path="q")
+    assert CountedOrthogonal.made == 1
+    for shard in array.addressable_shards:
+        np.testing.assert_array_equal(np.asarray(shard.data), whole[shard.index])
+    np.testing.assert_array_equal(np.asarray(array), whole)
 
 
 def test_shards_of_a_tensor_with_index_rules_equal_the_whole(mesh):
@@ -161,7 +175,7 @@ def test_shards_of_a_tensor_with_index_rules_equal_the_whole(mesh):
     from initreg.tree import init_tree, plan
 
     spec = {"transformer.h.0.attn.c_attn.weight": (16, 48)}
-    rules = recipes.load("mup_gpt2", d_model=16, base_d_model=8).rules
+    rules = recipes.load("mup_gpt2", n_layer=1, d_model=16, base_d_model=8).rules
     (entry,) = plan(spec, rules, allow_unused_rules=True)
     whole = init_tree(spec, rules, seed=9, allow_unused_rules=True)[entry.path]
     assert not whole[:, :16].any() and np.all(whole[:, 16:] != 0)

@@ -17,7 +17,7 @@ RULES = {
     "weights": {"match": "*weight", "init": "glorot_uniform"},
     "biases": {"match": "*bias", "init": "zeros"},
     "norms": {"match": "*norm*.weight", "init": "ones"},
-    "embedding": {"match": "embed.weight", "init": {"name": "random_normal", "stddev": 0.02}},
+    "embedding": {"match": "embed.weight", "init": {"name": "random_normal", "stddev": 0.02}, "wins_ties": True},
 }
 
 
@@ -151,7 +151,7 @@ def test_rules_match_every_name_of_a_shared_parameter_and_it_stays_shared():
     model = TiedLM()
     rules = {
         "all": {"match": "*", "init": "zeros"},
-        "head": {"match": "head.weight", "init": {"name": "random_normal", "stddev": 3.0}},
+        "head": {"match": "head.weight", "init": {"name": "random_normal", "stddev": 3.0}, "wins_ties": True},
     }
     entries = initialize(model, rules, seed=5)
     assert [(entry.path, entry.aliases) for entry in entries if entry.aliases] == [("embed.weight", ("head.weight",))]
@@ -229,3 +229,26 @@ def test_orthogonal_on_a_conv2d_gives_orthonormal_rows_as_torch_does():
     initialize(conv, {"w": {"match": "weight", "init": "orthogonal"}, "b": {"match": "bias", "init": "zeros"}}, seed=4)
     rows = conv.weight.detach().double().view(16, -1).numpy()
     np.testing.assert_allclose(rows @ rows.T, np.eye(16), atol=1e-5)
+
+
+def test_random_values_are_drawn_straight_into_float32_and_float64_parameters(monkeypatch):
+    from initreg.interop import torch as torch_interop
+
+    model = TinyTransformer()
+    model.encoder.layers[1].double()  # float64 parameters too
+    addresses = {name: p.data_ptr() for name, p in model.named_parameters()}
+    generated = []
+    generate = torch_interop.generate
+    monkeypatch.setattr(
+        torch_interop, "generate", lambda entry, *a: generated.append(entry.path) or generate(entry, *a)
+    )
+    initialize(model, RULES, seed=7)
+    random = {name for name in addresses if name.endswith("weight") and "norm" not in name}
+    assert random and not random & set(generated)  # no intermediate array for these, nor a copy
+    assert {name: p.data_ptr() for name, p in model.named_parameters()} == addresses
+    shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}
+    dtypes = {name: str(p.dtype).removeprefix("torch.") for name, p in model.named_parameters()}
+    for name, parameter in model.named_parameters():
+        spec = {name: shapes[name]}
+        expected = init_tree(spec, RULES, seed=7, dtype=dtypes[name], layout="torch", allow_unused_rules=True)[name]
+        assert parameter.detach().numpy().tobytes() == expected.tobytes(), name

@@ -67,6 +67,20 @@ def test_a_cached_function_is_saved_in_the_user_folder_and_loaded_from_it(
     assert sum(second.stats.cache_hits.values()) == 1 and not second.stats.cache_misses
 
 
+@pytest.mark.filterwarnings("ignore::numba.NumbaPerformanceWarning")  # add_one has no loop to parallelize
+def test_two_builds_of_one_function_are_cached_under_their_own_names(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(CACHE_DIR_VARIABLE, str(tmp_path))
+    kernel = kernel_cache.Kernel(add_one)
+    assert kernel(1, 1) == 2 and kernel(kernel_cache.PARALLEL_FROM, 2) == 3
+    names = sorted(p.name.split("-")[0] for p in kernel_folder(__file__).iterdir() if p.suffix == ".nbi")
+    assert names == ["test_kernel_cache.add_one", "test_kernel_cache.add_one.serial"]
+    again = kernel_cache.Kernel(add_one)  # as in a new process: each build loads its own file
+    assert again(1, 5) == 6 and again(kernel_cache.PARALLEL_FROM, 6) == 7
+    assert sum(again.serial.stats.cache_hits.values()) == sum(again.parallel.stats.cache_hits.values()) == 1
+
+
 def test_an_unusable_cache_folder_means_no_caching_and_no_error(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -111,7 +125,7 @@ import initreg
 from initreg.backends import fused_cpu
 
 values = initreg.LecunNormal(seed=0)((16, 16))
-stats = fused_cpu._fill32.stats
+stats = fused_cpu._fill32.serial.stats  # 256 elements: the serial build
 print("cache path:", stats.cache_path)
 print("hits:", sum(stats.cache_hits.values()), "misses:", sum(stats.cache_misses.values()))
 

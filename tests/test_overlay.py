@@ -12,7 +12,6 @@ from safetensors.numpy import load_file
 import initreg
 from initreg import tree
 from initreg.initializers.overlay import Overlay, intersect, overlap_slices
-from initreg.slicing import slices_independently
 
 SPEC = {"embed": (37, 8), "qkv": (6, 18), "conv": (5, 4, 3, 3), "bias": (11,)}
 RULES = {
@@ -117,7 +116,7 @@ def test_dask_chunks_equal_the_whole() -> None:
 def test_an_orthogonal_part_makes_the_tensor_whole_only() -> None:
     rules = {"q": {"match": "w", "init": "orthogonal"}, "row": {"match": "w", "index": "[0]", "init": "zeros"}}
     (entry,) = initreg.plan({"w": (8, 8)}, rules)
-    assert not slices_independently(entry.initializer)
+    assert not entry.initializer.slices_independently
     whole = tree.generate(entry, 1)
     assert not whole[0].any() and np.all(whole[1:] != 0)
     (piece,) = tree.generate_chunks(entry, 1, chunk_bytes=16)

@@ -107,7 +107,8 @@ def test_hf_gpt2_is_gpt2_small_as_transformers_initializes_it() -> None:
     model = gpt2(0)
     reference, other = as_numpy(model), as_numpy(gpt2(1))
     config = model.config
-    recipe = recipes.load("hf_gpt2", n_layer=config.n_layer, initializer_range=config.initializer_range)
+    recipe = recipes.load("hf_gpt2", model)
+    assert recipe.sources == {"n_layer": "model.config.n_layer", "initializer_range": "model.config.initializer_range"}
     entries = initialize(model, recipe.rules, seed=3)
     assert [entry.aliases for entry in entries if entry.aliases] == [("lm_head.weight",)]
 
@@ -139,7 +140,8 @@ def test_hf_default_is_a_small_causal_lm_as_transformers_initializes_it(family: 
     model = causal_lm(family, 0)
     reference, other = as_numpy(model), as_numpy(causal_lm(family, 1))
     assert not reference["model.embed_tokens.weight"][7].any()  # the padding row the recipe must zero
-    recipe = recipes.load("hf_default", pad_token_id=7, initializer_range=model.config.initializer_range)
+    recipe = recipes.load("hf_default", model)
+    assert recipe.variables["pad_token_id"] == 7 and recipe.sources["pad_token_id"] == "model.config.pad_token_id"
     initialize(model, recipe.rules, seed=3)
     compared = compare(as_numpy(model), reference, other, lambda name: model.config.initializer_range)
     assert compared == 2 + 7 * SMALL["num_hidden_layers"]
@@ -148,9 +150,144 @@ def test_hf_default_is_a_small_causal_lm_as_transformers_initializes_it(family: 
 
 def test_hf_default_without_a_padding_token_zeroes_no_row() -> None:
     values = initreg.init_tree(
-        {"model.embed_tokens.weight": (50, 8), "model.norm.weight": (8,)}, recipes.load("hf_default").rules
+        {"model.embed_tokens.weight": (50, 8), "model.norm.weight": (8,)},
+        recipes.load("hf_default", pad_token_id=None).rules,
     )
     assert np.all(values["model.embed_tokens.weight"] != 0)
+
+
+# --- every transformers family, by recipes.for_model ----------------------------------------------
+
+DECODER = {**SMALL, "head_dim": 16}
+MOE = {"num_local_experts": 4, "num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32}
+ENCODER = {
+    "vocab_size": 1000, "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+    "intermediate_size": 128, "max_position_embeddings": 64,
+}  # fmt: skip
+FAMILY_MODELS: dict[str, Callable[[], torch.nn.Module]] = {
+    **{
+        family: (lambda family=family: transformers.AutoModelForCausalLM.from_config(
+            transformers.AutoConfig.for_model(family, **DECODER)))
+        for family in ("llama", "mistral", "qwen2", "qwen3", "phi3", "gemma", "gemma2", "gemma3_text")
+    },
+    **{
+        family: (lambda family=family: transformers.AutoModelForCausalLM.from_config(
+            transformers.AutoConfig.for_model(family, **DECODER, **MOE, shared_expert_intermediate_size=48)))
+        for family in ("mixtral", "qwen2_moe", "olmoe")
+    },
+    "gpt2": lambda: transformers.GPT2LMHeadModel(transformers.GPT2Config(
+        n_layer=3, n_embd=64, n_head=4, vocab_size=1000, n_positions=64, bos_token_id=0, eos_token_id=0)),
+    "opt": lambda: transformers.OPTForCausalLM(transformers.OPTConfig(
+        vocab_size=1000, hidden_size=64, num_hidden_layers=2, ffn_dim=128, num_attention_heads=4,
+        max_position_embeddings=64, word_embed_proj_dim=64)),
+    "bert": lambda: transformers.BertForMaskedLM(transformers.BertConfig(**ENCODER)),
+    "roberta": lambda: transformers.RobertaForMaskedLM(transformers.RobertaConfig(**ENCODER)),
+    "vit": lambda: transformers.ViTForImageClassification(transformers.ViTConfig(
+        hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, image_size=32,
+        patch_size=8, num_labels=10)),
+    "t5": lambda: transformers.T5ForConditionalGeneration(transformers.T5Config(
+        vocab_size=1000, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4, tie_word_embeddings=False)),
+}  # fmt: skip
+FAMILY_RECIPES = {
+    "gpt2": "hf_gpt2", "gemma": "hf_gemma", "gemma2": "hf_gemma", "gemma3_text": "hf_gemma", "bert": "hf_bert",
+    "roberta": "hf_roberta", "vit": "hf_vit", "t5": "hf_t5",
+}  # fmt: skip
+
+
+def family_model(family: str, seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return FAMILY_MODELS[family]()
+
+
+def family_references(family: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The family's own init at seed 0 (the reference) and seed 1 (the null)."""
+    return as_numpy(family_model(family, 0)), as_numpy(family_model(family, 1))
+
+
+def reference_std(reference: Mapping[str, np.ndarray]) -> Callable[[str], float]:
+    return lambda name: float(random_part(reference[name]).std())
+
+
+@pytest.mark.parametrize("family", FAMILY_MODELS)
+def test_each_transformers_family_gets_its_own_init_from_for_model(family: str) -> None:
+    reference, other = family_references(family)
+    model = family_model(family, 2)
+    recipe = recipes.for_model(model)
+    assert recipe.name == FAMILY_RECIPES.get(family, "hf_default")
+    initialize(model, recipe.rules, seed=3)
+    ours = as_numpy(model)
+    compared = compare(ours, reference, other, reference_std(reference))
+    assert compared >= 8
+    if family.startswith("gemma"):
+        norms = [name for name in ours if name.endswith("norm.weight")]
+        assert len(norms) >= 5 and not any(ours[name].any() for name in norms)
+    padding = getattr(model.config, "pad_token_id", None)
+    if padding is not None and family != "t5":
+        (embedding,) = [
+            name for name in ours if name.endswith(("embed_tokens.weight", "word_embeddings.weight", "wte.weight"))
+        ]
+        assert not ours[embedding][padding].any() and np.all(ours[embedding][padding + 1] != 0)
+
+
+def test_the_family_comparison_fails_gemma_with_ones_for_its_norms() -> None:
+    reference, other = family_references("gemma")
+    model = family_model("gemma", 2)
+    rules = recipes.for_model(model).rules
+    initialize(model, [*rules, *initreg.tree.parse_rules({"ones": {"match": "*norm.weight", "init": "ones"}})], seed=3)
+    with pytest.raises(AssertionError, match="norm.weight"):
+        compare(as_numpy(model), reference, other, reference_std(reference))
+
+
+@pytest.mark.parametrize(
+    ("config", "model_type"),
+    [
+        (transformers.DistilBertConfig(), "distilbert"),
+        (transformers.Gemma3Config(), "gemma3"),
+        ({"model_type": "my_model"}, "my_model"),
+    ],
+)
+def test_a_family_no_recipe_serves_is_refused_naming_the_known_ones(config: object, model_type: str) -> None:
+    with pytest.raises(initreg.InitregError) as raised:
+        recipes.for_model({"x.weight": (2, 2)}, config=config)
+    assert str(raised.value).startswith(f"no recipe serves transformers model type {model_type!r}; valid: 'bert', ")
+    assert "'gemma3_text'" in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_a_recipe_that_does_not_fit_the_model_is_refused_without_a_hint_to_ignore_it() -> None:
+    spec = {"bert.embeddings.word_embeddings.weight": (10, 4), "bert.embeddings.LayerNorm.weight": (4,)}
+    with pytest.raises(initreg.InitregError) as raised:
+        recipes.load("hf_default", spec, pad_token_id=0)
+    assert str(raised.value).startswith(
+        "recipe 'hf_default' does not fit this model: rule(s) 'norm_scales' ('*norm.weight'), 'padding_row' "
+        "('*embed_tokens.weight') match none of its parameters"
+    )
+    assert "allow_unused_rules" not in str(raised.value)
+
+
+def test_for_model_without_a_model_type_asks_for_the_recipe_by_name() -> None:
+    with pytest.raises(initreg.InitregError, match="^for_model needs a transformers model .*'hf_bert', 'hf_default'"):
+        recipes.for_model(olmo_spec())
+
+
+def test_a_recipe_given_a_family_it_does_not_serve_names_the_one_that_does() -> None:
+    gemma = family_model("gemma", 0)
+    with pytest.raises(
+        initreg.InitregError,
+        match="^recipe 'hf_default' serves transformers model types 'llama'.*not 'gemma'; recipe 'hf_gemma' serves it$",
+    ):
+        recipes.load("hf_default", gemma)
+    bert = family_model("bert", 0)
+    with pytest.raises(initreg.InitregError, match="not 'bert'; recipe 'hf_bert' serves it$"):
+        recipes.load("hf_default", bert)
+
+
+def test_t5_refuses_a_head_it_does_not_know() -> None:
+    torch.manual_seed(0)
+    model = transformers.T5ForSequenceClassification(transformers.T5Config(
+        vocab_size=100, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=4))  # fmt: skip
+    recipe = recipes.for_model(model)
+    with pytest.raises(initreg.InitregError, match="classification_head.*match no rule|no rule.*classification_head"):
+        initialize(model, recipe.rules, seed=0)
 
 
 # --- muP GPT-2 (mup, as mutransformers applies it) -------------------------------------------------
@@ -203,7 +340,8 @@ def test_mup_gpt2_is_what_mup_gives_at_two_widths(width: int) -> None:
     model, reference = mup_reference(width, 0)
     _, other = mup_reference(width, 1)
     config = model.config
-    recipe = recipes.load("mup_gpt2", d_model=width, base_d_model=MUP_BASE, n_layer=config.n_layer)
+    recipe = recipes.load("mup_gpt2", model, base_d_model=MUP_BASE)
+    assert recipe.variables["d_model"] == width and recipe.sources["d_model"] == "model.config.n_embd"
     initialize(model, recipe.rules, seed=3)
     shrink = math.sqrt(MUP_BASE / width)  # mup's width_mult ** -0.5 for a hidden matrix
 
@@ -284,7 +422,8 @@ def truncated_std(std: float, cutoff: float) -> float:
 
 
 def test_torchtitan_llama3_is_torchtitans_depth_init() -> None:
-    recipe = recipes.load("torchtitan_llama3")
+    recipe = recipes.load("torchtitan_llama3", titan_spec())
+    assert recipe.variables["n_layers"] == TITAN["n_layers"]
     ours = initreg.init_tree(titan_spec(), recipe.rules, seed=3, layout="torch")
 
     def target(name: str) -> float:
@@ -355,8 +494,7 @@ def olmo_reference(init_fn: str, seed: int) -> dict[str, np.ndarray]:
 
 @pytest.mark.parametrize(("recipe_name", "init_fn"), [("olmo2", "normal"), ("olmo_mitchell", "mitchell")])
 def test_olmo_recipes_are_olmos_init_normal(recipe_name: str, init_fn: str) -> None:
-    variables = {"d_model": OLMO["d_model"]} if init_fn == "mitchell" else {}
-    ours = initreg.init_tree(olmo_spec(), recipes.load(recipe_name, **variables).rules, seed=3, layout="torch")
+    ours = initreg.init_tree(olmo_spec(), recipes.load(recipe_name, olmo_spec()).rules, seed=3, layout="torch")
     compared = compare(
         ours, olmo_reference(init_fn, 0), olmo_reference(init_fn, 1),
         lambda name: truncated_std(olmo_std(name, init_fn), 3.0), lambda name: 3 * olmo_std(name, init_fn),
@@ -367,11 +505,122 @@ def test_olmo_recipes_are_olmos_init_normal(recipe_name: str, init_fn: str) -> N
 # --- loading -------------------------------------------------------------------------------------
 
 
+STRUCTURAL = {  # what each shipped recipe needs given when no model is passed
+    "hf_bert": {"pad_token_id": 0},
+    "hf_default": {"pad_token_id": None},
+    "hf_gemma": {"pad_token_id": 0},
+    "hf_gpt2": {"n_layer": 2},
+    "hf_roberta": {"pad_token_id": 1},
+    "hf_t5": {"d_model": 64, "d_kv": 16, "num_heads": 4, "d_ff": 128},
+    "hf_vit": {},
+    "mup_gpt2": {"n_layer": 2, "d_model": 64, "base_d_model": 32},
+    "olmo2": {},
+    "olmo_mitchell": {"d_model": 64},
+    "torchtitan_llama3": {"n_layers": 2},
+}
+
+
 def test_every_shipped_recipe_loads_and_names_its_reference() -> None:
-    assert recipes.names() == ["hf_default", "hf_gpt2", "mup_gpt2", "olmo2", "olmo_mitchell", "torchtitan_llama3"]
+    assert recipes.names() == sorted(STRUCTURAL)
     for name in recipes.names():
-        recipe = recipes.load(name)
+        recipe = recipes.load(name, **STRUCTURAL[name])
         assert recipe.reference and recipe.rules
+        assert set(recipe.sources) == set(recipe.variables)
+
+
+def gpt2_on_meta(**config: object) -> torch.nn.Module:
+    with torch.device("meta"):
+        return transformers.GPT2LMHeadModel(transformers.GPT2Config(**config))
+
+
+@pytest.mark.parametrize("n_layer", [2, 24])
+def test_hf_gpt2_reads_the_depth_of_the_model_it_is_given(n_layer: int) -> None:
+    model = gpt2_on_meta(n_layer=n_layer, n_embd=32, n_head=2, initializer_range=0.03)
+    recipe = recipes.load("hf_gpt2", model)
+    assert recipe.variables == {"initializer_range": 0.03, "n_layer": n_layer}
+    entries = initreg.plan(dict(model.named_parameters()), recipe.rules, layout="torch")
+    stds = {entry.initializer.stddev for entry in entries if entry.path.endswith("c_proj.weight")}
+    assert stds == {0.03 / math.sqrt(2 * n_layer)}
+    shown = recipe.describe()
+    assert shown == (
+        f"recipe 'hf_gpt2': initializer_range=0.03 (model.config.initializer_range), "
+        f"n_layer={n_layer} (model.config.n_layer)"
+    )
+
+
+def test_structural_variables_are_read_from_a_parameter_spec() -> None:
+    olmo = recipes.load("olmo_mitchell", olmo_spec())
+    assert olmo.variables["d_model"] == OLMO["d_model"]
+    assert olmo.sources == {
+        "d_model": "tree: transformer.wte.weight.shape[1]",
+        "init_cutoff_factor": "default, a hyper-parameter",
+    }
+    titan = recipes.load("torchtitan_llama3", titan_spec())
+    assert titan.sources["n_layers"] == f"tree: {TITAN['n_layers']} blocks layers.{{i}}"
+
+
+def test_a_given_value_that_contradicts_the_model_is_an_error_naming_both() -> None:
+    model = gpt2_on_meta(n_layer=2, n_embd=32, n_head=2)
+    with pytest.raises(
+        initreg.InitregError,
+        match=r"^recipe 'hf_gpt2': n_layer=12 was given but the model has 2 \(model.config.n_layer\)$",
+    ):
+        recipes.load("hf_gpt2", model, n_layer=12)
+    assert recipes.load("hf_gpt2", model, n_layer=2).sources["n_layer"] == "model.config.n_layer"
+    with pytest.raises(
+        initreg.InitregError,
+        match=r"'d_model' is 64 by model.config.d_model but 128 by tree: transformer.wte.weight.shape\[1\]$",
+    ):
+        recipes.load("olmo_mitchell", olmo_spec(), config={"d_model": 64})
+
+
+def test_a_config_and_a_tree_that_disagree_are_an_error_naming_both() -> None:
+    spec = {f"h.{i}.attn.c_proj.weight": (8, 8) for i in range(3)}
+    with pytest.raises(
+        initreg.InitregError, match=r"'n_layer' is 2 by model.config.n_layer but 3 by tree: 3 blocks h.\{i\}"
+    ):
+        recipes.load("hf_gpt2", spec, config={"n_layer": 2})
+    gappy = {"layers.0.attention.wo.weight": (8, 8), "layers.2.attention.wo.weight": (8, 8)}
+    with pytest.raises(initreg.InitregError, match="blocks layers.{i}.* are not numbered 0 ... n-1: 1 is missing"):
+        recipes.load("torchtitan_llama3", gappy)
+
+
+@pytest.mark.parametrize(
+    ("name", "variable", "readers"),
+    [
+        ("hf_gpt2", "n_layer", "model.config.n_layer or the number of blocks h.{i}"),
+        ("hf_default", "pad_token_id", "model.config.pad_token_id"),
+        ("olmo_mitchell", "d_model", "model.config.d_model or dimension 1 of *wte.weight"),
+        ("torchtitan_llama3", "n_layers", "model.config.n_layers or the number of blocks layers.{i}"),
+    ],
+)
+def test_a_structural_variable_neither_read_nor_given_is_an_error_naming_recipe_and_variable(
+    name: str, variable: str, readers: str
+) -> None:
+    with pytest.raises(initreg.InitregError) as raised:
+        recipes.load(name)
+    assert str(raised.value) == (
+        f"recipe {name!r} needs variable {variable!r}, read from {readers}: "
+        f"pass the model (load({name!r}, model)) or give {variable}=..."
+    )
+    with pytest.raises(
+        initreg.InitregError, match="^recipe 'mup_gpt2' needs variable 'base_d_model', which no model holds"
+    ):
+        recipes.load("mup_gpt2", gpt2_on_meta(n_layer=2, n_embd=32, n_head=2))
+
+
+def test_phi3_default_config_gets_its_padding_row_zeroed() -> None:
+    with torch.device("meta"):
+        model = transformers.Phi3ForCausalLM(
+            transformers.Phi3Config(
+                vocab_size=32064, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2
+            )
+        )
+    recipe = recipes.load("hf_default", model)
+    assert recipe.variables["pad_token_id"] == model.config.pad_token_id == 32000
+    entries = initreg.plan(dict(model.named_parameters()), recipe.rules, layout="torch")
+    (embedding,) = [entry for entry in entries if entry.path == "model.embed_tokens.weight"]
+    assert embedding.rule == "weights+padding_row"
 
 
 def test_one_recipe_serves_every_depth() -> None:
@@ -382,7 +631,9 @@ def test_one_recipe_serves_every_depth() -> None:
 
 
 def test_a_bad_recipe_name_or_variable_is_an_error_naming_the_valid_ones() -> None:
-    with pytest.raises(initreg.InitregError, match="unknown recipe 'hf_gtp2'; valid: 'hf_default', 'hf_gpt2'"):
+    with pytest.raises(
+        initreg.InitregError, match="unknown recipe 'hf_gtp2'; valid: 'hf_bert', 'hf_default', 'hf_gemma', 'hf_gpt2'"
+    ):
         recipes.load("hf_gtp2")
     with pytest.raises(initreg.InitregError, match="no variable 'n_layers'; valid: 'initializer_range', 'n_layer'"):
         recipes.load("hf_gpt2", n_layers=3)
@@ -390,7 +641,7 @@ def test_a_bad_recipe_name_or_variable_is_an_error_naming_the_valid_ones() -> No
 
 def test_the_comparison_fails_a_scheme_that_differs() -> None:
     """Without depth init (one std for every layer), torchtitan's wo/w2/w3 of all but one layer differ."""
-    recipe = recipes.load("torchtitan_llama3", depth_init=0, n_layers=TITAN["n_layers"])
+    recipe = recipes.load("torchtitan_llama3", titan_spec(), depth_init=0)
     ours = initreg.init_tree(titan_spec(), recipe.rules, seed=3, layout="torch")
     with pytest.raises(AssertionError):
         compare(ours, titan_reference(0), titan_reference(1), titan_std)
@@ -409,6 +660,10 @@ def run_command(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_the_command_uses_the_recipe_and_the_model_variables(tmp_path: Path) -> None:
     done = run_command(tmp_path, "recipe=hf_gpt2", "model=gpt2_small", "model.layers=2", "dry_run=true")
     assert done.returncode == 0, done.stderr
+    assert (
+        "recipe 'hf_gpt2': initializer_range=0.02 (default, a hyper-parameter), n_layer=2 (tree: 2 blocks h.{i})"
+        in done.stdout
+    )
     rows = {line.split("│")[1].strip(): line for line in done.stdout.splitlines() if line.count("│") > 4}
     assert "0.01 " in rows["h.1.mlp.c_proj.weight"] and "residual_projections" in rows["h.1.mlp.c_proj.weight"]
     assert "0.02 " in rows["h.1.mlp.c_fc.weight"] and "ones()" in rows["h.0.ln_1.weight"]
@@ -421,7 +676,7 @@ def test_the_command_writes_what_init_tree_makes_with_the_recipe(tmp_path: Path)
     path = tmp_path / "llama3_debug-torchtitan_llama3-seed5.safetensors"
     written = load_file(path)
     spec = {name: tuple(array.shape) for name, array in written.items()}
-    expected = initreg.init_tree(spec, recipes.load("torchtitan_llama3", n_layers=2).rules, seed=5, layout="torch")
+    expected = initreg.init_tree(spec, recipes.load("torchtitan_llama3", spec).rules, seed=5, layout="torch")
     assert written.keys() == expected.keys() and len(written) == 3 + 2 * 9
     for name, array in expected.items():
         np.testing.assert_array_equal(written[name], array, err_msg=name)
@@ -440,7 +695,7 @@ def test_a_bad_expression_on_the_command_line_is_one_line_naming_the_rule(tmp_pa
 def test_an_unknown_recipe_is_one_line_with_the_valid_ones(tmp_path: Path) -> None:
     done = run_command(tmp_path, "recipe=hf_gtp2", "model=gpt2_small")
     assert done.returncode == 2 and done.stderr.count("\n") == 1
-    assert "unknown recipe 'hf_gtp2'; did you mean 'hf_gpt2'?" in done.stderr and "torchtitan_llama3" in done.stderr
+    assert "unknown recipe 'hf_gtp2'; did you mean 'hf_gpt2' or" in done.stderr and "torchtitan_llama3" in done.stderr
 
 
 def model_config_spec(name: str) -> dict[str, tuple[int, ...]]:
@@ -481,9 +736,165 @@ def test_a_bad_recipe_config_is_an_error_naming_the_recipe() -> None:
 def test_recipes_reading_fan_in_give_the_references_std_without_a_layout_argument():
     # OLMo's ff_out is [d_model, hidden] in torch's [out, in]: std 1/sqrt(2 * hidden * (i + 1)), i = 0 here;
     # torchtitan's output is [vocab, dim]: std dim ** -0.5 (truncated at 3 sigma, so measured by target_std)
-    mitchell = recipes.load("olmo_mitchell")
+    mitchell = recipes.load("olmo_mitchell", d_model=64)
     entries = initreg.plan({"transformer.blocks.0.ff_out.weight": (64, 256)}, mitchell.rules, allow_unused_rules=True)
     assert entries[0].initializer.stddev == pytest.approx(1 / math.sqrt(2 * 256))
-    titan = recipes.load("torchtitan_llama3")
+    titan = recipes.load("torchtitan_llama3", n_layers=2)
     entries = initreg.plan({"output.weight": (1000, 64)}, titan.rules, allow_unused_rules=True)
     assert entries[0].initializer.stddev == pytest.approx(64**-0.5)
+
+
+# --- ties ----------------------------------------------------------------------------------------
+
+
+def small_gpt2(**config: object) -> transformers.GPT2Config:
+    return transformers.GPT2Config(
+        n_layer=2, n_embd=32, n_head=2, vocab_size=100, n_positions=32, bos_token_id=0, eos_token_id=0, **config
+    )
+
+
+def test_a_model_materialized_by_its_user_is_tied_again_as_it_declares() -> None:
+    with torch.device("meta"):
+        model = transformers.GPT2LMHeadModel(small_gpt2())
+    model.to_empty(device="cpu")  # the user's own materialization: lm_head is a tensor of its own now
+    assert model.lm_head.weight is not model.transformer.wte.weight
+    recipe = recipes.load("hf_gpt2", model)
+    entries = initialize(model, recipe.rules, seed=3)
+    assert model.lm_head.weight is model.transformer.wte.weight
+    assert [entry.aliases for entry in entries if entry.aliases] == [("lm_head.weight",)]
+    torch.manual_seed(0)
+    built = transformers.GPT2LMHeadModel(small_gpt2())
+    initialize(built, recipe.rules, seed=3)
+    for name, parameter in built.named_parameters(remove_duplicate=False):
+        torch.testing.assert_close(model.get_parameter(name), parameter, rtol=0, atol=0, msg=name)
+
+
+def test_an_untied_model_is_left_untied() -> None:
+    torch.manual_seed(0)
+    model = transformers.GPT2LMHeadModel(small_gpt2(tie_word_embeddings=False))
+    initialize(model, recipes.load("hf_gpt2", model).rules, seed=3)
+    assert model.lm_head.weight is not model.transformer.wte.weight
+    assert not torch.equal(model.lm_head.weight, model.transformer.wte.weight)
+
+
+def test_a_declared_tie_that_cannot_be_made_is_refused_and_nothing_is_written() -> None:
+    torch.manual_seed(0)
+    model = transformers.GPT2LMHeadModel(small_gpt2())
+    model.lm_head = torch.nn.Linear(32, 101, bias=False)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    with pytest.raises(initreg.InitregError) as raised:
+        initialize(model, recipes.load("hf_gpt2", model).rules, seed=3)
+    assert str(raised.value) == (
+        "the model declares 'lm_head.weight' tied to 'transformer.wte.weight', but they are two tensors "
+        "(shapes (101, 32) and (100, 32)) that cannot be tied again here; tie them first (model.tie_weights())"
+    )
+    for name, parameter in model.named_parameters():
+        assert torch.equal(parameter, before[name]), name
+
+
+# --- meta-device models with computed buffers ------------------------------------------------------
+
+BUFFERED = [
+    "llama",
+    "gemma3_text",
+    "bert",
+]  # RoPE inv_freq; Gemma 3's per-layer-type inv_freq, embed_scale; position_ids
+
+
+def forward(model: torch.nn.Module) -> torch.Tensor:
+    ids = torch.tensor([[1, 5, 9, 2, 30, 4, 8, 3]])
+    with torch.no_grad():
+        return model.eval()(input_ids=ids).logits
+
+
+@pytest.mark.parametrize("family", BUFFERED)
+@pytest.mark.parametrize("materialized_by", ["initialize", "the user"])
+def test_a_model_from_the_meta_device_computes_as_one_built_normally(family: str, materialized_by: str) -> None:
+    with torch.device("meta"):
+        model = FAMILY_MODELS[family]()
+    assert any(True for _ in model.named_buffers())
+    if materialized_by == "the user":
+        model.to_empty(device="cpu")
+        model.tie_weights()
+    state = torch.random.get_rng_state()
+    initialize(model, recipes.for_model(model).rules, seed=3)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the model's own buffer init draws nothing of ours
+    built = family_model(family, 0)
+    built.load_state_dict(model.state_dict())
+    for name, buffer in built.named_buffers():
+        torch.testing.assert_close(model.get_buffer(name), buffer, rtol=0, atol=0, msg=name)
+    torch.testing.assert_close(forward(model), forward(built), rtol=0, atol=0)
+
+
+def test_a_meta_module_whose_buffers_nothing_sets_is_refused_with_a_hint_that_applies() -> None:
+    class Rotary(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj = torch.nn.Linear(4, 4)
+            self.register_buffer("freqs_cis", torch.ones(4), persistent=False)
+
+    with torch.device("meta"):
+        model = Rotary()
+    with pytest.raises(initreg.InitregError) as raised:
+        initialize(model, {"all": {"match": "*", "init": "zeros"}})
+    assert "buffers ['freqs_cis']" in str(raised.value) and "init_weights(buffer_device=...)" in str(raised.value)
+    assert model.proj.weight.is_meta
+
+
+def test_mup_gpt2_on_a_tied_gpt2_is_an_error_naming_both_rules_and_writes_nothing() -> None:
+    torch.manual_seed(0)
+    model = transformers.GPT2LMHeadModel(small_gpt2())
+    before = model.transformer.wte.weight.detach().clone()
+    recipe = recipes.load("mup_gpt2", model, base_d_model=16)
+    with pytest.raises(initreg.InitregError) as raised:
+        initialize(model, recipe.rules, seed=3)
+    assert str(raised.value) == (
+        "parameter 'transformer.wte.weight': its tied names get different initializers from rule 'weights' "
+        "(by 'transformer.wte.weight') and rule 'readout' (by 'lm_head.weight'); set wins_ties: true on the rule "
+        "that should win"
+    )
+    assert torch.equal(model.transformer.wte.weight, before)
+
+
+TIED = {"wte": (10, 4), "head": (10, 4), "blocks.0.w": (4, 4)}
+TIE = {"head": "wte"}
+
+
+def tie_rules(**wins: bool) -> dict[str, dict[str, object]]:
+    rules: dict[str, dict[str, object]] = {
+        "weights": {"match": "*", "init": {"name": "random_normal", "stddev": 0.02}},
+        "embedding": {"match": "wte", "init": {"name": "random_normal", "stddev": 1.0}},
+        "readout": {"match": "head", "init": "zeros"},
+        "padding_row": {"match": "wte", "index": "[0:1]", "init": "ones"},
+    }
+    for name, flag in wins.items():
+        rules[name]["wins_ties"] = flag
+    return rules
+
+
+def test_the_rule_that_wins_ties_decides_a_tied_tensor_and_index_rules_after_it_still_apply() -> None:
+    with pytest.raises(
+        initreg.InitregError, match="rule 'embedding' \\(by 'wte'\\) and rule 'readout' \\(by 'head'\\)"
+    ):
+        initreg.plan(TIED, tie_rules(), ties=TIE)
+    embedding = initreg.init_tree(TIED, tie_rules(embedding=True), ties=TIE, seed=1)
+    assert np.all(embedding["wte"][0] == 1) and 0.5 < embedding["wte"][1:].std() < 1.5
+    np.testing.assert_array_equal(embedding["head"], embedding["wte"])
+    readout = initreg.init_tree(TIED, tie_rules(readout=True), ties=TIE, seed=1)
+    assert np.all(readout["wte"][0] == 1) and not readout["wte"][1:].any()
+    (entry,) = [e for e in initreg.plan(TIED, tie_rules(readout=True), ties=TIE) if e.path == "wte"]
+    assert entry.rule == "readout+padding_row" and entry.aliases == ("head",)
+    with pytest.raises(initreg.InitregError, match="wins_ties: true on the rule that should win, on one of them only"):
+        initreg.plan(TIED, tie_rules(embedding=True, readout=True), ties=TIE)
+    with pytest.raises(initreg.InitregError, match="rule 'readout': 'wins_ties' must be true or false; got 'yes'"):
+        initreg.plan(TIED, tie_rules(readout="yes"), ties=TIE)  # type: ignore[arg-type]
+
+
+def test_tied_names_whose_rules_agree_need_no_tie_rule() -> None:
+    torch.manual_seed(0)
+    model = transformers.T5ForConditionalGeneration(transformers.T5Config(
+        vocab_size=100, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=4, tie_word_embeddings=True))  # fmt: skip
+    entries = initialize(model, recipes.for_model(model).rules, seed=3)
+    (shared,) = [entry for entry in entries if entry.path == "shared.weight"]
+    assert set(shared.aliases) == {"encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "lm_head.weight"}
+    assert shared.rule == "output" and shared.initializer.stddev == 1.0

@@ -1,6 +1,6 @@
 """Structured configs built from constructors (initreg.schemas), and Hydra nodes as initializer configs.
 
-The dataclass of any constructor: types, Optional, lists, dicts, Literal and config_choices as Enums,
+The dataclass of any constructor: types, Optional, lists, dicts, Literal and config_choices as ChoiceNodes,
 unknown annotations as Any, required arguments as ???, non-plain defaults left out; every registered
 initializer's node instantiates to what `initreg.get` gives; dataclasses are cached, rebuilt for a
 re-registered name, built once under concurrency and importable by name (for pickling). Then
@@ -10,6 +10,8 @@ re-registered name, built once under concurrency and importable by name (for pic
 from __future__ import annotations
 
 import dataclasses
+import json
+import pickle
 import subprocess
 import sys
 import threading
@@ -20,6 +22,7 @@ from typing import Any, ClassVar, Literal, Optional
 
 import numpy as np
 import pytest
+import yaml
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, MissingMandatoryValue, ValidationError
@@ -29,6 +32,7 @@ from initreg import schemas
 from initreg.errors import InvalidArgumentError
 from initreg.initializers.base import Initializer
 from initreg.initializers.variance_scaling import DISTRIBUTIONS, MODES
+from initreg.typed_nodes import ChoiceNode
 
 UNSET = object()
 
@@ -75,6 +79,13 @@ def fields(name: str) -> dict[str, dataclasses.Field[Any]]:
     return {field.name: field for field in dataclasses.fields(schemas.schema(name))}
 
 
+def choice(field: dataclasses.Field[Any]) -> tuple[tuple[str, ...], Any, bool]:
+    """(choices, default, optional) of a field whose default is a ChoiceNode."""
+    node = field.default_factory()  # type: ignore[misc]
+    assert isinstance(node, ChoiceNode)
+    return node.choices, node._value(), node._is_optional()
+
+
 def test_every_kind_of_argument_gets_its_type_and_default(probe: str) -> None:
     found = fields(probe)
     assert list(found) == [
@@ -89,11 +100,9 @@ def test_every_kind_of_argument_gets_its_type_and_default(probe: str) -> None:
     assert found["pair"].type == list[float] and found["pair"].default_factory() == [1.0, 2.0]  # type: ignore[misc]
     assert found["table"].type == Optional[dict[str, float]]  # noqa: UP045
     assert found["anything"].type is Any and found["either"].type is Any
-    mode = found["mode"].type
-    assert issubclass(mode, schemas.Choice) and [m.name for m in mode] == ["a", "b"]
-    assert found["mode"].default is mode["a"]
-    (flavour,) = [t for t in found["flavour"].type.__args__ if t is not type(None)]
-    assert [m.name for m in flavour] == ["sweet", "sour"] and found["flavour"].default is flavour["sweet"]
+    assert found["mode"].type is str and choice(found["mode"]) == (("a", "b"), "a", False)
+    assert found["flavour"].type == Optional[str]  # noqa: UP045
+    assert choice(found["flavour"]) == (("sweet", "sour"), "sweet", True)
 
 
 def test_a_node_checks_values_and_gives_plain_values_to_the_constructor(probe: str) -> None:
@@ -120,11 +129,11 @@ def test_a_node_checks_values_and_gives_plain_values_to_the_constructor(probe: s
 
 def test_variance_scaling_and_a_plugin_offer_their_choices() -> None:
     found = fields("variance_scaling")
-    assert [m.name for m in found["mode"].type] == list(MODES)
-    assert [m.name for m in found["distribution"].type] == [*DISTRIBUTIONS, "normal"]
+    assert choice(found["mode"])[0] == MODES
+    assert choice(found["distribution"])[0] == (*DISTRIBUTIONS, "normal")
     stft = fields("stft")  # a plugin's choices, one of them None
-    assert [m.name for m in stft["side"].type] == ["real", "imag"]
-    assert [m.name for m in stft["scaling"].type.__args__[0]] == ["density", "spectrum"]
+    assert choice(stft["side"]) == (("real", "imag"), "real", False)
+    assert choice(stft["scaling"]) == (("density", "spectrum"), "density", True)
     node = OmegaConf.structured(schemas.node("variance_scaling"))
     node.scale, node.mode, node.distribution, node.input_axes, node.output_axes = 2, "fan_avg", "uniform", [0], [1]
     expected = initreg.VarianceScaling(2.0, "fan_avg", "uniform", input_axes=[0], output_axes=[1])
@@ -144,8 +153,7 @@ def test_dataclasses_are_cached_rebuilt_for_a_new_class_and_importable_by_name(p
     built = schemas.schema(probe)
     assert schemas.schema("SchemaProbe") is built
     assert getattr(schemas, "init/schema_probe") is built
-    assert getattr(schemas, "init/schema_probe:mode") is fields(probe)["mode"].type
-    for missing in ("init/schema_probe:nothing", "init/no_such_initializer", "something"):
+    for missing in ("init/no_such_initializer", "something"):
         with pytest.raises(AttributeError):
             getattr(schemas, missing)
 
@@ -198,6 +206,40 @@ def test_get_reads_mappings_and_hydra_nodes() -> None:
         initreg.get(OmegaConf.create({"scale": 2}))
     with pytest.raises(InvalidArgumentError, match="unknown config key 'bogus'; valid: seed, input_axes"):
         initreg.get({"name": "he_normal", "bogus": 1})
+
+
+def test_a_bad_interpolated_value_names_its_full_key() -> None:
+    init = OmegaConf.structured(schemas.node("variance_scaling"))
+    cfg = OmegaConf.create({"scale": "abc", "mode": "fan_avgg", "init": init})
+    cfg.init.scale = "${scale}"
+    with pytest.raises(InvalidArgumentError, match=r"^init\.scale: While dereferencing interpolation .*'abc'"):
+        initreg.get(cfg.init)
+    cfg.init.scale, cfg.init.mode = 2.0, "${mode}"
+    with pytest.raises(InvalidArgumentError, match=r"^init\.mode: .*'fan_avgg', expected one of \[fan_in, "):
+        initreg.get(cfg.init)
+
+
+def test_choices_compose_as_plain_strings_that_loggers_can_store() -> None:
+    cfg = OmegaConf.create({"init": OmegaConf.structured(schemas.node("stft"))})
+    cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(["init.side=imag", "init.scaling=null"]))
+    with pytest.raises(ValidationError, match=r"'imagg', expected one of \[real, imag\]"):
+        OmegaConf.merge(cfg, OmegaConf.from_dotlist(["init.side=imagg"]))
+    container = OmegaConf.to_container(cfg, resolve=True)
+    assert type(container["init"]["side"]) is str  # type: ignore[index]
+    assert json.loads(json.dumps(container)) == yaml.safe_load(yaml.safe_dump(container)) == container
+    copied = pickle.loads(pickle.dumps(cfg))
+    with pytest.raises(ValidationError):
+        copied.init.side = "imagg"
+    made = OmegaConf.to_object(cfg.init)
+    assert made.side == "imag" and made.scaling is None  # type: ignore[union-attr]
+    assert initreg.get(made) == initreg.get({"name": "stft", "side": "imag", "scaling": None})
+
+
+def test_a_partial_is_a_factory_of_the_initializer() -> None:
+    factory = instantiate(OmegaConf.structured(schemas.node("he_normal")), _partial_=True)
+    assert factory() == initreg.HeNormal() and factory(seed=4) == initreg.HeNormal(seed=4)
+    with pytest.raises(InvalidArgumentError, match=r"keyword arguments only.*factory\(\)\(shape\)"):
+        factory((3, 4))
 
 
 def hydra_config() -> Any:

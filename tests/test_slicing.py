@@ -10,7 +10,8 @@ import pytest
 import initreg
 from initreg import init_slice
 from initreg.errors import InitregError
-from initreg.slicing import normalize_index, slices_independently
+from initreg.initializers import RandomInitializer
+from initreg.slicing import normalize_index
 
 SHAPE = (6, 10, 3)
 INITIALIZERS = [
@@ -99,15 +100,21 @@ def test_fans_come_from_the_whole_shape_not_the_slices():
     assert np.abs(part).max() > 0.9 * np.sqrt(3.0 / shape[0])
 
 
-def test_orthogonal_is_made_whole_and_refuses_a_proper_slice():
+def test_a_slice_of_orthogonal_is_that_slice_of_the_whole():
     whole = init_slice("orthogonal", (8, 5), (), seed=4, path="q")
     np.testing.assert_allclose(whole.T @ whole, np.eye(5), atol=1e-5)
     np.testing.assert_array_equal(init_slice("orthogonal", (8, 5), (slice(None), Ellipsis), seed=4, path="q"), whole)
-    with pytest.raises(InitregError, match="whole"):
-        init_slice("orthogonal", (8, 5), (slice(0, 4),), seed=4, path="q")
-    assert not slices_independently(initreg.Orthogonal())
-    assert slices_independently(initreg.GlorotUniform())
-    assert slices_independently(initreg.Identity())
+    for index in [(slice(0, 4),), (slice(None, None, -2), 3), (Ellipsis, slice(1, 2))]:
+        np.testing.assert_array_equal(init_slice("orthogonal", (8, 5), index, seed=4, path="q"), whole[index])
+
+
+def test_each_class_declares_whether_it_slices_independently():
+    assert not initreg.Orthogonal.slices_independently
+    assert not initreg.Identity.slices_independently  # a slice is cut from the whole matrix
+    assert not initreg.Initializer.slices_independently  # an initializer that declares nothing is whole-tensor
+    assert not RandomInitializer.slices_independently
+    assert initreg.GlorotUniform.slices_independently and initreg.RandomNormal.slices_independently
+    assert initreg.Constant.slices_independently and initreg.Zeros.slices_independently
 
 
 def test_identity_and_constants_slice_like_the_whole():

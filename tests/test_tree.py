@@ -203,18 +203,18 @@ def test_each_parameter_tests_only_the_rules_whose_literal_prefix_and_suffix_fit
 
 
 def test_a_name_of_8_kb_plans_at_once_and_a_huge_capture_is_one_error_naming_the_parameter() -> None:
-    gpt2 = recipes.load("mup_gpt2")
+    gpt2 = recipes.load("mup_gpt2", n_layer=12, d_model=768, base_d_model=256)
     long_name = "h." + "1." * 4000 + "attn.c_attn.weight"
     (entry,) = initreg.plan({long_name: (4, 12)}, gpt2.rules, allow_unused_rules=True)
     assert entry.rule == _last_match_over_all(long_name, gpt2.rules) == "hidden_matrices+query_block"
-    for recipe, name in [
-        ("olmo_mitchell", "transformer.blocks.{}.attn_out.weight"),
-        ("torchtitan_llama3", "layers.{}.attention.wo.weight"),
+    for recipe, name, variables in [
+        ("olmo_mitchell", "transformer.blocks.{}.attn_out.weight", {"d_model": 64}),
+        ("torchtitan_llama3", "layers.{}.attention.wo.weight", {"n_layers": 2}),
     ]:
         path = name.format("7" * 5000)
         shown = re.escape(f"parameter {path[:80] + '...'!r} ({len(path)} characters): pattern")
         with pytest.raises(InvalidArgumentError, match=shown) as raised:
-            initreg.plan({path: (4, 4)}, recipes.load(recipe).rules, allow_unused_rules=True)
+            initreg.plan({path: (4, 4)}, recipes.load(recipe, **variables).rules, allow_unused_rules=True)
         assert "\n" not in str(raised.value) and "5000 digits" in str(raised.value)
 
 
@@ -365,7 +365,7 @@ def test_a_non_floating_array_leaf_names_the_parameter() -> None:
 TIED_SPEC = {"wte.weight": (40, 8), "h.0.w": (8, 8), "lm_head.weight": (40, 8)}
 TIED_RULES = {
     "all": {"match": "*", "init": {"name": "random_normal", "stddev": 0.02}},
-    "head": {"match": "lm_head.weight", "init": {"name": "random_normal", "stddev": 5.0}},
+    "head": {"match": "lm_head.weight", "init": {"name": "random_normal", "stddev": 5.0}, "wins_ties": True},
 }
 
 
@@ -384,10 +384,10 @@ def test_a_tied_name_is_the_same_tensor_drawn_once_and_rules_naming_it_match() -
     assert list(without_alias) == ["wte.weight"]
 
 
-def test_the_last_rule_matching_any_name_of_a_tied_tensor_wins() -> None:
+def test_a_tied_tensor_gets_the_rule_that_wins_ties() -> None:
     rules = {
-        "head": TIED_RULES["head"],
-        "embed": {"match": "wte.weight", "init": "zeros"},
+        "head": {**TIED_RULES["head"], "wins_ties": False},
+        "embed": {"match": "wte.weight", "init": "zeros", "wins_ties": True},
         "rest": {"match": "h.*", "init": "ones"},
     }
     (embed, _) = initreg.plan(TIED_SPEC, rules, ties={"lm_head.weight": "wte.weight"})

@@ -1,22 +1,27 @@
-"""A Hydra training app of your own whose model initreg initializes: the `init` group needs no glue.
+"""A Hydra training app of your own whose model initreg initializes: one line of config opts in.
 
     python train.py init=he_normal seed=3
     python train.py init=variance_scaling init.scale=2 init.mode=fan_avg
     python train.py init=torch_default                  # a plugin's initializer (pip install initreg-extra)
     python train.py '+rules.x={match:"*.bias",init:ones}'
     python train.py -m init=lecun_normal,he_normal
+    python train.py model.name=gpt2 recipe=hf_gpt2      # Hugging Face GPT-2's scheme, at this model's depth
     python train.py save=weights.safetensors            # also writes the initialized weights
 
-initreg's Hydra plugin serves `init/<name>` for every registered initializer; conf/ holds only this app's
-own config.
+conf/config.yaml names initreg's config source in `hydra.searchpath`, which serves `init/<name>` for
+every registered initializer and `recipe/<name>` for every shipped recipe; conf/ holds only this app's
+own config. A recipe's structural variables (GPT-2's n_layer) are taken from the model, so that its
+depth scaling fits the model built, whatever its depth.
 """
 
 from __future__ import annotations
 
 import hydra
 import torch
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from initreg import recipes
 from initreg.interop.torch import initialize
 
 
@@ -32,18 +37,31 @@ class MLP(torch.nn.Module):
         return self.out(torch.relu(self.hidden(x)))
 
 
+def build(model: DictConfig) -> torch.nn.Module:
+    """The model `model.name` names."""
+    if model.name == "gpt2":
+        from transformers import GPT2Config, GPT2LMHeadModel
+
+        return GPT2LMHeadModel(GPT2Config(**model.gpt2))
+    return MLP(model.inputs, model.hidden, model.outputs)
+
+
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def train(cfg: DictConfig) -> None:
-    model = MLP(cfg.model.inputs, cfg.model.hidden, cfg.model.outputs)
-    entries = initialize(model, cfg.rules, seed=cfg.seed)
+    model = build(cfg.model)
+    rules = cfg.rules
+    if cfg.get("recipe") is not None:  # the recipe's rules, its depth variable taken from the model
+        name = HydraConfig.get().runtime.choices.recipe
+        rules = recipes.from_config(name, cfg.recipe, {"n_layer": model.config.n_layer}).rules
+    entries = initialize(model, rules, seed=cfg.seed)
     parameters = dict(model.named_parameters())
     for entry in entries:
-        std = parameters[entry.path].std().item()
+        std = parameters[entry.path].std().item() if parameters[entry.path].numel() > 1 else 0.0
         print(f"{entry.path} {list(entry.shape)} rule={entry.rule} {entry.initializer!r} std={std:.4g}")
     if cfg.save:
         from safetensors.torch import save_file
 
-        save_file({name: tensor.contiguous() for name, tensor in model.state_dict().items()}, cfg.save)
+        save_file({name: tensor.detach().clone() for name, tensor in model.state_dict().items()}, cfg.save)
         print(f"wrote {cfg.save}")
 
 

@@ -12,22 +12,23 @@ fastmath stays off, so LLVM neither fuses multiply-adds nor reorders sums.
 The kernels are cached on disk, in the user's cache folder (``initreg.backends.kernel_cache``, never
 inside the package): the first run compiles them (seconds), later processes load them. numba sees
 edits to this file, not to constants imported from ``initreg.special``; emptying that folder (or
-pointing ``INITREG_CACHE_DIR`` elsewhere) forces a rebuild. Calls, the first compile included, run
-one at a time under a lock.
+pointing ``INITREG_CACHE_DIR`` elsewhere) forces a rebuild.
+
+Each kernel has a serial and a parallel build of the same code (``kernel_cache.Kernel``): outputs
+below PARALLEL_FROM elements run the serial one. Their results are bit-identical: each element is
+computed by the same instructions, whichever thread runs it.
 """
 
 from __future__ import annotations
 
 import math
-import threading
-from collections.abc import Callable
 from typing import Any
 
 import numba
 import numpy as np
 
 from initreg import rng
-from initreg.backends.kernel_cache import cached
+from initreg.backends.kernel_cache import Kernel
 from initreg.distributions import Distribution
 from initreg.dtypes import compute_dtype
 from initreg.special import DOUBLE_CENTRAL, DOUBLE_MIDDLE, DOUBLE_TAIL, SINGLE_CENTRAL, SINGLE_TAIL
@@ -37,10 +38,6 @@ Scalar = Any  # a number inside a kernel: numba types it (uint32/64, int64, floa
 TILE = 1 << 14  # elements per parallel work item: small enough to stay in L2, large enough to amortize
 
 UNIFORM, NORMAL, TRUNCATED = rng.UNIFORM, rng.NORMAL, rng.TRUNCATED
-
-# One launch at a time: numba's workqueue threading layer (used where neither TBB nor OpenMP is
-# available) aborts the process on concurrent launches, and each launch already uses every thread.
-_LAUNCH = threading.Lock()
 
 _MASK32 = np.uint64(rng.MASK32)
 _SHIFT32 = np.uint64(32)
@@ -72,11 +69,6 @@ _ONE_BITS_64, _SQRT_HALF_BITS_64 = 0x3FF0000000000000, 0x3FE6A09E667F3BCD
 # part of them); error_model="numpy" drops Python's division check, whose exception branch would stop
 # vectorization.
 _inline = numba.njit(error_model="numpy", inline="always")
-
-
-def _kernel(function: Callable[..., None]) -> Any:
-    """A parallel kernel, compiled on its first call and cached in the user's kernel cache."""
-    return cached(numba.njit(error_model="numpy", parallel=True, fastmath=False)(function))
 
 
 @_inline
@@ -293,7 +285,7 @@ def _finish(kind: int, params: np.ndarray, tile: np.ndarray) -> None:
             tile[i] = _clip(mean + stddev * _clip(sqrt2 * tile[i], a, b), low, high)
 
 
-@_kernel
+@Kernel
 def _fill32(
     out: np.ndarray, starts: np.ndarray, length: int, step: int, key: np.ndarray, kind: int, params: np.ndarray
 ) -> None:
@@ -310,7 +302,7 @@ def _fill32(
         _finish(kind, params, tile)
 
 
-@_kernel
+@Kernel
 def _fill64(
     out: np.ndarray, starts: np.ndarray, length: int, step: int, key: np.ndarray, kind: int, params: np.ndarray
 ) -> None:
@@ -327,7 +319,7 @@ def _fill64(
         _finish(kind, params, tile)
 
 
-@_kernel
+@Kernel
 def _fill_words(out: np.ndarray, start: int, key: np.ndarray) -> None:
     """out[i] = word start + i of the stream."""
     for item in numba.prange((out.shape[0] + TILE - 1) // TILE):
@@ -335,6 +327,9 @@ def _fill_words(out: np.ndarray, start: int, key: np.ndarray) -> None:
         tile = out[first : min(first + TILE, out.shape[0])]
         words, offset = _contiguous_words(tile.shape[0], start + first, key)
         tile[:] = words[offset : offset + tile.shape[0]]
+
+
+_WHOLE = np.zeros(1, dtype=np.int64)  # the run starts of a whole tensor: one run, from element 0
 
 
 def parameters(dist: Distribution, dtype: str) -> tuple[int, np.ndarray]:
@@ -345,26 +340,37 @@ def parameters(dist: Distribution, dtype: str) -> tuple[int, np.ndarray]:
 
 def _fill(dist: Distribution, key: rng.Key, starts: np.ndarray, length: int, step: int, dtype: str) -> np.ndarray:
     """Samples of elements starts[r] + p step for p < length, as a flat array in the compute precision."""
-    kind, params = parameters(dist, dtype)
-    precision = compute_dtype(dtype)
-    out = np.empty(starts.shape[0] * length, dtype=precision)
-    kernel = _fill64 if precision == "float64" else _fill32
-    with _LAUNCH:
-        kernel(out, starts, length, step, np.array(key, dtype=np.uint64), kind, params)
+    out = np.empty(starts.shape[0] * length, dtype=compute_dtype(dtype))
+    _fill_into(out, dist, key, starts, length, step, dtype)
     return out
+
+
+def _fill_into(
+    out: np.ndarray, dist: Distribution, key: rng.Key, starts: np.ndarray, length: int, step: int, dtype: str
+) -> None:
+    """`_fill`'s samples written into `out`, a flat array of the compute precision of `dtype`."""
+    kind, params = parameters(dist, dtype)
+    kernel = _fill64 if out.dtype == np.float64 else _fill32
+    kernel(out.shape[0], out, starts, length, step, np.array(key, dtype=np.uint64), kind, params)
 
 
 def words(key: rng.Key, start: int, count: int) -> np.ndarray:
     """rng.words_range with NumPy: words start .. start + count - 1 of the main stream, as uint32."""
     out = np.empty(count, dtype=np.uint32)
-    with _LAUNCH:
-        _fill_words(out, start, np.array(key, dtype=np.uint64))
+    _fill_words(count, out, start, np.array(key, dtype=np.uint64))
     return out
 
 
 def draw(dist: Distribution, key: rng.Key, shape: tuple[int, ...], dtype: str) -> np.ndarray:
     """rng.draw with NumPy: the whole tensor, in the compute precision of `dtype`."""
-    return _fill(dist, key, np.zeros(1, dtype=np.int64), math.prod(shape), 1, dtype).reshape(shape)
+    return _fill(dist, key, _WHOLE, math.prod(shape), 1, dtype).reshape(shape)
+
+
+def draw_into(out: np.ndarray, dist: Distribution, key: rng.Key) -> None:
+    """`draw` of out's shape and dtype written into `out`, a C-contiguous float32 or float64 array."""
+    if out.dtype.name not in ("float32", "float64") or not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError(f"draw_into writes a writeable C-contiguous float32 or float64 array; got {out.dtype.name}")
+    _fill_into(out.reshape(-1), dist, key, _WHOLE, out.size, 1, out.dtype.name)
 
 
 def draw_slice(

@@ -4,8 +4,9 @@ As in Keras, the family owns its registry and the functions that look it up: `ge
 `serialize` and `deserialize`.
 """
 
-from initreg.initializers.base import Initializer, RandomInitializer
+from initreg.initializers.base import ElementwiseInitializer, Initializer, RandomInitializer
 from initreg.initializers.constant import Constant, Identity, Ones, Zeros
+from initreg.initializers.fans import compute_fans
 from initreg.initializers.lookup import get
 from initreg.initializers.orthogonal import Orthogonal
 from initreg.initializers.random import RandomNormal, RandomUniform, TruncatedNormal
@@ -19,11 +20,11 @@ from initreg.initializers.variance_scaling import (
     LecunNormal,
     LecunUniform,
     VarianceScaling,
-    compute_fans,
 )
 
 __all__ = [
     "Constant",
+    "ElementwiseInitializer",
     "GlorotNormal",
     "GlorotUniform",
     "HeNormal",

@@ -10,13 +10,14 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from initreg.backends.registry import get_backend
+from initreg.distributions import Distribution, TruncatedNormalDist, UniformDist
 from initreg.dtypes import FLOAT_DTYPES, standardize_dtype
 from initreg.errors import InvalidArgumentError
+from initreg.initializers.fans import compute_fans
 from initreg.rng import Key, derive_key
 
 if TYPE_CHECKING:
     from initreg.backends.base import Backend
-    from initreg.distributions import Distribution
 
 Array = Any
 Shape = tuple[int, ...]
@@ -134,11 +135,19 @@ class Initializer:
 
     Subclasses implement `generate`, which receives the random-stream key explicitly, so that a tree
     of parameters can key each one by (seed, path) while a direct call uses (self.seed, "").
+
+    `slices_independently` declares whether `generate_slice` makes any slice without making the whole
+    tensor. False, the default, means a whole-tensor initializer: every element may depend on the whole
+    tensor (a QR decomposition, a column's ranks), so a slice is cut from the whole tensor and callers
+    that make a parameter in pieces (streaming, Dask, JAX shards, torch.distributed) make it once and
+    cut their pieces from it. An initializer that sets it True must make ``generate_slice(index)`` equal
+    to ``generate()[index]`` without the rest of the tensor; `ElementwiseInitializer` does.
     """
 
     # constructor arguments that take one of a few strings, by name: Hydra checks them (initreg.schemas)
     config_choices: ClassVar[Mapping[str, Sequence[str | None]]] = {}
     dtypes: ClassVar[tuple[str, ...]] = FLOAT_DTYPES  # the dtypes it can make
+    slices_independently: bool = False  # see the class docstring; a class declares it (an Overlay per instance)
 
     def __call__(
         self, shape: Sequence[int], dtype: Any = None, *, layout: str | None = None, backend: Any = None
@@ -172,12 +181,20 @@ class Initializer:
         self, shape: Shape, index: tuple[slice, ...], dtype: str, *, key: Key, backend: Backend,
         layout: str | None = None,
     ) -> Array:  # fmt: skip
-        """tensor[index] of what `generate` gives. By default the whole tensor is made and sliced."""
+        """tensor[index] of what `generate` gives: the whole tensor is made and sliced (see `slices_independently`)."""
         return self.generate(shape, dtype, key=key, backend=backend, layout=layout)[index]
 
+    def fans(self, shape: Shape, layout: str | None = None) -> tuple[int, int]:
+        """(fan_in, fan_out) of `shape` read in `layout` (initreg.initializers.fans.compute_fans)."""
+        return compute_fans(shape, layout=layout)
+
     def target_std(self, shape: Shape, layout: str | None = None) -> float:
-        """The standard deviation of the values this initializer gives for `shape`."""
-        raise NotImplementedError(f"{type(self).__name__} must implement target_std()")
+        """The standard deviation of the values this initializer gives for `shape`; NaN when it cannot tell."""
+        return math.nan
+
+    def moments(self, shape: Shape, layout: str | None = None) -> tuple[float, float] | None:
+        """(mean, std) of the values this initializer gives for `shape`, or None when it cannot tell."""
+        return None
 
     def get_config(self) -> dict[str, Any]:
         """The constructor arguments, JSON-serializable, such that from_config(get_config()) is equal."""
@@ -210,6 +227,8 @@ class RandomInitializer(Initializer):
 
     An int seed gives the same values on every call. seed=None draws a seed once, at construction,
     from Python's `random` (so `random.seed` makes it repeatable), and get_config() keeps None.
+    A subclass either implements `generate` or gives `distribution_for`, whose draws `generate` makes
+    the whole tensor of; it is whole-tensor unless it declares otherwise (see `ElementwiseInitializer`).
     """
 
     def __init__(self, seed: int | None = None) -> None:
@@ -225,12 +244,22 @@ class RandomInitializer(Initializer):
         return {"seed": self._init_seed}
 
     def distribution_for(self, shape: Shape, layout: str | None = None) -> Distribution:
-        """What to draw for a tensor of `shape`."""
-        raise NotImplementedError(f"{type(self).__name__} must implement distribution_for()")
+        """What to draw for each element of a tensor of `shape`."""
+        raise NotImplementedError(f"{type(self).__name__} must implement distribution_for() or generate()")
 
     def generate(self, shape: Shape, dtype: str, *, key: Key, backend: Backend, layout: str | None = None) -> Array:
         """The whole tensor: `backend` draws distribution_for(shape, layout) from the stream `key`."""
         return backend.draw(self.distribution_for(shape, layout), key, shape, dtype)
+
+
+class ElementwiseInitializer(RandomInitializer):
+    """A random initializer whose elements are independent draws from `distribution_for(shape, layout)`.
+
+    Element i is a pure function of (key, i), so it slices independently: any slice is drawn on its own
+    and equals that slice of the whole tensor. Its mean and std are the distribution's.
+    """
+
+    slices_independently = True
 
     def generate_slice(
         self, shape: Shape, index: tuple[slice, ...], dtype: str, *, key: Key, backend: Backend,
@@ -242,3 +271,19 @@ class RandomInitializer(Initializer):
     def target_std(self, shape: Shape, layout: str | None = None) -> float:
         """The std of distribution_for(shape, layout)."""
         return self.distribution_for(shape, layout).std
+
+    def moments(self, shape: Shape, layout: str | None = None) -> tuple[float, float]:
+        """(mean, std) of distribution_for(shape, layout) (see `distribution_mean`)."""
+        dist = self.distribution_for(shape, layout)
+        return distribution_mean(dist), dist.std
+
+
+def distribution_mean(dist: Distribution) -> float:
+    """The mean of `dist`: (low + high) / 2 for a uniform, the mean for a normal, and for a normal cut at
+    [a, b] (in stddev units) mean + stddev (phi(a) - phi(b)) / (Phi(b) - Phi(a))."""
+    if isinstance(dist, UniformDist):
+        return (dist.low + dist.high) / 2
+    if isinstance(dist, TruncatedNormalDist):
+        density = (math.exp(-0.5 * dist.low**2) - math.exp(-0.5 * dist.high**2)) / math.sqrt(2 * math.pi)
+        return dist.mean + dist.stddev * density / dist.mass
+    return dist.mean

@@ -110,6 +110,7 @@ class Constant(Initializer):
     """Every element equals `value`; an array value is broadcast to the shape."""
 
     dtypes: ClassVar[tuple[str, ...]] = FLOAT_DTYPES + EXACT_DTYPES
+    slices_independently = True  # a slice is copied from a broadcast view
 
     def __init__(self, value: Any = 0.0, *, broadcast: bool = True) -> None:
         """`broadcast=False` makes only the value's own shape (what ``initreg.get(array)`` gives, as Keras's get)."""
@@ -153,8 +154,12 @@ class Constant(Initializer):
 
     def target_std(self, shape: Shape, layout: str | None = None) -> float:
         """The std of the broadcast value over the tensor (0 for an empty shape)."""
+        return self.moments(shape, layout)[1]
+
+    def moments(self, shape: Shape, layout: str | None = None) -> tuple[float, float]:
+        """(mean, std) of the broadcast value over the tensor ((0, 0) for an empty shape)."""
         values = self._broadcast(shape, "float64", get_backend("numpy"))
-        return float(values.std()) if math.prod(shape) else 0.0
+        return (float(values.mean()), float(values.std())) if math.prod(shape) else (0.0, 0.0)
 
     def get_config(self) -> dict[str, Any]:
         """Keras's config; broadcast is added only when it is False."""
@@ -217,10 +222,19 @@ class Identity(Initializer):
 
     def target_std(self, shape: Shape, layout: str | None = None) -> float:
         """|gain| sqrt(s (1 - s)), s = min(rows, cols) / (rows cols) the diagonal's share (0 unless 2-D, non-empty)."""
-        size = math.prod(shape)
-        share = min(shape) / size if len(shape) == 2 and size else 0.0
+        share = _diagonal_share(shape)
         return abs(self.gain) * math.sqrt(share * (1.0 - share))
+
+    def moments(self, shape: Shape, layout: str | None = None) -> tuple[float, float]:
+        """(gain s, target_std), s the diagonal's share (see `target_std`): a share s of the values is gain."""
+        return self.gain * _diagonal_share(shape), self.target_std(shape, layout)
 
     def get_config(self) -> dict[str, Any]:
         """{"gain": gain}, which Keras's config drops."""
         return {"gain": self.gain}
+
+
+def _diagonal_share(shape: Shape) -> float:
+    """min(rows, cols) / (rows cols): the share of an identity matrix's elements on its diagonal (0 unless 2-D)."""
+    size = math.prod(shape)
+    return min(shape) / size if len(shape) == 2 and size else 0.0

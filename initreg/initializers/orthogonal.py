@@ -5,6 +5,9 @@ as Keras does; in the "torch" layout [out, in, ...], rows = out and cols = prod(
 orthogonal_ does (so weight.view(out, -1) is the orthogonal matrix). A ~ N(0, 1) of shape (max, min) of
 (rows, cols) is drawn from the stream, A = QR, Q's columns are multiplied by sign(diag(R)) so that Q is
 Haar-distributed, transposed when rows < cols, reshaped row-major to `shape` and scaled by gain.
+
+Every element depends on the whole matrix, so Orthogonal is a whole-tensor initializer: a slice is cut
+from the whole tensor (``slices_independently`` is False).
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ from initreg.distributions import NormalDist
 from initreg.dtypes import compute_dtype
 from initreg.errors import InvalidArgumentError, choices
 from initreg.initializers.base import Array, RandomInitializer, Shape, finite_number
+from initreg.initializers.fans import LAYOUTS
 from initreg.initializers.registry import register
-from initreg.initializers.variance_scaling import LAYOUTS
 from initreg.memory import elementwise_peak_bytes, itemsize
 from initreg.rng import Key
 
@@ -66,16 +69,6 @@ class Orthogonal(RandomInitializer):
             q = q.T
         return backend.cast(self.gain * xp.reshape(q, shape), dtype)
 
-    def generate_slice(
-        self, shape: Shape, index: tuple[slice, ...], dtype: str, *, key: Key, backend: Backend,
-        layout: str | None = None,
-    ) -> Array:  # fmt: skip
-        """Always raises: every element depends on the whole matrix through its QR decomposition."""
-        raise InvalidArgumentError(
-            "Orthogonal cannot generate a slice on its own: every element depends on the whole matrix "
-            "through its QR decomposition; generate the whole parameter instead"
-        )
-
     def peak_bytes(self, shape: Shape, dtype: str, layout: str | None = None, fused: bool = True) -> int:
         """Bytes `generate` holds at its peak on NumPy: the larger of the normal matrix's draw and the QR phase.
 
@@ -95,6 +88,10 @@ class Orthogonal(RandomInitializer):
         """|gain| / sqrt(max(rows, cols)), the root mean square of the entries of gain * Q."""
         rows, cols = _matrix_shape(shape, layout)
         return abs(self.gain) / math.sqrt(max(rows, cols, 1))
+
+    def moments(self, shape: Shape, layout: str | None = None) -> tuple[float, float]:
+        """(0, target_std): Q's sign-corrected columns are symmetric in law, so every entry has mean 0."""
+        return 0.0, self.target_std(shape, layout)
 
     def get_config(self) -> dict[str, Any]:
         """Keras's config: seed and gain."""

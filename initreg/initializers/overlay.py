@@ -3,7 +3,8 @@
 Element e of the result is the value that the last part whose region holds e gives at e, where a
 part's value at e is element e of the part's initializer's *whole* tensor, drawn from the same stream
 (key) as the base. So ``generate_slice(index)`` is the base's slice with each part's slice of the
-overlap written over it, and equals ``generate()[index]``: slices, chunks and shards stay exact.
+overlap written over it, and equals ``generate()[index]``: slices, chunks and shards stay exact. It
+slices independently when its base and every part do.
 
 Its target std is that of the mixture: with n_k the elements part k (the base is part 0) finally owns,
 and m_k, s_k its mean and std, std^2 = sum n_k (s_k^2 + (m_k - m)^2) / N, m = sum n_k m_k / N.
@@ -17,9 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from initreg.distributions import NormalDist, TruncatedNormalDist, UniformDist
-from initreg.initializers.base import Array, Initializer, RandomInitializer, Shape
-from initreg.initializers.constant import Constant
+from initreg.initializers.base import Array, Initializer, Shape
 from initreg.rng import Key
 
 if TYPE_CHECKING:
@@ -44,6 +43,9 @@ class Overlay(Initializer):
     def __init__(self, base: Initializer, parts: Sequence[Part]) -> None:
         self.base = base
         self.parts = tuple(parts)
+        self.slices_independently = base.slices_independently and all(
+            part.initializer.slices_independently for part in self.parts
+        )
 
     def generate(self, shape: Shape, dtype: str, *, key: Key, backend: Backend, layout: str | None = None) -> Array:
         """base's whole tensor, each part's region then overwritten, in order, by the part's values there."""
@@ -73,22 +75,31 @@ class Overlay(Initializer):
             )
         return values
 
+    def fans(self, shape: Shape, layout: str | None = None) -> tuple[int, int]:
+        """The base's fans."""
+        return self.base.fans(shape, layout)
+
     def target_std(self, shape: Shape, layout: str | None = None) -> float:
         """The std of the mixture (module docstring); NaN if a part cannot tell its mean and std."""
+        moments = self.moments(shape, layout)
+        return math.nan if moments is None else moments[1]
+
+    def moments(self, shape: Shape, layout: str | None = None) -> tuple[float, float] | None:
+        """(mean, std) of the mixture (module docstring); None if a part cannot tell its own."""
         whole = Part(tuple(slice(0, size, 1) for size in shape), self.base)
         parts = (whole, *self.parts)
         total, first, second = 0, 0.0, 0.0
         for k, part in enumerate(parts):
             owned = _owned(part.region, [later.region for later in parts[k + 1 :]], shape)
-            moments = _moments(part.initializer, shape, part.layout or layout) if owned else (0.0, 0.0)
+            moments = part.initializer.moments(shape, part.layout or layout) if owned else (0.0, 0.0)
             if owned is None or moments is None:
-                return math.nan
+                return None
             mean, std = moments
             total, first, second = total + owned, first + owned * mean, second + owned * (std * std + mean * mean)
         if not total:
-            return 0.0
+            return 0.0, 0.0
         mean = first / total
-        return math.sqrt(max(0.0, second / total - mean * mean))
+        return mean, math.sqrt(max(0.0, second / total - mean * mean))
 
     def get_config(self) -> dict[str, Any]:
         """The base and the parts, described as text (an Overlay is made by a plan, not from a config)."""
@@ -96,27 +107,6 @@ class Overlay(Initializer):
             "base": repr(self.base),
             "parts": [[region_text(part.region), repr(part.initializer), part.layout] for part in self.parts],
         }
-
-
-def _moments(initializer: Initializer, shape: Shape, layout: str | None) -> tuple[float, float] | None:
-    """(mean, std) of an initializer's values, for a scalar constant or a random initializer; else None."""
-    if isinstance(initializer, Constant):
-        value = initializer.value
-        return (float(value), 0.0) if isinstance(value, (int, float)) else None
-    if not isinstance(initializer, RandomInitializer):
-        return None
-    try:
-        dist = initializer.distribution_for(shape, layout)
-    except NotImplementedError:  # one that does not draw element by element, such as Orthogonal
-        return None
-    if isinstance(dist, UniformDist):
-        return (dist.low + dist.high) / 2, dist.std
-    if isinstance(dist, TruncatedNormalDist):
-        density = (math.exp(-0.5 * dist.low**2) - math.exp(-0.5 * dist.high**2)) / math.sqrt(2 * math.pi)
-        return dist.mean + dist.stddev * density / dist.mass, dist.std
-    if isinstance(dist, NormalDist):
-        return dist.mean, dist.std
-    return None
 
 
 def _owned(region: Region, later: Sequence[Region], shape: Shape) -> int | None:

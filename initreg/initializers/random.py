@@ -13,11 +13,11 @@ from typing import Any
 
 from initreg.distributions import DEFAULT_CUTOFF, Distribution, NormalDist, TruncatedNormalDist, UniformDist
 from initreg.errors import InvalidArgumentError
-from initreg.initializers.base import RandomInitializer, Shape, finite_number, non_negative, positive
+from initreg.initializers.base import ElementwiseInitializer, Shape, finite_number, non_negative, positive
 from initreg.initializers.registry import register
 
 
-class _MeanStddev(RandomInitializer):
+class _MeanStddev(ElementwiseInitializer):
     """Shared arguments of the two normals: a mean and a (pre-truncation) standard deviation."""
 
     def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: int | None = None) -> None:
@@ -99,7 +99,7 @@ def _absolute_bounds(
 
 
 @register("random_uniform", aliases=["RandomUniform", "uniform"])
-class RandomUniform(RandomInitializer):
+class RandomUniform(ElementwiseInitializer):
     """Uniform on [minval, maxval)."""
 
     def __init__(self, minval: float = -0.05, maxval: float = 0.05, seed: int | None = None) -> None:

@@ -1,4 +1,4 @@
-"""Fans, VarianceScaling and its six presets (Lecun, Glorot, He; normal and uniform).
+"""VarianceScaling and its six presets (Lecun, Glorot, He; normal and uniform).
 
 For a weight with fans (fan_in, fan_out), n is fan_in, fan_out, (fan_in + fan_out)/2 or
 sqrt(fan_in fan_out) by `mode`, and with s = scale / max(1, n):
@@ -19,13 +19,15 @@ from typing import Any, ClassVar
 
 from initreg.distributions import DEFAULT_CUTOFF, Distribution, NormalDist, TruncatedNormalDist, UniformDist
 from initreg.errors import InvalidArgumentError, choices
-from initreg.initializers.base import RandomInitializer, Shape, float_or_inf, positive, python_number
+from initreg.initializers.base import ElementwiseInitializer, Shape, float_or_inf, positive, python_number
+from initreg.initializers.fans import LAYOUTS as LAYOUTS  # re-exported for the modules that import them here
+from initreg.initializers.fans import as_axes, check_axes
+from initreg.initializers.fans import compute_fans as compute_fans
 from initreg.initializers.registry import register
 
 TRUNCATED_STD_FACTOR = 0.87962566103423978  # std of a standard normal truncated to [-2, 2]
 MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
 DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "uniform")
-LAYOUTS = ("keras", "torch")
 
 
 def truncated_std_factor(cutoff: float) -> float:
@@ -43,76 +45,6 @@ def jax_rank_message(rank: int) -> str:
     )
 
 
-def layout_axes(layout: str, rank: int) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
-    """(input_axes, output_axes) of a named layout, or None for the Keras default rules.
-
-    "torch" is PyTorch's [out, in, *kernel]: fan_in = in * receptive field, fan_out = out * receptive
-    field. Below rank 2 every layout uses the Keras rules.
-    """
-    if layout not in LAYOUTS:
-        raise InvalidArgumentError(f"unknown layout {layout!r}; valid: {choices(LAYOUTS)}")
-    if layout == "keras" or rank < 2:
-        return None
-    kernel = tuple(range(2, rank))
-    return (1, *kernel), (0, *kernel)
-
-
-def compute_fans(
-    shape: Sequence[int],
-    input_axes: Sequence[int] | None = None,
-    output_axes: Sequence[int] | None = None,
-    layout: str | None = None,
-) -> tuple[int, int]:
-    """(fan_in, fan_out) of a weight shape, as Keras computes them.
-
-    Rank 0: (1, 1). Rank 1: (n, n). Rank 2: (shape[0], shape[1]). Higher: the last two axes are
-    (in, out), times the receptive field prod(shape[:-2]). With both input_axes and output_axes given,
-    each fan is the product of those axes; one side alone is checked against the rank and otherwise ignored,
-    as Keras does. `layout` ("keras" or "torch") names the axes instead.
-    """
-    shape = tuple(shape)
-    if layout is not None:
-        if input_axes is not None or output_axes is not None:
-            raise InvalidArgumentError(f"give either layout ({layout!r}) or input_axes/output_axes, not both")
-        axes = layout_axes(layout, len(shape))
-        if axes is not None:
-            input_axes, output_axes = axes
-    _check_axes(shape, input_axes, "input_axes")  # one side alone is ignored, as Keras does, but still checked
-    _check_axes(shape, output_axes, "output_axes")
-    if input_axes is not None and output_axes is not None:
-        return math.prod(shape[a] for a in input_axes), math.prod(shape[a] for a in output_axes)
-    if len(shape) == 0:
-        return 1, 1
-    if len(shape) == 1:
-        return shape[0], shape[0]
-    receptive_field = math.prod(shape[:-2])
-    return shape[-2] * receptive_field, shape[-1] * receptive_field
-
-
-def _check_axes(shape: Shape, axes: Sequence[int] | None, name: str) -> None:
-    """Raises naming `name` unless `axes` is None or a list of axes in -rank..rank-1 of `shape`."""
-    rank = len(shape)
-    for axis in _axes(name, axes) or ():
-        if not -rank <= axis < rank:
-            raise InvalidArgumentError(
-                f"{name} has axis {axis}, but shape {shape} has rank {rank}; valid axes: "
-                + (f"{-rank} to {rank - 1}" if rank else "none (a scalar has no axes)")
-            )
-
-
-def _axes(name: str, axes: Any) -> list[int] | None:
-    """`axes` as a list of ints (None stays None); anything else raises naming `name`."""
-    if axes is None:
-        return None
-    if (
-        isinstance(axes, (str, bytes))
-        or not isinstance(axes, Sequence)
-        or not all(isinstance(a, int) and not isinstance(a, bool) for a in axes)
-    ):
-        raise InvalidArgumentError(f"{name} must be a list of integer axes, such as [0]; got {axes!r}")
-    return list(axes)
-
-
 def _warn_if_one_sided(input_axes: list[int] | None, output_axes: list[int] | None) -> None:
     """A UserWarning when only one of input_axes and output_axes is given: Keras then ignores both."""
     if (input_axes is None) != (output_axes is None):
@@ -127,7 +59,7 @@ def _warn_if_one_sided(input_axes: list[int] | None, output_axes: list[int] | No
 
 
 @register("variance_scaling", aliases=["VarianceScaling"])
-class VarianceScaling(RandomInitializer):
+class VarianceScaling(ElementwiseInitializer):
     """Keras's VarianceScaling, plus JAX's fan_geo_avg mode (see the module docstring for the math)."""
 
     config_choices: ClassVar[Mapping[str, Sequence[str | None]]] = {
@@ -174,8 +106,8 @@ class VarianceScaling(RandomInitializer):
         self.scale = float(number)
         self.mode = mode
         self.distribution = distribution
-        self.input_axes = _axes("input_axes", input_axes)
-        self.output_axes = _axes("output_axes", output_axes)
+        self.input_axes = as_axes("input_axes", input_axes)
+        self.output_axes = as_axes("output_axes", output_axes)
         _warn_if_one_sided(self.input_axes, self.output_axes)
         super().__init__(seed=seed)
 
@@ -193,8 +125,8 @@ class VarianceScaling(RandomInitializer):
             )
         if self.input_axes is not None and self.output_axes is not None:
             return compute_fans(shape, self.input_axes, self.output_axes)
-        _check_axes(shape, self.input_axes, "input_axes")  # one side alone: ignored (see __init__), but checked
-        _check_axes(shape, self.output_axes, "output_axes")
+        check_axes(shape, self.input_axes, "input_axes")  # one side alone: ignored (see __init__), but checked
+        check_axes(shape, self.output_axes, "output_axes")
         return compute_fans(shape, layout=layout)
 
     def check(self, shape: Shape, dtype: str, layout: str | None = None) -> None:

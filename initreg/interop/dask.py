@@ -3,8 +3,9 @@
 ``init_tree(spec, rules, seed)`` takes what ``initreg.init_tree`` takes and returns the same
 structure holding dask arrays. Chunk `index` of parameter p is ``init_slice(init, shape, index, seed,
 p)``: each chunk is its own task that depends on nothing but (seed, p, index), so any worker of any
-machine can compute it, and ``.compute()`` equals ``initreg.init_tree(...)``. Orthogonal parameters
-are made whole, as one chunk (see initreg.slicing).
+machine can compute it, and ``.compute()`` equals ``initreg.init_tree(...)``. A whole-tensor initializer's
+parameter (Orthogonal, delta_orthogonal, one that declares nothing: ``slices_independently`` is False) is
+one chunk, made whole in one task.
 
 ``to_zarr`` and ``to_safetensors`` write such a tree with the workers writing their own chunks into
 the target (a path every worker can reach), so no process ever holds more than its chunks. They run on
@@ -36,7 +37,7 @@ from initreg.errors import InvalidArgumentError
 from initreg.io import TensorInfo, free_space_for, planned_size, replacing, safetensors_header
 from initreg.planning import PlanEntry, plan
 from initreg.rules import RuleOptions, Rules
-from initreg.slicing import init_slice, slices_independently, stream_seed
+from initreg.slicing import init_slice, stream_seed
 from initreg.spec import flatten, unflatten
 
 if TYPE_CHECKING:
@@ -59,13 +60,13 @@ class ParameterSource:
 
 
 def parameter_array(entry: PlanEntry, seed: int, chunks: Any = "auto") -> da.Array:
-    """One planned parameter as a dask array of independent chunks (one chunk if it cannot be sliced).
+    """One planned parameter as a dask array of independent chunks (one chunk if its initializer is whole-tensor).
 
     `chunks` is anything dask takes for one array: "auto", a byte size such as "64MiB", an int per
     axis, a tuple, a dict by axis.
     """
     source = ParameterSource(entry, seed)
-    if not slices_independently(entry.initializer):
+    if not entry.initializer.slices_independently:  # made in one task, whole
         chunks = entry.shape
     try:
         normalized = normalize_chunks(chunks, entry.shape, dtype=source.dtype)

@@ -10,7 +10,8 @@ under ``jax.jit`` and ``jax.vmap``.
 
 ``init_sharded`` makes one parameter as a sharded ``jax.Array`` with ``jax.make_array_from_callback``:
 each device's shard is ``init_slice`` of its index, so each process makes only its own devices' shards, and
-the assembled array equals the unsharded one. Orthogonal can only be made whole (replicated).
+the assembled array equals the unsharded one. A whole-tensor initializer (Orthogonal; see
+``Initializer.slices_independently``) is made whole once per process, and its shards are cut from it.
 
 JAX's conventions, and how to get them from ``kernel_init``:
 
@@ -255,14 +256,20 @@ def init_sharded(
     """The parameter at `path` as a jax.Array laid out by `sharding`, each shard made by init_slice.
 
     Equal to ``jax.device_put(init_slice(initializer, shape, (), seed, path, dtype), sharding)``
-    without ever making the whole array.
+    without ever making the whole array, unless the initializer is whole-tensor (``slices_independently``
+    False): then this process makes the whole array once and cuts its shards from it.
     """
     init = as_initializer(initializer)
     standard_shape, dtype_name = standardize_shape(shape), parameter_dtype(init, dtype)
     init.check(standard_shape, COMPLEX_PARTS.get(dtype_name, dtype_name), layout)
+    made: list[np.ndarray] = []  # a whole-tensor initializer's one whole array, once made
 
     def shard(index: tuple[slice, ...] | None) -> np.ndarray:
         part = () if index is None else index
-        return parameter_slice(init, standard_shape, part, seed, path, dtype_name, layout)
+        if init.slices_independently:
+            return parameter_slice(init, standard_shape, part, seed, path, dtype_name, layout)
+        if not made:
+            made.append(parameter_slice(init, standard_shape, (), seed, path, dtype_name, layout))
+        return made[0][part]
 
     return jax.make_array_from_callback(standard_shape, sharding, shard, dtype=numpy_dtype(dtype_name))

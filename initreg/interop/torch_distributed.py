@@ -14,8 +14,8 @@ model bit for bit, whatever the mesh and placements:
   blocks, and each block into pieces of consecutive rows of at most `chunk_bytes` (initreg.tree's
   ``chunk_indices``); each piece is ``generate_slice`` of its global slices, so a rank draws only its
   own elements and holds at most one piece of values besides its shard.
-- Whole-tensor initializers (Orthogonal, an Overlay with an Orthogonal part, and any initializer that
-  does not override ``generate_slice``, which is how a third-party one declares itself so) are drawn
+- Whole-tensor initializers (``slices_independently`` False: Orthogonal, an Overlay with a whole-tensor
+  part, and any initializer that does not declare that it slices independently) are drawn
   whole, once per parameter, by every rank whose shard is not empty, and each takes its part: the
   values are the same, and such a rank holds one whole parameter (in its drawing dtype) for the time
   it fills that parameter.
@@ -45,7 +45,7 @@ from initreg.planning import PlanEntry
 from initreg.rng import derive_key
 from initreg.rules import RuleSet
 from initreg.slicing import stream_seed
-from initreg.write import DEFAULT_CHUNK_BYTES, chunk_indices, slices_cheaply
+from initreg.write import DEFAULT_CHUNK_BYTES, chunk_indices
 
 AxisIndices = Sequence[int]  # the global indices one axis of a local shard holds, in local order
 Run = tuple[int, int, int]  # (local start, global start, length) of consecutive indices
@@ -168,7 +168,7 @@ def shard_pieces(
         return
     chosen, key = get_backend(backend), derive_key(seed, entry.path)
     whole = None
-    if not entry.shape or not slices_cheaply(entry.initializer):
+    if not entry.shape or not entry.initializer.slices_independently:
         with about(f"parameter {entry.path!r} (rule {entry.rule!r})"):
             whole = entry.initializer.generate(entry.shape, entry.dtype, key=key, backend=chosen, layout=entry.layout)
     if not entry.shape:  # a 0-d parameter is replicated: its one element

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from initreg.errors import InvalidArgumentError, choices
 from initreg.initializers.base import Shape
-from initreg.initializers.variance_scaling import LAYOUTS
+from initreg.initializers.fans import LAYOUTS
 
 
 def conv_layout(shape: Shape, layout: str | None, default: str, name: str) -> str:

@@ -25,7 +25,12 @@ from initreg_extra.conv import conv_layout
 
 
 class DeltaOrthogonal(RandomInitializer):
-    """A delta-orthogonal conv kernel (see the module docstring); 3-D, 4-D or 5-D shapes only."""
+    """A delta-orthogonal conv kernel (see the module docstring); 3-D, 4-D or 5-D shapes only.
+
+    Whole-tensor: every element of Q depends on the whole matrix, so a slice is cut from the whole kernel.
+    """
+
+    slices_independently = False
 
     def __init__(self, scale: float = 1.0, seed: int | None = None) -> None:
         self.scale = finite_number("scale", scale)
@@ -63,6 +68,10 @@ class DeltaOrthogonal(RandomInitializer):
         """The root mean square, scale sqrt(in / size): the centre holds in rows of norm scale."""
         fan_in, _ = self._channels(shape, layout)
         return abs(self.scale) * math.sqrt(fan_in / math.prod(shape)) if math.prod(shape) else 0.0
+
+    def moments(self, shape: Shape, layout: str | None = None) -> tuple[float, float]:
+        """(0, target_std): Q's entries have mean 0 (see Orthogonal.moments), and so do the zeros."""
+        return 0.0, self.target_std(shape, layout)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "scale": self.scale}

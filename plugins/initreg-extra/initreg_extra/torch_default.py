@@ -18,11 +18,11 @@ from typing import Any
 
 from initreg.distributions import Distribution, UniformDist
 from initreg.errors import InvalidArgumentError
-from initreg.initializers import RandomInitializer, compute_fans
+from initreg.initializers import ElementwiseInitializer, compute_fans
 from initreg.initializers.base import Shape
 
 
-class TorchDefault(RandomInitializer):
+class TorchDefault(ElementwiseInitializer):
     """U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in from the torch layout or given (for biases)."""
 
     def __init__(self, fan_in: int | None = None, seed: int | None = None) -> None:

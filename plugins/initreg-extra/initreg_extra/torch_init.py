@@ -22,8 +22,8 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -99,6 +99,10 @@ class _TorchFans(_WarnsOnZeroElements, VarianceScaling):
 
 class _Kaiming(_TorchFans):
     DISTRIBUTION = "untruncated_normal"
+    config_choices: ClassVar[Mapping[str, Sequence[str | None]]] = {
+        "mode": KAIMING_MODES,
+        "nonlinearity": NONLINEARITIES,
+    }
 
     def __init__(
         self,
@@ -187,7 +191,10 @@ def _conv_shape(shape: Shape, layout: str | None, name: str) -> tuple[Shape, boo
 
 
 class Dirac(Initializer):
-    """torch's dirac_: an identity convolution, per group (see the module docstring). Deterministic."""
+    """torch's dirac_: an identity convolution, per group (see the module docstring). Deterministic.
+
+    Whole-tensor (the default declaration): a slice is cut from the whole kernel.
+    """
 
     def __init__(self, groups: int = 1) -> None:
         if isinstance(groups, bool) or not isinstance(groups, numbers.Integral) or groups < 1:
@@ -223,7 +230,12 @@ class Dirac(Initializer):
 
 
 class Sparse(RandomInitializer):
-    """torch's sparse_: N(0, std^2) with ceil(sparsity rows) zeros in each column (see the module docstring)."""
+    """torch's sparse_: N(0, std^2) with ceil(sparsity rows) zeros in each column (see the module docstring).
+
+    Whole-tensor: a column's zeros depend on the whole column, so a slice is cut from the whole tensor.
+    """
+
+    slices_independently = False
 
     def __init__(self, sparsity: float = 0.1, std: float = 0.01, seed: int | None = None) -> None:
         self.sparsity = finite_number("sparsity", sparsity)
@@ -261,13 +273,13 @@ class Sparse(RandomInitializer):
         ranks = xp.argsort(xp.argsort(distinct, axis=0), axis=0)  # each column's ranks
         return xp.where(ranks < self.zeros_per_column(shape), xp.zeros_like(values), values)
 
-    # A column's zeros depend on the whole column: a slice is made from the whole tensor, as Initializer's
-    # default does (which also tells streaming to make the tensor once, not once per piece).
-    generate_slice = Initializer.generate_slice
-
     def target_std(self, shape: Shape, layout: str | None = None) -> float:
         rows, _ = self._matrix(shape)
         return self.std * math.sqrt(1.0 - self.zeros_per_column(shape) / rows) if rows else 0.0
+
+    def moments(self, shape: Shape, layout: str | None = None) -> tuple[float, float]:
+        """(0, target_std): zeros and a symmetric normal have mean 0."""
+        return 0.0, self.target_std(shape, layout)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "sparsity": self.sparsity, "std": self.std}
