@@ -89,6 +89,7 @@ class PathPattern:
     captures: tuple[str, ...]
     prefix: str
     suffix: str
+    capture_end: int = field(default=0, repr=False)  # tokens up to the last capture: those read for captures
 
     def matches(self, path: str) -> bool:
         """Whether the whole path matches (captures are not read)."""
@@ -109,6 +110,8 @@ class PathPattern:
         reach, steps = self._reach(subject)
         if not reach[0] >> subject.width & 1:
             return None, steps * (subject.width + 1)
+        if not self.capture_end:
+            return {}, steps * (subject.width + 1)
         captured, walked = self._read_captures(subject, reach)
         return captured, (steps + walked) * (subject.width + 1)
 
@@ -127,8 +130,7 @@ class PathPattern:
         """The captures of a matching path, each ``*`` and capture taking the longest run the rest allows."""
         captured: dict[str, int] = {}
         position, steps, width = 0, 0, subject.width
-        last = max((i for i, token in enumerate(self.tokens) if token.kind == "capture"), default=-1)
-        for i, token in enumerate(self.tokens[: last + 1]):
+        for i, token in enumerate(self.tokens[: self.capture_end]):
             steps += 1
             if token.kind == "star":
                 position = width - _lowest_bit(reach[i + 1])
@@ -200,7 +202,8 @@ def compile_pattern(text: str) -> PathPattern:
     merged = _merged_runs(tokens)
     prefix = merged[0].text if merged and merged[0].kind == "literal" else ""
     suffix = merged[-1].text if len(merged) > 1 and merged[-1].kind == "literal" else ""
-    return PathPattern(text, tuple(merged), tuple(captures), prefix, suffix)
+    capture_end = max((i + 1 for i, token in enumerate(merged) if token.kind == "capture"), default=0)
+    return PathPattern(text, tuple(merged), tuple(captures), prefix, suffix, capture_end)
 
 
 def _merged_runs(tokens: Sequence[_Token]) -> list[_Token]:

@@ -98,6 +98,8 @@ def _matched_rules(names: Sequence[str], rules: Sequence[Rule], index: PatternIn
     """The positions of the rules that match at least one of `names` (testing only `index`'s candidates)."""
     used: set[int] = set()
     for name in names:
+        if len(used) == len(rules):
+            break  # every rule is used: no name can add one
         used.update(
             position for position in index.candidates(name) if position not in used and rules[position].matches(name)
         )
@@ -145,7 +147,11 @@ def _winners(names: Sequence[str], rules: Sequence[Rule], index: PatternIndex) -
     Only `index`'s candidates for the names are tested: the others cannot match.
     """
     overlays: list[Match] = []
-    for position in sorted({position for name in names for position in index.candidates(name)}, reverse=True):
+    if len(names) == 1:
+        positions = index.candidates(names[0])
+    else:
+        positions = sorted({position for name in names for position in index.candidates(name)})
+    for position in reversed(positions):
         rule = rules[position]
         captured = _first_captures(rule, names)
         if captured is None:
@@ -249,7 +255,7 @@ def plan(
         if path not in winners:
             continue
         (rule, captured), overlays = winners[path]
-        name = "+".join(matched.name for matched, _ in ((rule, captured), *overlays))
+        name = "+".join([rule.name, *(matched.name for matched, _ in overlays)]) if overlays else rule.name
         try:  # what `about` does, without the cost of a context manager per parameter
             shape, own_dtype = shape_and_dtype(leaf, dtype)
             chosen_layout = rule.layout or layout
