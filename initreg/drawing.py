@@ -14,7 +14,7 @@ from initreg import memory
 from initreg.backends.numpy import NumpyBackend, fused_kernels
 from initreg.backends.registry import get_backend
 from initreg.errors import InitregError, prefix_message
-from initreg.initializers.base import Array, Initializer, Shape
+from initreg.initializers.base import Array, ElementwiseInitializer, Initializer, Shape
 from initreg.initializers.overlay import Overlay
 from initreg.planning import PlanEntry, plan
 from initreg.rng import derive_key
@@ -26,6 +26,11 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
     from initreg.backends.base import Backend
+    from initreg.distributions import Distribution
+
+BATCHED_UP_TO = 1 << 12  # elements of a tensor drawn in one kernel call with others of its distribution
+MIN_BATCH = 32  # tensors of one distribution and dtype from which they are drawn in one call
+BATCH_ELEMENTS = 1 << 20  # elements per such call at most (the array their values are views of)
 
 
 def generate(entry: PlanEntry, seed: int, backend: Any = None) -> Array:
@@ -94,8 +99,51 @@ def init_tree(
     gets the very array of its parameter.
     """
     entries = plan(spec, rules, dtype=dtype, **options)
-    chosen, seed = get_backend(backend), stream_seed(seed)
-    return unflatten(with_aliases(entries, [generate_checked(entry, seed, chosen) for entry in entries]), like=spec)
+    return unflatten(with_aliases(entries, generate_all(entries, stream_seed(seed), get_backend(backend))), like=spec)
+
+
+def generate_all(entries: Sequence[PlanEntry], seed: int, backend: Backend) -> list[Array]:
+    """`generate_checked` of each entry; on NumPy with the fused kernels, many small tensors in few calls.
+
+    An ElementwiseInitializer's tensors of at most BATCHED_UP_TO elements, when MIN_BATCH or more share
+    a distribution and dtype, are drawn together (`fused_cpu.draw_many`, up to BATCH_ELEMENTS elements a
+    call): the same values, each a view of the array of its call (a copy where cast to a narrower dtype).
+    """
+    values: list[Array] = [None] * len(entries)
+    kernels = fused_kernels() if type(backend) is NumpyBackend else None
+    if kernels is not None:
+        for (dist, dtype), group in _small_groups(entries).items():
+            for start in range(0, len(group) if len(group) >= MIN_BATCH else 0, BATCH_ELEMENTS // BATCHED_UP_TO):
+                batch = group[start : start + BATCH_ELEMENTS // BATCHED_UP_TO]
+                keys = [derive_key(seed, entries[position].path) for position in batch]
+                drawn = kernels.draw_many(dist, keys, [entries[position].shape for position in batch], dtype)
+                for position, value in zip(batch, drawn, strict=True):
+                    values[position] = backend.cast(value, dtype)
+    return [
+        generate_checked(entry, seed, backend) if value is None else value
+        for entry, value in zip(entries, values, strict=True)
+    ]
+
+
+def _small_groups(entries: Sequence[PlanEntry]) -> dict[tuple[Distribution, str], list[int]]:
+    """{(distribution, dtype): positions} of the entries an ElementwiseInitializer draws with at most
+    BATCHED_UP_TO elements; one whose distribution cannot be made is left to `generate_checked` to report."""
+    groups: dict[tuple[Distribution, str], list[int]] = {}
+    made: dict[tuple[int, Shape, str | None], Distribution | None] = {}  # trees repeat initializers and shapes
+    for position, entry in enumerate(entries):
+        initializer = entry.initializer
+        if not isinstance(initializer, ElementwiseInitializer) or entry.size > BATCHED_UP_TO:
+            continue
+        seen = (id(initializer), entry.shape, entry.layout)
+        if seen not in made:
+            try:
+                made[seen] = initializer.distribution_for(entry.shape, entry.layout)
+            except InitregError:
+                made[seen] = None
+        dist = made[seen]
+        if dist is not None:
+            groups.setdefault((dist, entry.dtype), []).append(position)
+    return groups
 
 
 def with_aliases(entries: Sequence[PlanEntry], values: Sequence[Any]) -> dict[str, Any]:

@@ -22,6 +22,7 @@ computed by the same instructions, whichever thread runs it.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numba
@@ -285,6 +286,28 @@ def _finish(kind: int, params: np.ndarray, tile: np.ndarray) -> None:
             tile[i] = _clip(mean + stddev * _clip(sqrt2 * tile[i], a, b), low, high)
 
 
+@_inline
+def _samples32(tile: np.ndarray, element: int, step: int, key: np.ndarray, kind: int, params: np.ndarray) -> None:
+    """tile[i] = float32 sample of element element + i step of the stream `key`."""
+    _units32(tile, element, step, key)
+    if kind == NORMAL:
+        _erfinv32(tile, np.float32(0.0), np.float32(1.0))
+    elif kind == TRUNCATED:
+        _erfinv32(tile, params[0], params[1])
+    _finish(kind, params, tile)
+
+
+@_inline
+def _samples64(tile: np.ndarray, element: int, step: int, key: np.ndarray, kind: int, params: np.ndarray) -> None:
+    """_samples32 in float64."""
+    _units64(tile, element, step, key)
+    if kind == NORMAL:
+        _erfinv64(tile, 0.0, 1.0)
+    elif kind == TRUNCATED:
+        _erfinv64(tile, params[0], params[1])
+    _finish(kind, params, tile)
+
+
 @Kernel
 def _fill32(
     out: np.ndarray, starts: np.ndarray, length: int, step: int, key: np.ndarray, kind: int, params: np.ndarray
@@ -294,12 +317,7 @@ def _fill32(
     for item in numba.prange(starts.shape[0] * tiles):
         run, first = item // tiles, (item % tiles) * TILE
         tile = out[run * length + first : run * length + min(first + TILE, length)]
-        _units32(tile, starts[run] + first * step, step, key)
-        if kind == NORMAL:
-            _erfinv32(tile, np.float32(0.0), np.float32(1.0))
-        elif kind == TRUNCATED:
-            _erfinv32(tile, params[0], params[1])
-        _finish(kind, params, tile)
+        _samples32(tile, starts[run] + first * step, step, key, kind, params)
 
 
 @Kernel
@@ -311,12 +329,25 @@ def _fill64(
     for item in numba.prange(starts.shape[0] * tiles):
         run, first = item // tiles, (item % tiles) * TILE
         tile = out[run * length + first : run * length + min(first + TILE, length)]
-        _units64(tile, starts[run] + first * step, step, key)
-        if kind == NORMAL:
-            _erfinv64(tile, 0.0, 1.0)
-        elif kind == TRUNCATED:
-            _erfinv64(tile, params[0], params[1])
-        _finish(kind, params, tile)
+        _samples64(tile, starts[run] + first * step, step, key, kind, params)
+
+
+@Kernel
+def _fill_many32(out: np.ndarray, offsets: np.ndarray, keys: np.ndarray, kind: int, params: np.ndarray) -> None:
+    """out[offsets[r] + p] = float32 sample of element p of the stream keys[r], for p < offsets[r + 1] - offsets[r]."""
+    for run in numba.prange(offsets.shape[0] - 1):
+        for first in range(offsets[run], offsets[run + 1], TILE):
+            tile = out[first : min(first + TILE, offsets[run + 1])]
+            _samples32(tile, first - offsets[run], 1, keys[run], kind, params)
+
+
+@Kernel
+def _fill_many64(out: np.ndarray, offsets: np.ndarray, keys: np.ndarray, kind: int, params: np.ndarray) -> None:
+    """_fill_many32 in float64."""
+    for run in numba.prange(offsets.shape[0] - 1):
+        for first in range(offsets[run], offsets[run + 1], TILE):
+            tile = out[first : min(first + TILE, offsets[run + 1])]
+            _samples64(tile, first - offsets[run], 1, keys[run], kind, params)
 
 
 @Kernel
@@ -364,6 +395,23 @@ def words(key: rng.Key, start: int, count: int) -> np.ndarray:
 def draw(dist: Distribution, key: rng.Key, shape: tuple[int, ...], dtype: str) -> np.ndarray:
     """rng.draw with NumPy: the whole tensor, in the compute precision of `dtype`."""
     return _fill(dist, key, _WHOLE, math.prod(shape), 1, dtype).reshape(shape)
+
+
+def draw_many(
+    dist: Distribution, keys: Sequence[rng.Key], shapes: Sequence[tuple[int, ...]], dtype: str
+) -> list[np.ndarray]:
+    """`draw` of each (key, shape) pair, all in one kernel call, in the compute precision of `dtype`.
+
+    The tensors are views of one array, one after another.
+    """
+    kind, params = parameters(dist, dtype)
+    offsets = np.zeros(len(shapes) + 1, dtype=np.int64)
+    np.cumsum([math.prod(shape) for shape in shapes], out=offsets[1:])
+    out = np.empty(int(offsets[-1]), dtype=compute_dtype(dtype))
+    kernel = _fill_many64 if out.dtype == np.float64 else _fill_many32
+    kernel(out.shape[0], out, offsets, np.array(keys, dtype=np.uint64).reshape(-1, 2), kind, params)
+    bounds = offsets.tolist()
+    return [out[bounds[run] : bounds[run + 1]].reshape(shape) for run, shape in enumerate(shapes)]
 
 
 def draw_into(out: np.ndarray, dist: Distribution, key: rng.Key) -> None:
