@@ -90,14 +90,26 @@ class PathPattern:
     prefix: str
     suffix: str
     capture_end: int = field(default=0, repr=False)  # tokens up to the last capture: those read for captures
+    by_ends: bool = field(default=False, repr=False)  # a literal, or literal * literal: its ends decide
 
     def matches(self, path: str) -> bool:
         """Whether the whole path matches (captures are not read)."""
+        if self.by_ends:
+            return self._fits_ends(path)
         return self._reach(_subject(path))[0][0] >> len(path) & 1 == 1
 
     def match(self, path: str) -> dict[str, int] | None:
         """{capture: int} if the whole path matches (empty without captures), else None."""
+        if self.by_ends:
+            return {} if self._fits_ends(path) else None
         return self.match_counting(path)[0]
+
+    def _fits_ends(self, path: str) -> bool:
+        """For a `by_ends` pattern: the path is its text, or starts with its prefix and ends with its suffix."""
+        if self.prefix == self.text:
+            return path == self.text
+        ends = len(self.prefix) + len(self.suffix)
+        return len(path) >= ends and path.startswith(self.prefix) and path.endswith(self.suffix)
 
     def match_counting(self, path: str) -> tuple[dict[str, int] | None, int]:
         """`match` of `path`, and the bit operations it took: at most 4 * (len(path)+1) * (len(pattern)+1).
@@ -203,7 +215,9 @@ def compile_pattern(text: str) -> PathPattern:
     prefix = merged[0].text if merged and merged[0].kind == "literal" else ""
     suffix = merged[-1].text if len(merged) > 1 and merged[-1].kind == "literal" else ""
     capture_end = max((i + 1 for i, token in enumerate(merged) if token.kind == "capture"), default=0)
-    return PathPattern(text, tuple(merged), tuple(captures), prefix, suffix, capture_end)
+    kinds = [token.kind for token in merged]
+    by_ends = set(kinds) <= {"literal", "star"} and kinds.count("star") <= 1  # then literal? star? literal?
+    return PathPattern(text, tuple(merged), tuple(captures), prefix, suffix, capture_end, by_ends)
 
 
 def _merged_runs(tokens: Sequence[_Token]) -> list[_Token]:

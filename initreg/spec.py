@@ -65,6 +65,7 @@ def flatten(spec: Mapping[str, Any]) -> dict[str, Shape | Array]:
     if not isinstance(spec, Mapping):
         raise InvalidArgumentError(f"a parameter spec must be a mapping of paths to shapes or arrays; got {spec!r}")
     flat: dict[str, Shape | Array] = {}
+    shapes: dict[tuple[int, ...], Shape] = {}  # trees repeat their shapes
     for path, leaf in _walk(spec, ""):
         if path in flat:
             raise InvalidArgumentError(f"parameter path {path!r} appears twice in the spec")
@@ -72,7 +73,8 @@ def flatten(spec: Mapping[str, Any]) -> dict[str, Shape | Array]:
             flat[path] = leaf
         elif _is_shape(leaf):
             try:  # what `about` does, without the cost of a context manager per parameter
-                flat[path] = standardize_shape(leaf)
+                shape = shapes.get(tuple(leaf))
+                flat[path] = shape if shape is not None else shapes.setdefault(tuple(leaf), standardize_shape(leaf))
             except InitregError as error:
                 prefix_message(error, f"parameter {path!r}")
                 raise

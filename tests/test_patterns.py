@@ -203,3 +203,18 @@ def _literals_fit(pattern: PathPattern, path: str) -> bool:
         and path.startswith(pattern.prefix)
         and path.endswith(pattern.suffix)
     )
+
+
+@pytest.mark.parametrize("glob", ["*", "", "abc", "a*", "*b", "a*b", "ab*ba", "a[*", "h.*.weight", "a[", "a\\*b"])
+def test_a_pattern_decided_by_its_ends_agrees_with_the_full_matcher(glob: str) -> None:
+    pattern = compile_pattern(glob)
+    assert pattern.by_ends
+    for path in [*PATHS, "aba", "ab", "abba", "a[x", "h..weight", "h.weight", "a\\xb"]:
+        expected = fnmatchcase(path, glob)
+        assert (pattern.match_counting(path)[0] is not None) == expected, (glob, path)
+        assert pattern.matches(path) == expected and pattern.match(path) == ({} if expected else None), (glob, path)
+
+
+@pytest.mark.parametrize("glob", ["a*b*c", "?", "[ab]*", "h.{i}.*", "*x{i}"])
+def test_other_patterns_go_through_the_full_matcher(glob: str) -> None:
+    assert not compile_pattern(glob).by_ends
