@@ -129,21 +129,27 @@ def _small_groups(entries: Sequence[PlanEntry]) -> dict[tuple[Distribution, str]
     """{(distribution, dtype): positions} of the entries an ElementwiseInitializer draws with at most
     BATCHED_UP_TO elements; one whose distribution cannot be made is left to `generate_checked` to report."""
     groups: dict[tuple[Distribution, str], list[int]] = {}
-    made: dict[tuple[int, Shape, str | None], Distribution | None] = {}  # trees repeat initializers and shapes
+    found: dict[tuple[int, Shape, str | None, str], list[int] | None] = {}  # trees repeat initializers and shapes
     for position, entry in enumerate(entries):
-        initializer = entry.initializer
-        if not isinstance(initializer, ElementwiseInitializer) or entry.size > BATCHED_UP_TO:
-            continue
-        seen = (id(initializer), entry.shape, entry.layout)
-        if seen not in made:
-            try:
-                made[seen] = initializer.distribution_for(entry.shape, entry.layout)
-            except InitregError:
-                made[seen] = None
-        dist = made[seen]
-        if dist is not None:
-            groups.setdefault((dist, entry.dtype), []).append(position)
+        seen = (id(entry.initializer), entry.shape, entry.layout, entry.dtype)
+        if seen not in found:
+            found[seen] = _group_of(entry, groups)
+        group = found[seen]
+        if group is not None:
+            group.append(position)
     return groups
+
+
+def _group_of(entry: PlanEntry, groups: dict[tuple[Distribution, str], list[int]]) -> list[int] | None:
+    """The list of `groups` that `entry` joins (made if new), or None if it is drawn on its own."""
+    initializer = entry.initializer
+    if not isinstance(initializer, ElementwiseInitializer) or entry.size > BATCHED_UP_TO:
+        return None
+    try:
+        dist = initializer.distribution_for(entry.shape, entry.layout)
+    except InitregError:
+        return None
+    return groups.setdefault((dist, entry.dtype), [])
 
 
 def with_aliases(entries: Sequence[PlanEntry], values: Sequence[Any]) -> dict[str, Any]:
