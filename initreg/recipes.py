@@ -142,6 +142,12 @@ def from_config(
     kept_rules = {key: value for key, value in content["rules"].items() if key not in left_out["rules"]}
     declared = content.get("variables") or {}
     kept_variables = {key: value for key, value in declared.items() if key not in left_out["variables"]}
+    misplaced = [key for key in given if key in left_out["variables"]]
+    if misplaced:
+        raise InvalidArgumentError(
+            f"recipe {name!r}: {misplaced[0]}={given[misplaced[0]]!r} was given but is a variable of names this "
+            f"model does not have; its names are those of {naming}"
+        )
     values, sources = resolve(name, declarations(name, kept_variables), given, config=config, tree=tree)
     merged = {**values, **{key: value for key, value in given.items() if key not in values}}
     with about(f"recipe {name!r}"):
@@ -180,7 +186,9 @@ def _choose_naming(
         patterns = [
             (rule, rules[rule]["match"])
             for rule in own["rules"]
-            if isinstance(rules[rule], Mapping) and isinstance(rules[rule].get("match"), str)
+            if isinstance(rules[rule], Mapping)
+            and isinstance(rules[rule].get("match"), str)
+            and not rules[rule].get("optional")
         ]
         missing[label] = [
             f"{rule!r} ({match!r})"

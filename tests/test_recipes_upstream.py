@@ -255,6 +255,8 @@ def test_olmo_block_groups_read_their_depth_and_get_each_layers_init(block_group
 def test_a_given_block_group_size_that_contradicts_the_model_is_an_error_naming_both() -> None:
     with pytest.raises(initreg.InitregError, match=r"block_group_size=3 was given but the model has 2 \(tree: 2"):
         recipes.load("olmo_mitchell", olmo_spec(4, 2), block_group_size=3)
+    with pytest.raises(initreg.InitregError, match=r"block_group_size=2 was given but .* block_group_size 1: trans"):
+        recipes.load("olmo_mitchell", olmo_spec(4), block_group_size=2)
 
 
 # --- refusals and loading without a model --------------------------------------------------------
