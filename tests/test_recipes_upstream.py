@@ -202,13 +202,6 @@ def olmo_core_spec() -> tuple[Spec, Pairs]:
     return spec | {"lm_head.norm.weight": (DIM,), "lm_head.w_out.weight": (VOCAB, DIM)}, pairs
 
 
-def test_olmo_core_names_get_olmo2s_init() -> None:
-    """OLMo-core's InitMethod.normal: trunc_normal_(0.02, +-3 sigma) for every linear and the embedding."""
-    core, pairs = olmo_core_spec()
-    assert_same_init(olmo_spec(N_LAYERS), core, pairs, "olmo2", olmo2_std)
-    assert "fa6c501" in recipes.load("olmo2", core).naming
-
-
 def is_norm(path: str) -> bool:
     return path.endswith(("norm.weight", "ln_f.weight"))
 
@@ -216,6 +209,13 @@ def is_norm(path: str) -> bool:
 def olmo2_std(path: str) -> float:
     """OLMo's init_fn normal and OLMo-core's InitMethod.normal: init_std 0.02 everywhere; norms ones (0 here)."""
     return 0.0 if is_norm(path) else 0.02
+
+
+def test_olmo_core_names_get_olmo2s_init() -> None:
+    """OLMo-core's InitMethod.normal: trunc_normal_(0.02, +-3 sigma) for every linear and the embedding."""
+    core, pairs = olmo_core_spec()
+    assert_same_init(olmo_spec(N_LAYERS), core, pairs, "olmo2", olmo2_std)
+    assert "fa6c501" in recipes.load("olmo2", core).naming
 
 
 def mitchell_std(path: str) -> float:
