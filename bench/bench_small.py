@@ -6,9 +6,10 @@ Section 1: --tensors parameters of shape (--size,), random_normal(stddev=0.02), 
 ``initreg.init_tree`` call (warm: after one call that loads the kernels), and the same count of
 ``torch.nn.init.normal_(t, 0.0, 0.02)`` calls over preallocated torch tensors of that shape. Each
 is the best of --repeats, first on the machine as it is ("quiet"), then with --busy processes of
-this script spinning in a pure-Python loop beside it ("busy"), in the same run; each also with every
-draw through the parallel build (PARALLEL_FROM set to 0), as before the serial build existed. The plan
-(``initreg.plan`` of the same tree) is timed on its own; "its draws" is the rest.
+this script spinning in a pure-Python loop beside it ("busy"), in the same run; each also with one
+kernel call per tensor (drawing.MIN_BATCH set above the tree's size), as before small tensors of one
+distribution were drawn together. The plan (``initreg.plan`` of the same tree) is timed on its own;
+"its draws" is the rest.
 
 Section 2, where the parallel kernel pays: one float32 truncated-normal draw (lecun_normal's kind)
 of n elements through the serial build and through the parallel build of the same kernel
@@ -31,7 +32,7 @@ import torch
 from machine import cpu_model
 
 import initreg
-from initreg import rng
+from initreg import drawing, rng
 from initreg.backends import fused_cpu, kernel_cache
 from initreg.distributions import TruncatedNormalDist
 
@@ -112,18 +113,18 @@ def main() -> None:
     print(f"machine: {cpu_model()}; {versions}")
     print(f"initreg: numba threading layer {numba.threading_layer() if numba.get_num_threads() else '-'}, "
           f"{numba.get_num_threads()} threads, torch {torch.get_num_threads()} threads, "
-          f"PARALLEL_FROM = {kernel_cache.PARALLEL_FROM}")  # fmt: skip
+          f"PARALLEL_FROM = {kernel_cache.PARALLEL_FROM}, MIN_BATCH = {drawing.MIN_BATCH}")  # fmt: skip
     print()
     print(f"| {args.tensors:,} tensors of ({args.size},) | init_tree s | its plan s | its draws s | torch loop s |")
     print("|---|---:|---:|---:|---:|")
-    serial_below = kernel_cache.PARALLEL_FROM
+    batched_from = drawing.MIN_BATCH
     for label, load in (("quiet", 0), (f"{args.busy} busy process(es) beside", args.busy)):
-        for threshold, builds in ((serial_below, ""), (0, ", parallel build only (before)")):
-            kernel_cache.PARALLEL_FROM = threshold
+        for threshold, calls in ((batched_from, ""), (args.tensors + 1, ", one kernel call per tensor (before)")):
+            drawing.MIN_BATCH = threshold
             with busy(load):
                 ours, planning, theirs = small_tensors(args.tensors, args.size, args.repeats)
-            print(f"| {label}{builds} | {ours:.3f} | {planning:.3f} | {ours - planning:.3f} | {theirs:.3f} |")
-    kernel_cache.PARALLEL_FROM = serial_below
+            print(f"| {label}{calls} | {ours:.3f} | {planning:.3f} | {ours - planning:.3f} | {theirs:.3f} |")
+    drawing.MIN_BATCH = batched_from
     print()
     print("| n (float32 elements) | serial build us/call | parallel build us/call | machine |")
     print("|---:|---:|---:|---|")

@@ -117,8 +117,10 @@ def generate_all(entries: Sequence[PlanEntry], seed: int, backend: Backend) -> l
                 batch = group[start : start + BATCH_ELEMENTS // BATCHED_UP_TO]
                 keys = [derive_key(seed, entries[position].path) for position in batch]
                 drawn = kernels.draw_many(dist, keys, [entries[position].shape for position in batch], dtype)
+                if drawn[0].dtype != backend.dtype(dtype):  # computed in float32 for a narrower dtype
+                    drawn = [backend.cast(value, dtype) for value in drawn]
                 for position, value in zip(batch, drawn, strict=True):
-                    values[position] = backend.cast(value, dtype)
+                    values[position] = value
     return [
         generate_checked(entry, seed, backend) if value is None else value
         for entry, value in zip(entries, values, strict=True)

@@ -71,7 +71,7 @@ def flatten(spec: Mapping[str, Any]) -> dict[str, Shape | Array]:
             raise InvalidArgumentError(f"parameter path {path!r} appears twice in the spec")
         if is_array(leaf):
             flat[path] = leaf
-        elif _is_shape(leaf):
+        elif isinstance(leaf, (list, tuple)):  # _walk yields one as a leaf only when it is a shape
             try:  # what `about` does, without the cost of a context manager per parameter
                 shape = shapes.get(tuple(leaf))
                 flat[path] = shape if shape is not None else shapes.setdefault(tuple(leaf), standardize_shape(leaf))
