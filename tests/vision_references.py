@@ -4,33 +4,36 @@ torchvision's wheels on the package index (0.28.0 for torch 2.13.0) are built ag
 extension ``torchvision/_C.so`` links libtorch_cuda and does not load with the CPU build, and torchvision then
 imports its Python parts without ops, except that ``torchvision/_meta_registrations.py`` registers fake
 kernels for ``torchvision::nms`` and ``torchvision::qnms`` unconditionally, which fails with "operator
-torchvision::nms does not exist". timm imports torchvision.
+torchvision::nms does not exist". timm imports torchvision, and so does transformers whenever torchvision is
+installed (it builds no GPT-2 then). So both live outside the virtual environment's site-packages, in
+REFERENCES (``.venv/vision-references``), where the test command installs them::
 
-When that extension does not load here, this module stubs exactly that: it defines the schemas of those
-two operators (as torchvision's C++ code declares them, ``nms(Tensor dets, Tensor scores, float
-iou_threshold) -> Tensor``) without any kernel, so that the registrations succeed, then imports torchvision
-and timm. Nothing else is replaced: the models and their init code (``torchvision.models.resnet``,
-``timm.models.vision_transformer``, ``timm.layers.weight_init``) are the packages' own, run as they are.
-Calling ``torchvision.ops.nms`` would fail (no kernel); no test here does. Where the extension loads (a
-torchvision built for this torch), nothing is stubbed.
+    .venv/bin/pip install --no-deps --target .venv/vision-references 'timm==1.0.31' 'torchvision==0.28.0'
+
+and only this module puts them on ``sys.path``. When torchvision's extension does not load, it stubs exactly
+the two registrations: it defines the schemas of those operators (as torchvision's C++ code declares them,
+``nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor``) without any kernel, so that they
+succeed, then imports torchvision and timm. Nothing else is replaced: the models and their init code
+(``torchvision.models.resnet``, ``timm.models.vision_transformer``, ``timm.layers.weight_init``) are the
+packages' own, run as they are. Calling ``torchvision.ops.nms`` would fail (no kernel); no test here does.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import sys
 from pathlib import Path
 
 import torch
 
+REFERENCES = Path(sys.prefix) / "vision-references"
+INSTALL = f"pip install --no-deps --target {REFERENCES} 'timm==1.0.31' 'torchvision==0.28.0'"
 _STUBBED = ("nms", "qnms")
 _KEEP: list[torch.library.Library] = []  # the stub definitions live as long as their library object
 
 
 def _extension_loads() -> bool:
     """Whether torchvision's own C extension loads here (then its operators are real and nothing is stubbed)."""
-    spec = importlib.util.find_spec("torchvision")
-    folder = Path(spec.origin).parent if spec is not None and spec.origin else None
-    built = sorted(folder.glob("_C*.so")) if folder is not None else []
+    built = sorted((REFERENCES / "torchvision").glob("_C*.so"))
     try:
         torch.ops.load_library(str(built[0]))
     except (IndexError, OSError):
@@ -38,6 +41,10 @@ def _extension_loads() -> bool:
     return True
 
 
+if not (REFERENCES / "torchvision").is_dir() or not (REFERENCES / "timm").is_dir():
+    raise ImportError(f"the vision references are not installed in {REFERENCES}: {INSTALL}")
+if str(REFERENCES) not in sys.path:
+    sys.path.append(str(REFERENCES))
 if not _extension_loads():
     _KEEP.append(torch.library.Library("torchvision", "FRAGMENT"))
     for _name in _STUBBED:
