@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from initreg.checking.report import ComponentCheck, Report, TensorCheck, ordered
+from initreg.checking.statistics import quantiles
 from initreg.errors import InvalidArgumentError
+from initreg.io import atomic_file
 
 MAX_FIGURES = 200  # groups drawn; the rest are listed in the table only
 FIGURE_SIZE = (9.0, 3.2)
@@ -113,8 +115,6 @@ def _qq(axis: Any, part: ComponentCheck, colour: str) -> None:
     """Kept values against the intended quantiles of their ranks, and the line y = x."""
     import numpy as np
 
-    from initreg.checking.statistics import quantiles
-
     values = np.sort(np.asarray(part.sample or [], dtype=np.float64))
     if not values.size or part.dist is None:
         axis.text(0.5, 0.5, "no values kept", ha="center", transform=axis.transAxes)
@@ -174,8 +174,6 @@ def render(report: Report) -> str:
 
 def write_html(report: Report, path: str | Path) -> Path:
     """Writes `render(report)` to `path` (a .html file) atomically, making its missing folders; returns the path."""
-    from initreg.io import atomic_file
-
     path = report_path(path)
     page = render(report).encode("utf-8")
     path.parent.mkdir(parents=True, exist_ok=True)
