@@ -1,7 +1,8 @@
 """The vision recipes against timm's and torchvision's own init, tensor by tensor.
 
-timm's ``VisionTransformer`` (a small ViT: 32x32 images, 8x8 patches, width 64, depth 2) with its default
-and its ``weight_init='jax'`` init, and torchvision's ``resnet18`` and a one-block-per-stage Bottleneck
+timm's ``VisionTransformer`` (a small ViT: 32x32 images, 8x8 patches, width 64, depth 2; and the same with
+average pooling, register tokens and neither class token nor head) with its default and its
+``weight_init='jax'`` init, and torchvision's ``resnet18`` and a one-block-per-stage Bottleneck
 ``ResNet``, with and without ``zero_init_residual``, are built by the packages themselves at torch seeds 0
 (the reference) and 1 (the null); a third copy gets initreg's recipe. tests/vision_references.py makes
 torchvision importable on the CPU build of torch (two operator schemas stubbed, nothing of the models or
@@ -30,9 +31,12 @@ VIT = {"img_size": 32, "patch_size": 8, "embed_dim": 64, "depth": 2, "num_heads"
 LECUN_TRUNCATION = 0.87962566103423978  # std of a standard normal cut at +-2, timm's variance_scaling_
 
 
-def vit(mode: str, seed: int) -> torch.nn.Module:
+POOLED = {"class_token": False, "reg_tokens": 2, "global_pool": "avg", "num_classes": 0}  # fc_norm, no head
+
+
+def vit(mode: str, seed: int, **config: object) -> torch.nn.Module:
     torch.manual_seed(seed)
-    return timm_vit.VisionTransformer(**VIT, weight_init=mode)
+    return timm_vit.VisionTransformer(**{**VIT, **config}, weight_init=mode)
 
 
 def fans(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -46,7 +50,7 @@ def vit_std(mode: str, shapes: dict[str, tuple[int, ...]]) -> Callable[[str], fl
     patch_fan_in = fans(shapes["patch_embed.proj.weight"])[0]
 
     def target(name: str) -> float | None:
-        if name == "cls_token" or (mode == "jax" and "mlp" in name and name.endswith(".bias")):
+        if name in ("cls_token", "reg_token") or (mode == "jax" and "mlp" in name and name.endswith(".bias")):
             return 1e-6
         if name == "pos_embed":
             return 0.02  # trunc_normal_ at +-2: 100 sigma, no truncation in effect
@@ -83,6 +87,27 @@ def test_timm_vit_recipes_are_timms_own_init(mode: str, recipe_name: str) -> Non
     ones = {name for name, values in ours.items() if np.all(values == 1)}
     assert ones == {name for name in ours if "norm" in name and name.endswith(".weight")}
     assert len(ones) == 2 * depth + 1
+
+
+@pytest.mark.parametrize(("mode", "recipe_name"), [("", "timm_vit"), ("jax", "timm_vit_jax")])
+def test_timm_vit_recipes_serve_a_pooled_vit_with_register_tokens_and_no_class_token_or_head(
+    mode: str, recipe_name: str
+) -> None:
+    reference, null = as_numpy(vit(mode, 0, **POOLED)), as_numpy(vit(mode, 1, **POOLED))
+    model = vit(mode, 2, **POOLED)
+    assert "reg_token" in reference and "cls_token" not in reference and "head.weight" not in reference
+    initialize(model, recipes.load(recipe_name, model).rules, seed=3)
+    ours = as_numpy(model)
+    shapes = {name: values.shape for name, values in ours.items()}
+    # 4 Linear weights per block, the patch conv, pos_embed, reg_token; the patch bias (default) or the
+    # 2 MLP biases per block (jax)
+    depth = VIT["depth"]
+    assert compare(ours, reference, null, vit_std(mode, shapes)) == 4 * depth + 3 + (1 if mode == "" else 2 * depth)
+    assert (
+        {name for name, values in ours.items() if np.all(values == 1)}
+        == {name for name in ours if "norm" in name and name.endswith(".weight")}
+        >= {"fc_norm.weight"}
+    )
 
 
 def resnet(seed: int, bottleneck: bool = False, zero_init_residual: bool = False) -> torch.nn.Module:
