@@ -186,3 +186,25 @@ def test_timm_vit_refuses_a_parameter_it_does_not_know() -> None:
 def test_zero_init_residual_is_a_number() -> None:
     with pytest.raises(initreg.InitregError, match="^recipe 'torchvision_resnet': variable 'zero_init_residual' must"):
         recipes.load("torchvision_resnet", resnet(0), zero_init_residual=True)
+
+
+@pytest.mark.parametrize(
+    ("build", "recipe_name", "variables"),
+    [
+        (lambda: vit("", 0), "timm_vit", None),
+        (lambda: vit("jax", 0), "timm_vit_jax", None),
+        (lambda: resnet(0), "torchvision_resnet", None),
+        (lambda: resnet(0, bottleneck=True, zero_init_residual=True), "torchvision_resnet", {"zero_init_residual": 1}),
+    ],
+    ids=["timm_vit", "timm_vit_jax", "resnet18", "bottleneck-zero_init_residual"],
+)
+def test_initreg_check_finds_the_references_own_models_hold_what_the_recipe_intends(
+    build: Callable[[], torch.nn.Module], recipe_name: str, variables: dict[str, int] | None
+) -> None:
+    report = initreg.check(build(), recipe_name, variables=variables)
+    assert report.ok and not report.unchecked, report.summary()
+
+
+def test_initreg_check_finds_the_last_norms_left_at_one_without_zero_init_residual() -> None:
+    report = initreg.check(resnet(0, bottleneck=True), "torchvision_resnet", variables={"zero_init_residual": 1})
+    assert {failure.path for failure in report.failures} == {f"layer{i}.0.bn3.weight" for i in range(1, 5)}
