@@ -161,8 +161,7 @@ def test_torchvision_resnet_is_torchvisions_own_init(bottleneck: bool, zero_init
     zeros = {name for name, values in ours.items() if name.endswith(".weight") and not values.any()}
     assert zeros == (last_norms(model) if zero_init_residual else set())
     assert len(last_norms(model)) == (4 if bottleneck else 8)
-    norm_weights = {name for name, values in ours.items() if values.ndim == 1 and not name.startswith("fc.")}
-    norm_weights = {name for name in norm_weights if name.endswith(".weight")}
+    norm_weights = {name for name, values in ours.items() if values.ndim == 1 and name.endswith(".weight")}
     assert {name for name in norm_weights if np.all(ours[name] == 1)} == norm_weights - zeros
 
 
