@@ -517,6 +517,9 @@ STRUCTURAL = {  # what each shipped recipe needs given when no model is passed
     "olmo2": {},
     "olmo_mitchell": {"d_model": 64, "block_group_size": 1},
     "torchtitan_llama3": {"n_layers": 2},
+    "timm_vit": {"in_chans": 3, "patch_h": 16, "patch_w": 16},
+    "timm_vit_jax": {},
+    "torchvision_resnet": {"fc_fan_in": 512, "block_kernel": 3},
 }
 
 
