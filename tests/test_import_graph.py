@@ -26,6 +26,7 @@ PACKAGE = "initreg"
 # (importing module, imported module) -> the heavy optional dependency the function-local import defers
 DEFERRED_IMPORTS = {
     ("initreg.backends.numpy", "initreg.backends.fused_cpu"): "numba, imported on the first draw; None without it",
+    ("initreg.schemas", "initreg.typed_nodes"): "omegaconf, imported once a structured config is built",
     ("initreg.moments", "initreg.backends.fused_moments"): "numba, imported when the command measures a piece",
 }
 SHUFFLE_SEEDS = (0, 1, 2)
