@@ -47,7 +47,7 @@ from initreg.backends.numpy import NumpyBackend, fused_kernels
 from initreg.backends.registry import get_backend
 from initreg.drawing import generate
 from initreg.errors import InitregError, InvalidArgumentError
-from initreg.initializers.base import RandomInitializer
+from initreg.initializers.base import ElementwiseInitializer
 from initreg.interop import torch_buffers, torch_distributed
 from initreg.planning import PlanEntry, plan
 from initreg.rng import derive_key
@@ -178,15 +178,14 @@ def _drawn_in_place(parameter: torch.Tensor, entry: PlanEntry, seed: int, backen
     """Whether `entry`'s values were drawn straight into `parameter`'s memory, as `generate` draws them.
 
     That is done for a parameter on the CPU, contiguous, of the float32 or float64 it is drawn in, by
-    a random initializer that draws element-wise (no own `generate`) with the NumPy backend's fused
-    kernels; any other is left untouched for `generate` and ``copy_``, as is one whose distribution
+    an `ElementwiseInitializer` (declared: its elements are drawn from `distribution_for`) with the NumPy
+    backend's fused kernels; any other is left untouched for `generate` and ``copy_``, as is one whose distribution
     cannot be made (so that `generate` reports it).
     """
     kernels, initializer = fused_kernels(), entry.initializer
     if (
         type(backend) is not NumpyBackend or kernels is None
-        or not isinstance(initializer, RandomInitializer)
-        or type(initializer).generate is not RandomInitializer.generate
+        or not isinstance(initializer, ElementwiseInitializer)
         or parameter.device.type != "cpu" or not parameter.is_contiguous()
         or parameter.dtype not in (torch.float32, torch.float64) or str(parameter.dtype) != f"torch.{entry.dtype}"
     ):  # fmt: skip
