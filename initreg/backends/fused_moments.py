@@ -24,6 +24,7 @@ sum to at most std in absolute value over the weights).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numba
@@ -115,14 +116,15 @@ def _moments(values: np.ndarray, table: np.ndarray, blocks: np.ndarray) -> tuple
     return mean + residual / n, m2
 
 
+@functools.cache
 def _table(dtype: str) -> np.ndarray:
-    """Every value of a 16-bit float dtype as float64, indexed by its bits."""
+    """Every value of a 16-bit float dtype as float64, indexed by its bits (made on first use: bfloat16's
+    imports ml_dtypes)."""
     with np.errstate(invalid="ignore"):  # the NaN patterns stay NaN
         table: np.ndarray = np.arange(1 << 16, dtype=np.uint16).view(numpy_dtype(dtype)).astype(np.float64)
     return table
 
 
-_TABLES = {dtype: _table(dtype) for dtype in ("float16", "bfloat16")}
 _NO_TABLE = np.empty(0)
 
 
@@ -135,8 +137,8 @@ def moments(values: Any) -> tuple[int, float, float]:
     if flat.size == 0:
         return 0, 0.0, 0.0
     name = flat.dtype.name
-    if name in _TABLES:
-        flat, table = flat.view(np.uint16), _TABLES[name]
+    if name in ("float16", "bfloat16"):
+        flat, table = flat.view(np.uint16), _table(name)
     elif name in ("float32", "float64"):
         table = _NO_TABLE
     else:

@@ -42,8 +42,10 @@ from initreg.version import __version__
 
 CACHE_DIR_VARIABLE = "INITREG_CACHE_DIR"
 
-# Calls computing fewer elements run the serial build (bench/bench_small.py measures where sharing pays).
-PARALLEL_FROM = 1 << 16
+# Calls computing fewer elements run the serial build. On an idle machine the parallel build pays from
+# about 2^16 elements (bench/bench_small.py), by under 0.3 ms a call below 2^18: less than loading the
+# parallel builds from the cache costs a process whose tensors are all small (the command's default model).
+PARALLEL_FROM = 1 << 18
 
 # One parallel launch at a time: numba's workqueue threading layer (used where neither TBB nor OpenMP
 # is available) aborts the process on concurrent launches, and each launch already uses every thread.
