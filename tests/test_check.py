@@ -194,7 +194,8 @@ def test_transformers_gpt2_conforms_to_hf_gpt2() -> None:
     report = initreg.check(model, "hf_gpt2", variables={"n_layer": 3})
     assert report.ok, [(tensor.path, tensor.reasons) for tensor in report.failures]
     assert len(report.tensors) == len(list(model.parameters()))  # type: ignore[attr-defined]
-    assert initreg.check(model, "hf_gpt2", variables={"n_layer": 12}).failures  # depth scaling is checked
+    with pytest.raises(initreg.InitregError, match="n_layer=12 was given but the model has 3"):
+        initreg.check(model, "hf_gpt2", variables={"n_layer": 12})  # the depth is the model's
 
 
 def test_transformers_gpt2_with_a_module_left_at_torch_default_names_only_its_parameters() -> None:
@@ -402,8 +403,9 @@ def test_command_checks_a_recipe_with_variables(tmp_path: Path) -> None:
     recipe = recipes.load("hf_gpt2", n_layer=4)
     initreg.save_tree(spec, recipe.rules, tmp_path / "model.safetensors", seed=0, quiet=True)
     assert _command(tmp_path, "model.path=model.safetensors", "recipe=hf_gpt2", "variables.n_layer=4").returncode == 0
+    assert _command(tmp_path, "model.path=model.safetensors", "recipe=hf_gpt2").returncode == 0  # n_layer read
     wrong = _command(tmp_path, "model.path=model.safetensors", "recipe=hf_gpt2", "variables.n_layer=1")
-    assert wrong.returncode == 1 and "h.3.attn.c_proj.weight" in wrong.stdout
+    assert wrong.returncode == 2 and "n_layer=1 was given but the model has 4 (tree: 4 blocks h.{i})" in wrong.stderr
 
 
 # --- the HTML report ------------------------------------------------------------------------------

@@ -44,7 +44,8 @@ def check(
 
     params: a torch module (its named_parameters, torch layout), a mapping of NumPy, JAX or torch
     arrays, or a .safetensors or .npz path (read lazily, at most about `chunk_bytes` of a tensor at
-    once). rules_or_recipe: a recipe's name (`variables` override its defaults), a Recipe, or rules
+    once). rules_or_recipe: a recipe's name (loaded for the model: its structural variables, such as n_layer, are
+    read from it, and `variables` given must agree), a Recipe, or rules
     (a mapping, with `variables`, or parsed Rules). layout: how fans are read from shapes ("keras" or
     "torch"); by default the source's. alpha: the family-wise false-alarm rate across tensors (Holm).
     A progress bar runs on stderr unless `quiet`. ``assert initreg.check(model, "hf_gpt2").ok``.
@@ -53,10 +54,11 @@ def check(
         raise InvalidArgumentError(f"alpha must be a number in (0, 1), the false-alarm rate; got {alpha!r}")
     if isinstance(chunk_bytes, bool) or not isinstance(chunk_bytes, int) or chunk_bytes < 1:
         raise InvalidArgumentError(f"chunk_bytes must be a positive integer (bytes); got {chunk_bytes!r}")
-    rules, variables = _rules(rules_or_recipe, variables)
     source = open_source(params)
     try:
         spec = {tensor.name: tensor for tensor in source.tensors}
+        model = params if hasattr(params, "named_parameters") else {name: t.shape for name, t in spec.items()}
+        rules, variables = _rules(rules_or_recipe, variables, model)
         entries = plan(
             spec, rules, layout=layout or source.layout, variables=variables,
             allow_unmatched_params=allow_unmatched_params, allow_unused_rules=allow_unused_rules,
@@ -69,12 +71,15 @@ def check(
     return _judged(checks, alpha)
 
 
-def _rules(rules_or_recipe: Any, variables: Mapping[str, Any] | None) -> tuple[Any, Mapping[str, Any] | None]:
-    """The rules to plan with and their variables, from a recipe's name, a Recipe, or rules."""
+def _rules(
+    rules_or_recipe: Any, variables: Mapping[str, Any] | None, model: Any
+) -> tuple[Any, Mapping[str, Any] | None]:
+    """The rules to plan with and their variables, from a recipe's name (loaded for `model`, which its
+    structural variables are read from), a Recipe, or rules."""
     from initreg import recipes
 
     if isinstance(rules_or_recipe, str):
-        return recipes.load(rules_or_recipe, **(variables or {})).rules, None
+        return recipes.load(rules_or_recipe, model, **(variables or {})).rules, None
     if isinstance(rules_or_recipe, recipes.Recipe):
         if variables:
             raise InvalidArgumentError(
