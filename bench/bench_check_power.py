@@ -71,8 +71,8 @@ def transformers_trees(trees: int) -> Iterator[Any]:
 
 
 def false_alarms(trees: int) -> None:
-    rules = recipes.load("hf_gpt2").rules
     spec = gpt2_spec()
+    rules = recipes.load("hf_gpt2", spec).rules  # n_layer = 12, read from the spec's blocks
     sources = {
         "initreg": (initreg.tree.flatten(initreg.init_tree(spec, rules, seed=seed)) for seed in range(trees)),
         "transformers": transformers_trees(trees),
@@ -96,8 +96,8 @@ def false_alarms(trees: int) -> None:
 def planted(trees: int) -> None:
     import torch
 
-    rules = recipes.load("hf_gpt2").rules
     spec = gpt2_spec()
+    rules = recipes.load("hf_gpt2", spec).rules  # n_layer = 12, read from the spec's blocks
 
     def torch_default(params: dict[str, np.ndarray], seed: int) -> str:
         name = "transformer.h.5.mlp.c_fc.weight"

@@ -25,6 +25,7 @@ from initreg.initializers import (
     register,
     serialize,
 )
+from initreg.rules import RuleSet
 from initreg.slicing import init_slice
 from initreg.tree import init_tree, plan, save_tree
 from initreg.version import __version__ as __version__
@@ -54,6 +55,7 @@ __all__ = [
     "Orthogonal",
     "RandomNormal",
     "RandomUniform",
+    "RuleSet",
     "TruncatedNormal",
     "VarianceScaling",
     "Zeros",

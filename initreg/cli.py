@@ -59,9 +59,9 @@ from initreg.listing import print_listing
 from initreg.model_specs import model_spec
 from initreg.plain import plain
 from initreg.planning import plan
-from initreg.progress import WriteProgress
+from initreg.rules import RuleSet
 from initreg.table import Moments, plan_table, show
-from initreg.write import assemble, save_entries
+from initreg.write import save_entries
 
 if TYPE_CHECKING:
     from initreg.backends.base import Backend
@@ -296,18 +296,6 @@ def _hydra_settings_checked() -> Iterator[None]:
         ConfigLoaderImpl.load_configuration = compose  # type: ignore[method-assign]
 
 
-def _refuse_initializer_seeds(rules: Mapping[str, Any]) -> None:
-    """An initializer's own seed would be ignored in a tree, whose seed keys every parameter: refused."""
-    for name, rule in rules.items():
-        init = rule.get("init") if isinstance(rule, Mapping) else None
-        seed = init.get("seed") if isinstance(init, Mapping) else None
-        if seed is not None:
-            raise InvalidArgumentError(
-                f"rule {name!r}: init seed={seed} is not used, since the tree's seed decides every parameter's "
-                f"values (with its path); set seed={seed} instead"
-            )
-
-
 # --- output ------------------------------------------------------------------------------------
 
 
@@ -411,38 +399,34 @@ def _draw(entries: Sequence[PlanEntry], settings: Mapping[str, Any], backend: Ba
     io.free_space_for(path, io.planned_size(tensors, chosen, metadata))
     moments = {entry.path: Moments(entry) for entry in entries}
     with _created_folder(path.parent), np.errstate(over="ignore", invalid="ignore"):  # Moments tells of inf, NaN
-        if stream and chosen == "safetensors":
-            save_entries(
-                entries, seed, path, backend=backend, chunk_bytes=chunk_bytes, metadata=metadata, quiet=quiet,
-                observe=lambda entry, piece: moments[entry.path].add(piece),
-            )  # fmt: skip
-        else:
-            arrays = {}
-            with WriteProgress(sum(entry.nbytes for entry in entries), len(entries), quiet=quiet) as progress:
-                for entry in entries:
-                    progress.start(entry.path)
-                    arrays[entry.path] = assemble(entry, seed, backend, chunk_bytes)
-                    moments[entry.path].add(arrays[entry.path])
-                    progress.advance(arrays[entry.path].nbytes)
-            io.save(arrays, path, metadata=metadata)
+        save_entries(
+            entries, seed, path, backend=backend, chunk_bytes=chunk_bytes, metadata=metadata, quiet=quiet,
+            observe=lambda entry, piece: moments[entry.path].add(piece), stream=stream,
+        )  # fmt: skip
     return {name: moment.std for name, moment in moments.items()}
 
 
-def _rules_and_variables(settings: dict[str, Any], spec: Any) -> tuple[Any, Mapping[str, Any] | None]:
-    """The rules to plan with and their variables: a chosen recipe's (its variables read from the tree
-    `spec` and checked against the model's `variables`; one line says where each came from), else `rules`
-    with the model's variables. `settings["rules"]` and `settings["variables"]` become those used, for the
-    file's metadata.
+def _ruleset(settings: dict[str, Any], spec: Any) -> RuleSet:
+    """The rule set to plan with: a chosen recipe's rules (its variables read from the tree `spec` and
+    checked against the model's `variables`; one line says where each came from), else `rules` with the
+    model's variables; the model's layout and ties, the command's dtype and strictness, and an
+    initializer's own seed refused. `settings["rules"]` and `settings["variables"]` become those used,
+    for the file's metadata.
     """
     variables = settings["model"].get("variables") or {}
     recipe = settings.get("recipe")
+    options: dict[str, Any] = {
+        "dtype": settings["dtype"], "layout": settings["model"].get("layout"), "ties": settings["model"].get("ties"),
+        "allow_unmatched_params": settings["allow_unmatched_params"],
+        "allow_unused_rules": settings["allow_unused_rules"], "initializer_seeds": "refuse",
+    }  # fmt: skip
     if not recipe:
         settings["variables"] = variables
-        return settings["rules"], variables
+        return RuleSet.build(settings["rules"], variables=variables, **options)
     chosen = recipes.from_config(HydraConfig.get().runtime.choices["recipe"], recipe, variables, model=spec)
     print(printable(chosen.describe()))
     settings["rules"], settings["variables"] = recipe["rules"], chosen.variables
-    return chosen.rules, None
+    return RuleSet.build(chosen, **options)
 
 
 def initialize(cfg: DictConfig) -> None:
@@ -453,13 +437,7 @@ def initialize(cfg: DictConfig) -> None:
         spec, notes = model_spec(settings["model"])
         for note in notes:
             print(f"initreg: note: {printable(note)}", file=sys.stderr)
-        rules, variables = _rules_and_variables(settings, spec)
-        _refuse_initializer_seeds(settings["rules"])  # the rules in use: the recipe's, if one is chosen
-        entries = plan(
-            spec, rules, dtype=settings["dtype"], layout=settings["model"].get("layout"), variables=variables,
-            ties=settings["model"].get("ties"), allow_unmatched_params=settings["allow_unmatched_params"],
-            allow_unused_rules=settings["allow_unused_rules"],
-        )  # fmt: skip
+        entries = plan(spec, _ruleset(settings, spec))
         total = sum(entry.size for entry in entries)
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             print(f"job {HydraConfig.get().job.num}: {printable(' '.join(HydraConfig.get().overrides.task))}")

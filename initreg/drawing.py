@@ -18,11 +18,13 @@ from initreg.initializers.base import Array, Initializer, Shape
 from initreg.initializers.overlay import Overlay
 from initreg.planning import PlanEntry, plan
 from initreg.rng import derive_key
-from initreg.rules import Rule
+from initreg.rules import RuleOptions, Rules
 from initreg.slicing import stream_seed
 from initreg.spec import unflatten
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from initreg.backends.base import Backend
 
 
@@ -79,16 +81,11 @@ def require_draw(
 
 def init_tree(
     spec: Mapping[str, Any],
-    rules: Mapping[str, Any] | Sequence[Rule],
+    rules: Rules,
     seed: int = 0,
-    dtype: Any = "float32",
+    dtype: Any = None,
     backend: Any = None,
-    *,
-    layout: str | None = None,
-    variables: Mapping[str, Any] | None = None,
-    ties: Mapping[str, str] | None = None,
-    allow_unmatched_params: bool = False,
-    allow_unused_rules: bool = False,
+    **options: Unpack[RuleOptions],
 ) -> Any:
     """A tree of `spec`'s structure holding a freshly drawn array for every parameter (see `plan`).
 
@@ -96,10 +93,7 @@ def init_tree(
     (seed, p) always gives the same values, whatever else is in the tree. A tied alias in the spec
     gets the very array of its parameter.
     """
-    entries = plan(
-        spec, rules, dtype=dtype, layout=layout, variables=variables, ties=ties,
-        allow_unmatched_params=allow_unmatched_params, allow_unused_rules=allow_unused_rules,
-    )  # fmt: skip
+    entries = plan(spec, rules, dtype=dtype, **options)
     chosen, seed = get_backend(backend), stream_seed(seed)
     return unflatten(with_aliases(entries, [generate_checked(entry, seed, chosen) for entry in entries]), like=spec)
 

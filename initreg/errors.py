@@ -1,4 +1,4 @@
-"""The project's exceptions: every bad input raises a subclass of InitregError."""
+"""The project's exceptions and warnings: every bad input raises a subclass of InitregError."""
 
 from __future__ import annotations
 
@@ -30,6 +30,10 @@ class BackendUnavailableError(InitregError, RuntimeError):
 
 class WriteError(InitregError, OSError):
     """A file cannot be written (no room, no permission, no such folder); the message names the target."""
+
+
+class IgnoredSeedWarning(UserWarning):
+    """A rule's initializer has its own seed, which a tree ignores: the tree's seed decides (with the path)."""
 
 
 class OutOfMemoryError(InitregError, MemoryError):

@@ -24,15 +24,18 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from initreg.dtypes import numpy_dtype, standardize_dtype
+from initreg.dtypes import numpy_dtype
 from initreg.errors import InitregError, InvalidArgumentError, about, listing, prefix_message
 from initreg.initializers.base import Initializer, Shape
 from initreg.initializers.overlay import Overlay, Part
 from initreg.patterns import PatternIndex
-from initreg.rules import Rule, as_rules, check_layout
+from initreg.rules import Rule, RuleOptions, Rules, RuleSet
 from initreg.spec import flatten, shape_and_dtype
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 @dataclass(frozen=True)
@@ -101,15 +104,11 @@ def _matched_rules(names: Sequence[str], rules: Sequence[Rule], index: PatternIn
     return used
 
 
-def _tie(flat: dict[str, Any], ties: Mapping[str, str] | None) -> dict[str, tuple[str, ...]]:
+def _tie(flat: dict[str, Any], ties: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
     """{parameter: its aliases} of `ties` ({alias: parameter}); an alias in `flat` is taken out of it.
 
     The parameter must be in the spec and not itself an alias; an alias in the spec must have its shape.
     """
-    if not ties:
-        return {}
-    if not isinstance(ties, Mapping):
-        raise InvalidArgumentError(f"ties must be a mapping of alias paths to parameter paths; got {ties!r}")
     aliases: dict[str, tuple[str, ...]] = {}
     for alias, target in ties.items():
         if not isinstance(alias, str) or not isinstance(target, str) or alias == target:
@@ -213,28 +212,22 @@ def _overlay(base: Initializer, overlays: Sequence[Match], shape: Shape, layout:
 
 
 def plan(
-    spec: Mapping[str, Any],
-    rules: Mapping[str, Any] | Sequence[Rule],
-    *,
-    dtype: Any = "float32",
-    layout: str | None = None,
-    variables: Mapping[str, Any] | None = None,
-    ties: Mapping[str, str] | None = None,
-    allow_unmatched_params: bool = False,
-    allow_unused_rules: bool = False,
+    spec: Mapping[str, Any], rules: Rules, *, dtype: Any = None, **options: Unpack[RuleOptions]
 ) -> list[PlanEntry]:
     """What every parameter of `spec` will get, in tree order; draws nothing.
 
-    dtype: a rule's dtype, else an array leaf's own dtype, else `dtype`. layout ("keras", the
-    default, or "torch"): a rule's, else `layout`; it sets how fans are read from the shape.
-    variables: the names rule expressions may read (with a mapping of rules). ties: {alias: parameter},
-    other names of a parameter (see the module docstring).
+    `rules` and the options make one RuleSet (see `RuleSet.build`): a mapping of rules, parsed Rules, a
+    RuleSet or a Recipe. dtype: a rule's dtype, else an array leaf's own dtype, else the rule set's
+    ("float32" unless set). layout ("keras", the default, or "torch"): a rule's, else the rule set's; it
+    sets how fans are read from the shape. variables: the names rule expressions may read (with a
+    mapping of rules). ties: {alias: parameter}, other names of a parameter (see the module docstring).
+    An initializer's own seed in a rule warns (IgnoredSeedWarning), or raises with initializer_seeds="refuse".
     """
-    dtype = standardize_dtype(dtype)
-    layout = check_layout(layout)
-    parsed = as_rules(rules, variables)
+    ruleset = RuleSet.build(rules, dtype=dtype, **options)
+    ruleset.check_initializer_seeds()
+    parsed, dtype, layout = list(ruleset.rules), ruleset.dtype, ruleset.layout
     flat = flatten(spec)
-    aliases = _tie(flat, ties)
+    aliases = _tie(flat, ruleset.ties)
     index = PatternIndex([rule.pattern for rule in parsed])
     winners = {}
     for path in flat:
@@ -248,7 +241,7 @@ def plan(
             winners[path] = found
     _check_coverage(
         list(flat), parsed, index, winners, [alias for names in aliases.values() for alias in names],
-        allow_unmatched_params=allow_unmatched_params, allow_unused_rules=allow_unused_rules,
+        allow_unmatched_params=ruleset.allow_unmatched_params, allow_unused_rules=ruleset.allow_unused_rules,
     )  # fmt: skip
     entries = []
     described: dict[tuple[int, Shape, str | None], tuple[int, int, float]] = {}  # trees repeat their shapes

@@ -9,7 +9,8 @@ default; see initreg.recipe_variables) and `rules`::
     recipe = initreg.recipes.for_model(model)               # the recipe of the model's transformers family
     recipe = initreg.recipes.load("hf_gpt2", spec, initializer_range=0.02)   # a parameter spec, no config
     print(recipe.describe())          # recipe 'hf_gpt2': n_layer=24 (model.config.n_layer), ...
-    initreg.interop.torch.initialize(model, recipe.rules)
+    initreg.init_tree(spec, recipe, seed=0)                # or recipe.rules, or recipe.ruleset
+    initreg.interop.torch.initialize(model, recipe)
 
 A structural variable (depth, width, padding index) is read from the model and never defaulted: one given by
 hand that contradicts the model, or one neither read nor given, is an error. The command reads the same
@@ -25,7 +26,7 @@ from typing import Any
 
 from initreg.errors import InvalidArgumentError, about, choices
 from initreg.recipe_variables import declarations, resolve, tree_shapes
-from initreg.rules import Rule, parse_rules
+from initreg.rules import Rule, RuleSet, parse_rules
 
 PUBLIC_CONFIGS = "initreg.configs.public"
 RECIPE_KEYS = ("reference", "families", "variables", "rules")
@@ -46,6 +47,11 @@ class Recipe:
         """One line: the recipe and each of its variables' value with where it came from."""
         shown = ", ".join(f"{name}={self.variables[name]!r} ({source})" for name, source in self.sources.items())
         return f"recipe {self.name!r}: {shown or 'no variables'}"
+
+    @property
+    def ruleset(self) -> RuleSet:
+        """Its rules as a RuleSet with no option set: what every entry point takes a recipe as."""
+        return RuleSet(tuple(self.rules))
 
 
 def names() -> list[str]:

@@ -12,12 +12,14 @@ indexing, entries may be int expressions) sets only that region of a tensor (see
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field, fields, replace
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 from initreg.dtypes import standardize_dtype
-from initreg.errors import InvalidArgumentError, about, choices
+from initreg.errors import IgnoredSeedWarning, InvalidArgumentError, about, choices
 from initreg.expressions import compile_index
 from initreg.initializers.base import Initializer, Shape
 from initreg.initializers.lookup import get
@@ -34,7 +36,11 @@ from initreg.templates import (
     parameter_values,
 )
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
 RULE_KEYS = ("match", "init", "dtype", "layout", "index", "optional", "wins_ties")
+INITIALIZER_SEEDS = ("warn", "refuse")  # what a rule set does with an initializer's own seed
 
 
 @dataclass(frozen=True)
@@ -194,12 +200,137 @@ def parse_rules(
     return parsed
 
 
-def as_rules(rules: Mapping[str, Any] | Sequence[Rule], variables: Mapping[str, Any] | None) -> list[Rule]:
-    """Parsed Rules from a mapping of rules (with its `variables`) or a sequence of Rules (without)."""
-    if isinstance(rules, Mapping):
-        return parse_rules(rules, variables)
-    if isinstance(rules, Sequence) and all(isinstance(rule, Rule) for rule in rules):
-        if variables is not None:
-            raise InvalidArgumentError("variables go with a mapping of rules; parsed Rules hold their own")
-        return list(rules)
-    raise InvalidArgumentError(f"rules must be a mapping of rule names to {{match, init}}; got {rules!r}")
+class RuleOptions(TypedDict, total=False):
+    """The options every entry point takes with its rules (see RuleSet); dtype, where it has one, is a parameter."""
+
+    layout: str | None
+    variables: Mapping[str, Any] | None
+    ties: Mapping[str, str] | None
+    allow_unmatched_params: bool | None
+    allow_unused_rules: bool | None
+    initializer_seeds: str | None
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """Rules with the options that go with them: one immutable value every entry point takes.
+
+    rules: parsed Rules in order (each holds the `variables` its expressions read). ties: {alias:
+    parameter}, other names of a parameter. layout: "keras" or "torch" for rules without their own
+    (None: the entry point's default, "keras", or "torch" for torch modules). dtype: that of shape leaves
+    without a rule dtype. allow_unmatched_params / allow_unused_rules relax coverage. initializer_seeds:
+    what an initializer's own seed in a rule, which the tree's seed overrides, gives: "warn" (an
+    IgnoredSeedWarning per rule) or "refuse" (an InvalidArgumentError). Build one with `RuleSet.build`.
+    It equals a rule set of the same Rules and options; it is not hashable (it holds mappings).
+    """
+
+    rules: tuple[Rule, ...]
+    ties: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    layout: str | None = None
+    dtype: str = "float32"
+    allow_unmatched_params: bool = False
+    allow_unused_rules: bool = False
+    initializer_seeds: str = "warn"
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.rules, Sequence) or not all(isinstance(rule, Rule) for rule in self.rules):
+            raise InvalidArgumentError(f"RuleSet.rules must be a sequence of Rules; got {self.rules!r}")
+        if self.ties and not isinstance(self.ties, Mapping):
+            raise InvalidArgumentError(f"ties must be a mapping of alias paths to parameter paths; got {self.ties!r}")
+        for name in ("allow_unmatched_params", "allow_unused_rules"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidArgumentError(f"{name} must be True or False; got {getattr(self, name)!r}")
+        if self.initializer_seeds not in INITIALIZER_SEEDS:
+            raise InvalidArgumentError(
+                f"unknown initializer_seeds {self.initializer_seeds!r}; valid: {choices(INITIALIZER_SEEDS)}"
+            )
+        object.__setattr__(self, "rules", tuple(self.rules))
+        object.__setattr__(self, "ties", MappingProxyType(dict(self.ties or {})))
+        object.__setattr__(self, "layout", check_layout(self.layout))
+        object.__setattr__(self, "dtype", standardize_dtype(self.dtype))
+
+    @classmethod
+    def build(cls, rules: Rules, *, dtype: Any = None, **options: Unpack[RuleOptions]) -> RuleSet:
+        """A RuleSet from a mapping of rules (parsed with `variables`), a sequence of Rules, a RuleSet, or
+        anything with a `.ruleset` (a Recipe), with the options given (None: not given) set on it.
+
+        An option the given rule set already sets to another value than the default raises, naming both;
+        so do `variables` with rules already parsed (they hold their own).
+        """
+        variables = options.pop("variables", None)
+        held = getattr(rules, "ruleset", rules)
+        if variables is not None and (isinstance(held, RuleSet) or not isinstance(rules, Mapping)):
+            raise InvalidArgumentError(
+                "variables go with a mapping of rules; parsed Rules and rule sets hold their own"
+            )
+        if isinstance(held, RuleSet):
+            base = held
+        elif isinstance(rules, Mapping):
+            base = cls(tuple(parse_rules(rules, variables)))
+        elif isinstance(rules, Sequence) and not isinstance(rules, str) and all(isinstance(r, Rule) for r in rules):
+            base = cls(tuple(rules))
+        else:
+            raise InvalidArgumentError(f"rules must be a mapping of rule names to {{match, init}}; got {rules!r}")
+        return base._with({"dtype": dtype, **options})
+
+    def _with(self, options: Mapping[str, Any]) -> RuleSet:
+        """This rule set with each given option (not None) set; one it sets otherwise than the default raises."""
+        defaults = {item.name: item.default for item in fields(self) if item.name != "rules"}
+        defaults["ties"] = {}
+        chosen = self
+        for name, given in options.items():
+            if given is None:
+                continue
+            held, wanted = getattr(self, name), getattr(replace(self, **{name: given}), name)
+            if held != wanted and held != defaults[name]:
+                raise InvalidArgumentError(
+                    f"{name}={given!r} is given, but the rule set has {name}={_shown(held)}; give it once"
+                )
+            chosen = replace(chosen, **{name: wanted})
+        return chosen
+
+    @property
+    def variables(self) -> dict[str, Any]:
+        """The variables its rules' expressions read (those of every rule, the later rules' winning)."""
+        return {name: value for rule in self.rules for name, value in rule.variables.items()}
+
+    def check_initializer_seeds(self) -> None:
+        """Warns (IgnoredSeedWarning) once per rule whose initializer has its own seed, or raises for the first
+        with initializer_seeds="refuse": the tree's seed decides every parameter's values, with its path."""
+        for rule in self.rules:
+            seed = _own_seed(rule.init)
+            if seed is None:
+                continue
+            message = (
+                f"rule {rule.name!r}: init seed={seed} is not used, since the tree's seed decides every "
+                "parameter's values (with its path)"
+            )
+            if self.initializer_seeds == "refuse":
+                raise InvalidArgumentError(f"{message}; set seed={seed} instead")
+            warnings.warn(message, IgnoredSeedWarning, stacklevel=3)
+
+
+class HasRuleSet(Protocol):
+    """Something that carries a rule set, such as a Recipe."""
+
+    @property
+    def ruleset(self) -> RuleSet:
+        """Its rules and options."""
+        ...
+
+
+Rules = Mapping[str, Any] | Sequence[Rule] | RuleSet | HasRuleSet  # what every entry point takes as its rules
+
+
+def _shown(value: Any) -> str:
+    return repr(dict(value)) if isinstance(value, MappingProxyType) else repr(value)
+
+
+def _own_seed(init: Initializer | InitTemplate) -> Any:
+    """The seed an initializer (or a template's config) was given, or None."""
+    if isinstance(init, InitTemplate):
+        seed = init.config.get("seed")
+        return getattr(seed, "text", seed)
+    return init.get_config().get("seed")

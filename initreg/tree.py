@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from initreg.drawing import draw_peak_bytes, generate, init_tree, require_draw, with_aliases
 from initreg.planning import PlanEntry, plan
-from initreg.rules import RULE_KEYS, Rule, parse_rules
+from initreg.rules import RULE_KEYS, Rule, RuleOptions, Rules, RuleSet, parse_rules
 from initreg.spec import Leaf, flatten, unflatten
 from initreg.write import (
     DEFAULT_CHUNK_BYTES,
@@ -33,6 +33,9 @@ __all__ = [
     "Leaf",
     "PlanEntry",
     "Rule",
+    "RuleOptions",
+    "RuleSet",
+    "Rules",
     "assemble",
     "chunk_indices",
     "draw_peak_bytes",

@@ -13,7 +13,7 @@ import numbers
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from initreg import io, memory
 from initreg.backends.registry import get_backend
@@ -24,8 +24,11 @@ from initreg.initializers.base import Shape
 from initreg.planning import PlanEntry, plan
 from initreg.progress import WriteProgress
 from initreg.rng import derive_key
-from initreg.rules import Rule
+from initreg.rules import RuleOptions, Rules
 from initreg.slicing import stream_seed
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 DEFAULT_CHUNK_BYTES = 64 << 20  # 64 MiB: the most bytes of values save_tree holds at once (by default)
 
@@ -116,18 +119,32 @@ def save_entries(
     metadata: Mapping[str, str] | None = None,
     quiet: bool = False,
     observe: Callable[[PlanEntry, Any], None] | None = None,
+    stream: bool = True,
 ) -> Path:
     """Draws planned parameters straight into a .safetensors file, piece by piece (see `generate_chunks`).
 
     At most about `chunk_bytes` of values are held at once (plus a whole tensor whose initializer
     cannot make slices). ``observe(entry, piece)`` sees every piece before it is written. A progress
     bar runs on stderr unless `quiet` or stderr is not a terminal. The file's size is checked against
-    the free space before anything is drawn (see `io.save_streamed`).
+    the free space before anything is drawn (see `io.save_streamed`). Without `stream`, or to an .npz
+    file, the whole tree is made in memory, each tensor as `assemble` makes it (the piece `observe`
+    sees), and then written by `io.save`.
     """
     chosen, seed, chunk_bytes = get_backend(backend), stream_seed(seed), _chunk_bytes(chunk_bytes)
     planned = {entry.path: entry for entry in entries}
     tensors = [io.TensorInfo(entry.path, entry.shape, entry.dtype) for entry in entries]
-    with WriteProgress(sum(entry.nbytes for entry in entries), len(entries), quiet=quiet) as progress:
+    total = sum(entry.nbytes for entry in entries)
+    if not stream or io.file_format(path) != "safetensors":
+        arrays = {}
+        with WriteProgress(total, len(entries), quiet=quiet) as progress:
+            for entry in entries:
+                progress.start(entry.path)
+                arrays[entry.path] = assemble(entry, seed, chosen, chunk_bytes)
+                if observe is not None:
+                    observe(entry, arrays[entry.path])
+                progress.advance(arrays[entry.path].nbytes)
+        return io.save(arrays, path, metadata=metadata)
+    with WriteProgress(total, len(entries), quiet=quiet) as progress:
 
         def pieces(tensor: io.TensorInfo) -> Iterator[Any]:
             entry = planned[tensor.name]
@@ -143,20 +160,16 @@ def save_entries(
 
 def save_tree(
     spec: Mapping[str, Any],
-    rules: Mapping[str, Any] | Sequence[Rule],
+    rules: Rules,
     path: str | os.PathLike[str],
     seed: int = 0,
-    dtype: Any = "float32",
+    dtype: Any = None,
     backend: Any = None,
     *,
-    layout: str | None = None,
-    variables: Mapping[str, Any] | None = None,
-    ties: Mapping[str, str] | None = None,
-    allow_unmatched_params: bool = False,
-    allow_unused_rules: bool = False,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     metadata: Mapping[str, str] | None = None,
     quiet: bool = False,
+    **options: Unpack[RuleOptions],
 ) -> Path:
     """Writes the tree `init_tree` would make to a .safetensors file, holding <= ~chunk_bytes at a time.
 
@@ -164,8 +177,5 @@ def save_tree(
     in tree order; a tied tensor once, under its parameter's name) and is written atomically. See
     `plan` for the arguments, `save_entries` for the rest.
     """
-    entries = plan(
-        spec, rules, dtype=dtype, layout=layout, variables=variables, ties=ties,
-        allow_unmatched_params=allow_unmatched_params, allow_unused_rules=allow_unused_rules,
-    )  # fmt: skip
+    entries = plan(spec, rules, dtype=dtype, **options)
     return save_entries(entries, seed, path, backend=backend, chunk_bytes=chunk_bytes, metadata=metadata, quiet=quiet)

@@ -418,10 +418,8 @@ def _chromium() -> str | None:
 def test_html_report_renders_in_a_browser(tmp_path: Path) -> None:
     """The report of a tree with one fault is drawn by headless chromium; the screenshot shows the failure
     first (red section heading and bars) and figures (many distinct colours), not a blank page."""
-    pytest.importorskip("matplotlib")
     browser = _chromium()
-    if browser is None:
-        pytest.skip("no chromium on PATH: the HTML report cannot be rendered here (apt-get install chromium)")
+    assert browser is not None, "no chromium on PATH: the README's test command installs it (apt-get install chromium)"
     from initreg.checking.html import write_html
 
     values = tree(7)
@@ -446,7 +444,6 @@ def test_html_report_renders_in_a_browser(tmp_path: Path) -> None:
 
 
 def test_html_path_must_end_in_html(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
     from initreg.checking.html import write_html
 
     with pytest.raises(InvalidArgumentError, match="must end in .html"):
@@ -462,3 +459,17 @@ def test_html_groups_like_tensors_and_puts_failures_first() -> None:
     values["h.1.w"] = values["h.1.w"] * np.float32(2)
     grouped = groups(initreg.check(values, rules))
     assert [[tensor.path for tensor in group] for group in grouped] == [["h.1.w"], ["h.0.w", "h.2.w"], ["x"]]
+
+
+def test_command_checks_a_checkpoint_saved_by_transformers(tmp_path: Path) -> None:
+    """GPT-2 saved by save_pretrained (its own .safetensors, lm_head tied and left out) conforms; the same
+    checkpoint with one module reset to torch's default does not, and names that module's weight."""
+    model = _gpt2(3)
+    model.save_pretrained(tmp_path / "good")  # type: ignore[attr-defined]
+    model.transformer.h[2].attn.c_attn.weight.data.uniform_(-0.1, 0.1)  # type: ignore[attr-defined]
+    model.save_pretrained(tmp_path / "bad")  # type: ignore[attr-defined]
+    arguments = ("recipe=hf_gpt2", "variables.n_layer=3", "--json")
+    good = _command(tmp_path, "model.path=good/model.safetensors", *arguments)
+    assert good.returncode == 0, good.stdout[-500:] + good.stderr
+    bad = _command(tmp_path, "model.path=bad/model.safetensors", *arguments)
+    assert bad.returncode == 1 and json.loads(bad.stdout)["failures"] == ["transformer.h.2.attn.c_attn.weight"]

@@ -93,6 +93,13 @@ def case_an_init_and_a_seed(app: App, tmp: Path) -> None:
     assert_weights(tmp / "w.safetensors", expected("he_normal", 3))
 
 
+def case_an_init_seed_warns_once_and_the_tree_seed_decides(app: App, tmp: Path) -> None:
+    done = app.run("init=he_normal", "init.seed=5", "seed=3", "save=w.safetensors", cwd=tmp)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("IgnoredSeedWarning: rule 'weights': init seed=5 is not used") == 1, done.stderr
+    assert_weights(tmp / "w.safetensors", expected("he_normal", 3))
+
+
 def case_an_initializer_with_its_arguments(app: App, tmp: Path) -> None:
     app.ok("init=variance_scaling", "init.scale=2", "init.mode=fan_avg", "save=w.safetensors", cwd=tmp)
     assert_weights(tmp / "w.safetensors", expected({"name": "variance_scaling", "scale": 2.0, "mode": "fan_avg"}, 0))
@@ -362,6 +369,7 @@ PLUGIN_CHOICE_ERRORS = {
 
 CASES: dict[str, Callable[[App, Path], None]] = {
     "init_and_seed": case_an_init_and_a_seed,
+    "init_seed_warns": case_an_init_seed_warns_once_and_the_tree_seed_decides,
     "init_arguments": case_an_initializer_with_its_arguments,
     "plugin_name": case_a_plugins_initializer,
     "added_rule": case_an_added_rule,

@@ -23,8 +23,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "initreg"
 
-# (importing module, imported module) -> the heavy optional dependency the function-local import defers
+# (importing module, imported module) -> what the function-local import defers: a heavy optional dependency,
+# or initreg.checking, loaded on first use so that `import initreg` and the plain command stay light
 DEFERRED_IMPORTS = {
+    ("initreg", "initreg.checking"): "initreg.check, loaded on first use (tests/test_check.py pins it)",
+    ("initreg.cli", "initreg.checking.command"): "the check sub-command, loaded only when it runs",
     ("initreg.backends.numpy", "initreg.backends.fused_cpu"): "numba, imported on the first draw; None without it",
     ("initreg.schemas", "initreg.typed_nodes"): "omegaconf, imported once a structured config is built",
     ("initreg.moments", "initreg.backends.fused_moments"): "numba, imported when the command measures a piece",

@@ -18,7 +18,7 @@ import pytest
 
 import initreg
 from initreg import recipes, tree
-from initreg.errors import InitregError, InvalidArgumentError, UnknownNameError
+from initreg.errors import IgnoredSeedWarning, InitregError, InvalidArgumentError, UnknownNameError
 from initreg.initializers.serialization import serialize
 from initreg.patterns import PathPattern
 from initreg.registry import get_backend
@@ -103,7 +103,8 @@ def test_one_seeded_initializer_gives_every_parameter_its_own_values() -> None:
     keras_init = keras.initializers.LecunNormal(seed=7)
     assert np.array_equal(np.asarray(keras_init((16, 16))), np.asarray(keras_init((16, 16))))
     spec = {f"layer_{i}.kernel": (16, 16) for i in range(3)}
-    result = initreg.init_tree(spec, {"all": {"match": "*", "init": {"name": "lecun_normal", "seed": 7}}})
+    with pytest.warns(IgnoredSeedWarning, match="rule 'all': init seed=7 is not used, since the tree's seed decides"):
+        result = initreg.init_tree(spec, {"all": {"match": "*", "init": {"name": "lecun_normal", "seed": 7}}})
     kernels = list(result.values())
     assert not np.array_equal(kernels[0], kernels[1])
     assert not np.array_equal(kernels[1], kernels[2])
@@ -111,8 +112,10 @@ def test_one_seeded_initializer_gives_every_parameter_its_own_values() -> None:
 
 def test_the_tree_seed_overrides_the_initializers_seed() -> None:
     spec = {"w": (8, 8)}
-    seeded = initreg.init_tree(spec, {"all": {"match": "*", "init": {"name": "he_normal", "seed": 1}}}, seed=4)
-    other = initreg.init_tree(spec, {"all": {"match": "*", "init": {"name": "he_normal", "seed": 2}}}, seed=4)
+    with pytest.warns(IgnoredSeedWarning, match="init seed=1"):
+        seeded = initreg.init_tree(spec, {"all": {"match": "*", "init": {"name": "he_normal", "seed": 1}}}, seed=4)
+    with pytest.warns(IgnoredSeedWarning, match="init seed=2"):
+        other = initreg.init_tree(spec, {"all": {"match": "*", "init": {"name": "he_normal", "seed": 2}}}, seed=4)
     np.testing.assert_array_equal(seeded["w"], other["w"])
 
 

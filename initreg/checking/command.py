@@ -19,7 +19,10 @@ from collections.abc import Mapping, Sequence
 from importlib.resources import files
 from typing import Any
 
+from initreg.checking.conformance import DEFAULT_ALPHA, check
+from initreg.checking.html import report_path, write_html
 from initreg.errors import InitregError, InvalidArgumentError, choices, printable
+from initreg.table import show
 
 EXIT_OK, EXIT_FAILURES, EXIT_BAD_INPUT = 0, 1, 2
 KEYS = {
@@ -121,8 +124,6 @@ def _chunk_bytes(settings: Mapping[str, Any]) -> int:
 
 def run(arguments: Sequence[str]) -> int:
     """Checks as the arguments say; prints the table or JSON; returns the exit status (0, 1)."""
-    from initreg.checking.conformance import DEFAULT_ALPHA, check
-
     settings = _settings(arguments)
     if settings.get("model.path") is None:
         raise InvalidArgumentError(f"model.path is missing; {USAGE}")
@@ -130,8 +131,6 @@ def run(arguments: Sequence[str]) -> int:
     as_json = _flag(settings, "json", False)
     html = settings.get("html")
     if html is not None:
-        from initreg.checking.html import report_path
-
         html = report_path(str(html))
     report = check(
         str(settings["model.path"]), rules, variables=settings["variables"] or None, layout=settings.get("layout"),
@@ -141,14 +140,10 @@ def run(arguments: Sequence[str]) -> int:
         quiet=as_json or not _flag(settings, "progress", True),
     )  # fmt: skip
     if html is not None:
-        from initreg.checking.html import write_html
-
         write_html(report, html)
     if as_json:
         print(json.dumps(report.to_dict(), allow_nan=False))
     else:
-        from initreg.table import show
-
         show(report.table(), report.summary())
         if html is not None:
             show(f"wrote {html}")

@@ -14,6 +14,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from initreg import recipes
 from initreg.checking.intended import EXACT_FAMILIES, RANDOM_FAMILIES, Intended, components, expected_values, owners
 from initreg.checking.measures import ExactMeasure, MatrixMeasure, Measure, RandomMeasure
 from initreg.checking.report import ComponentCheck, Report, TensorCheck
@@ -21,6 +22,7 @@ from initreg.checking.sources import Source, Stored, open_source
 from initreg.checking.statistics import bonferroni, holm, ks_test, moment_tests
 from initreg.errors import InvalidArgumentError
 from initreg.planning import PlanEntry, plan
+from initreg.progress import WriteProgress
 from initreg.rules import Rule
 from initreg.write import DEFAULT_CHUNK_BYTES
 
@@ -76,8 +78,6 @@ def _rules(
 ) -> tuple[Any, Mapping[str, Any] | None]:
     """The rules to plan with and their variables, from a recipe's name (loaded for `model`, which its
     structural variables are read from), a Recipe, or rules."""
-    from initreg import recipes
-
     if isinstance(rules_or_recipe, str):
         return recipes.load(rules_or_recipe, model, **(variables or {})).rules, None
     if isinstance(rules_or_recipe, recipes.Recipe):
@@ -128,8 +128,6 @@ def _measure_all(
     source: Source, spec: Mapping[str, Stored], entries: Sequence[PlanEntry], chunk_bytes: int,
     keep_samples: bool, quiet: bool,
 ) -> list[TensorCheck]:  # fmt: skip
-    from initreg.progress import WriteProgress
-
     checks = []
     total = sum(entry.nbytes for entry in entries)
     with WriteProgress(total, len(entries), quiet=quiet) as progress:

@@ -2,7 +2,8 @@
 distribution and verdict, the histogram against the intended density and a QQ plot; failures first.
 
 One self-contained file (PNG figures embedded as data URIs), written atomically. Needs matplotlib
-(the `report` extra); drawn with its Agg backend, no display needed. The histogram's bars are the KS
+(the `report` extra); figures are drawn without pyplot, so no display is needed and a user's backend
+is left alone. The histogram's bars are the KS
 grid's counts over its thresholds (every value counted, not a sample); the QQ plot sets each kept
 value (the first SAMPLE_SIZE of a tensor) against the intended quantile of its rank, (i - 1/2) / n.
 Exact components (constants, identity) show the values' histogram and the intended values; an
@@ -19,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from initreg.checking.report import ComponentCheck, Report, TensorCheck, ordered
+from initreg.checking.statistics import quantiles
 from initreg.errors import InvalidArgumentError
+from initreg.io import atomic_file
 
 MAX_FIGURES = 200  # groups drawn; the rest are listed in the table only
 FIGURE_SIZE = (9.0, 3.2)
@@ -68,15 +71,11 @@ def _merged(tensors: Sequence[TensorCheck], number: int) -> ComponentCheck:
 
 def _figure(tensors: Sequence[TensorCheck]) -> str:
     """The group's figure as base64 PNG: per component, a histogram against the density, and a QQ plot."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: a user's backend and figures are left alone
 
     parts = [_merged(tensors, number) for number in range(len(tensors[0].components))]
-    figure, axes = plt.subplots(
-        len(parts), 2, figsize=(FIGURE_SIZE[0], FIGURE_SIZE[1] * len(parts)), squeeze=False, dpi=DPI
-    )
+    figure = Figure(figsize=(FIGURE_SIZE[0], FIGURE_SIZE[1] * len(parts)), dpi=DPI)
+    axes = figure.subplots(len(parts), 2, squeeze=False)
     colour = "tab:red" if tensors[0].verdict == "fail" else "tab:blue"
     for part, (left, right) in zip(parts, axes, strict=True):
         if part.counts is not None:
@@ -88,7 +87,6 @@ def _figure(tensors: Sequence[TensorCheck]) -> str:
     figure.tight_layout()
     buffer = bytes_io.BytesIO()
     figure.savefig(buffer, format="png")
-    plt.close(figure)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -116,8 +114,6 @@ def _histogram(axis: Any, part: ComponentCheck, colour: str) -> None:
 def _qq(axis: Any, part: ComponentCheck, colour: str) -> None:
     """Kept values against the intended quantiles of their ranks, and the line y = x."""
     import numpy as np
-
-    from initreg.checking.statistics import quantiles
 
     values = np.sort(np.asarray(part.sample or [], dtype=np.float64))
     if not values.size or part.dist is None:
@@ -178,8 +174,6 @@ def render(report: Report) -> str:
 
 def write_html(report: Report, path: str | Path) -> Path:
     """Writes `render(report)` to `path` (a .html file) atomically, making its missing folders; returns the path."""
-    from initreg.io import atomic_file
-
     path = report_path(path)
     page = render(report).encode("utf-8")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from initreg.backends.registry import get_backend
 from initreg.distributions import Distribution, NormalDist, TruncatedNormalDist, UniformDist
 from initreg.initializers.base import Initializer, RandomInitializer, Shape
 from initreg.initializers.constant import Constant, Identity
@@ -112,8 +113,6 @@ def owners(initializer: Initializer, shape: Shape, index: tuple[slice, ...]) -> 
     """
     if not isinstance(initializer, Overlay):
         return None
-    from initreg.registry import get_backend
-
     numbered = Overlay(
         Constant(0), [Part(part.region, Constant(k), part.layout) for k, part in enumerate(initializer.parts, 1)]
     )
@@ -122,8 +121,6 @@ def owners(initializer: Initializer, shape: Shape, index: tuple[slice, ...]) -> 
 
 def expected_values(component: Intended, shape: Shape, index: tuple[slice, ...], dtype: str) -> Any:
     """``tensor[index]`` as an exact component's initializer makes it, in `dtype` (NumPy)."""
-    from initreg.registry import get_backend
-
     return component.initializer.generate_slice(
         shape, index, dtype, key=derive_key(0, ""), backend=get_backend("numpy"), layout=component.layout
     )

@@ -20,6 +20,7 @@ from initreg.checking.intended import Intended, matrix_shape
 from initreg.checking.statistics import grid
 from initreg.dtypes import numpy_dtype
 from initreg.initializers.base import Shape
+from initreg.moments import Moments
 
 OUTLIER_SIGMAS = 10.0
 SAMPLE_SIZE = 2000  # values kept per tensor for a QQ plot, when asked for
@@ -92,7 +93,7 @@ class ExactMeasure:
     def __init__(self, component: Intended, keep_sample: bool = False) -> None:
         self.component = component
         self.count = self.nonfinite = self.mismatched = 0
-        self.total = self.squares = 0.0
+        self.moments = Moments()  # of the finite values
         self.minimum, self.maximum = math.inf, -math.inf
         self.first_mismatch: tuple[float, float] | None = None  # (found, expected)
         self.sample: list[Any] | None = [] if keep_sample else None
@@ -111,8 +112,7 @@ class ExactMeasure:
                 self.first_mismatch = (float(values[at]), float(expected[at]))
         finite = values[np.isfinite(values)]
         if finite.size:
-            self.total += float(finite.sum())
-            self.squares += float(np.dot(finite, finite))
+            self.moments.add(finite)
             self.minimum, self.maximum = min(self.minimum, float(finite.min())), max(self.maximum, float(finite.max()))
         if self.sample is not None and len(self.sample) < SAMPLE_SIZE:
             self.sample.extend(finite[: SAMPLE_SIZE - len(self.sample)].tolist())
@@ -120,17 +120,12 @@ class ExactMeasure:
     @property
     def measured_mean(self) -> float:
         """The mean of the finite values."""
-        finite = self.count - self.nonfinite
-        return self.total / finite if finite else math.nan
+        return self.moments.mean if self.moments.count else math.nan
 
     @property
     def measured_std(self) -> float:
         """The std of the finite values."""
-        finite = self.count - self.nonfinite
-        if not finite:
-            return math.nan
-        mean = self.total / finite
-        return math.sqrt(max(0.0, self.squares / finite - mean * mean))
+        return self.moments.std
 
 
 class MatrixMeasure:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from initreg.checking.statistics import SubTest
+from initreg.errors import printable
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -136,8 +137,6 @@ class Report:
         """The command's table: one row per tensor, failures first, with the verdict and its reason."""
         from rich.table import Table
         from rich.text import Text
-
-        from initreg.errors import printable
 
         table = Table()
         for column in ("path", "shape", "dtype", "rule", "intended"):

@@ -29,6 +29,8 @@ from typing import Any
 
 from initreg.checking.intended import Intended, raw_moments
 from initreg.distributions import NormalDist, TruncatedNormalDist, UniformDist
+from initreg.dtypes import numpy_dtype
+from initreg.special import erfinv
 
 GRID_POINTS = 2048  # intended quantiles j / GRID_POINTS at which the empirical CDF is compared
 MIN_MOMENT_ELEMENTS = 1000  # fewer elements: KS only (the z tests' normal limit is not yet close)
@@ -76,8 +78,6 @@ def quantiles(dist: Any, levels: Any) -> Any:
     """The inverse CDF of a normal, truncated normal or uniform distribution at `levels` in (0, 1) (float64)."""
     import numpy as np
 
-    from initreg.special import erfinv
-
     if isinstance(dist, UniformDist):
         return dist.low + (dist.high - dist.low) * levels
     assert isinstance(dist, (NormalDist, TruncatedNormalDist))
@@ -90,8 +90,6 @@ def quantiles(dist: Any, levels: Any) -> Any:
 def grid(dist: Any, dtype: str) -> Grid:
     """The KS thresholds of a random component's distribution in `dtype` (see the module docstring)."""
     import numpy as np
-
-    from initreg.dtypes import numpy_dtype
 
     points = quantiles(dist, np.arange(1, GRID_POINTS, dtype=np.float64) / GRID_POINTS)
     kind = numpy_dtype(dtype)

@@ -24,7 +24,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dask
 import dask.array as da
@@ -36,9 +36,12 @@ from initreg.dtypes import numpy_dtype
 from initreg.errors import InvalidArgumentError
 from initreg.io import TensorInfo, free_space_for, planned_size, replacing, safetensors_header
 from initreg.planning import PlanEntry, plan
-from initreg.rules import Rule
+from initreg.rules import RuleOptions, Rules
 from initreg.slicing import init_slice, stream_seed
 from initreg.spec import flatten, unflatten
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 class ParameterSource:
@@ -83,23 +86,16 @@ def parameter_array(entry: PlanEntry, seed: int, chunks: Any = "auto") -> da.Arr
 
 def init_tree(
     spec: Mapping[str, Any],
-    rules: Mapping[str, Any] | Sequence[Rule],
+    rules: Rules,
     seed: int = 0,
-    dtype: Any = "float32",
+    dtype: Any = None,
     *,
     chunks: Any = "auto",
-    layout: str | None = None,
-    variables: Mapping[str, Any] | None = None,
-    ties: Mapping[str, str] | None = None,
-    allow_unmatched_params: bool = False,
-    allow_unused_rules: bool = False,
+    **options: Unpack[RuleOptions],
 ) -> Any:
     """``initreg.init_tree`` with dask arrays as leaves: nothing is drawn until they are computed."""
     seed = stream_seed(seed)
-    entries = plan(
-        spec, rules, dtype=dtype, layout=layout, variables=variables, ties=ties,
-        allow_unmatched_params=allow_unmatched_params, allow_unused_rules=allow_unused_rules,
-    )  # fmt: skip
+    entries = plan(spec, rules, dtype=dtype, **options)
     return unflatten(with_aliases(entries, [parameter_array(entry, seed, chunks) for entry in entries]), like=spec)
 
 

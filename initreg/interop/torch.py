@@ -37,7 +37,8 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -51,23 +52,23 @@ from initreg.initializers.base import ElementwiseInitializer
 from initreg.interop import torch_buffers, torch_distributed
 from initreg.planning import PlanEntry, plan
 from initreg.rng import derive_key
-from initreg.rules import Rule
+from initreg.rules import RuleOptions, Rules, RuleSet
 from initreg.slicing import stream_seed
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 ZERO_ELEMENT_WARNING = "Initializing zero-element tensors is a no-op"  # torch.nn.init's own words
 
 
 def initialize(
     module: torch.nn.Module,
-    rules: Mapping[str, Any] | Sequence[Rule],
+    rules: Rules,
     seed: int = 0,
     *,
-    layout: str = "torch",
     device: str | torch.device = "cpu",
     backend: Any = None,
-    variables: Mapping[str, Any] | None = None,
-    allow_unmatched_params: bool = False,
-    allow_unused_rules: bool = False,
+    **options: Unpack[RuleOptions],
 ) -> list[PlanEntry]:
     """Fills `module`'s parameters in place from initreg's stream and returns the plan it followed.
 
@@ -75,18 +76,21 @@ def initialize(
     dtype and stored in the parameter's). A zero-element parameter is skipped with a warning naming it, as
     torch's initializers skip an empty tensor. Parameters matching no rule keep their values when
     `allow_unmatched_params`; on a meta module that is an error, as they would stay uninitialized.
-    `variables` are the names rule expressions read besides captures, fans and shape.
+    `rules` and the options make one RuleSet (see `initreg.planning.plan`); its layout is "torch" unless
+    set, and the module's shared parameters are its ties.
     """
     if not isinstance(module, torch.nn.Module):
         raise InvalidArgumentError(f"expected a torch.nn.Module; got {type(module).__name__}")
-    if torch_distributed.has_dtensors(module):  # before anything a single rank could refuse
-        torch_distributed.check_same_rules(rules, seed, layout, variables)
     untied = untied_declared_ties(module)
-    entries = plan(
-        dict(module.named_parameters()), rules, layout=layout, variables=variables,
-        ties={**untied, **shared_names(module)}, allow_unmatched_params=allow_unmatched_params,
-        allow_unused_rules=allow_unused_rules,
-    )  # fmt: skip
+
+    def build() -> RuleSet:
+        ties = {**untied, **shared_names(module)}
+        ruleset = RuleSet.build(RuleSet.build(rules, **options), ties=ties or None)
+        return ruleset if ruleset.layout is not None else replace(ruleset, layout="torch")
+
+    # the ranks compare their rule sets before anything a single rank could refuse
+    ruleset = torch_distributed.check_same_rules(build, seed) if torch_distributed.has_dtensors(module) else build()
+    entries = plan(dict(module.named_parameters()), ruleset)
     chosen, seed = get_backend(backend), stream_seed(seed)  # checked before a meta module is materialized
     _tie(module, untied)
     from_meta = _on_meta(module)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -43,7 +43,7 @@ from initreg.errors import InitregError, InvalidArgumentError, about
 from initreg.initializers.base import Array, Initializer
 from initreg.planning import PlanEntry
 from initreg.rng import derive_key
-from initreg.rules import Rule, as_rules
+from initreg.rules import RuleSet
 from initreg.slicing import stream_seed
 from initreg.write import DEFAULT_CHUNK_BYTES, chunk_indices
 
@@ -61,14 +61,12 @@ def has_dtensors(module: torch.nn.Module) -> bool:
     return any(isinstance(parameter, DTensor) for parameter in module.parameters())
 
 
-def rules_digest(
-    rules: Mapping[str, Any] | Sequence[Rule], seed: Any, layout: str, variables: Mapping[str, Any] | None
-) -> str:
+def rules_digest(ruleset: RuleSet, seed: Any) -> str:
     """blake2b-128 (hex) of the parsed rules (names, patterns, initializers with their configs, dtypes,
     layouts, regions, variables), the seed and the layout: equal on two ranks iff they draw alike.
-    A seed that is not an integer, or rules that do not parse, raise their InitregError."""
-    parts: list[Any] = [stream_seed(seed), layout]
-    for rule in as_rules(rules, variables):
+    A seed that is not an integer raises its InitregError."""
+    parts: list[Any] = [stream_seed(seed), ruleset.layout]
+    for rule in ruleset.rules:
         init = rule.init
         kind = f"{type(init).__module__}.{type(init).__qualname__}" if isinstance(init, Initializer) else "template"
         parts.append(
@@ -78,16 +76,17 @@ def rules_digest(
     return hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
 
 
-def check_same_rules(
-    rules: Mapping[str, Any] | Sequence[Rule], seed: Any, layout: str, variables: Mapping[str, Any] | None
-) -> None:
-    """Raises RankMismatchError on every rank of the default group unless all ranks have the same digest.
+def check_same_rules(build: Callable[[], RuleSet], seed: Any) -> RuleSet:
+    """The rule set `build()` makes; raises RankMismatchError on every rank of the default group unless all
+    ranks have the same digest.
 
     A rank whose rules or seed are not valid takes part with its error as its digest, so the others stop too;
     it then raises its own error (as do all ranks if they all fail alike).
     """
+    ruleset: RuleSet | None = None
     try:
-        mine, failure = rules_digest(rules, seed, layout, variables), None
+        ruleset = build()
+        mine, failure = rules_digest(ruleset, seed), None
     except InitregError as error:
         mine, failure = f"refused here: {error}", error
     gathered: list[Any] = [None] * dist.get_world_size()
@@ -103,6 +102,8 @@ def check_same_rules(
         )
     if failure is not None:
         raise failure
+    assert ruleset is not None  # built, since nothing failed
+    return ruleset
 
 
 def local_indices(parameter: DTensor) -> tuple[AxisIndices, ...] | None:
