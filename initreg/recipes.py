@@ -3,7 +3,11 @@
 A recipe is configs/public/recipe/<name>.yaml (recipe/ in the package initreg.configs.public): a comment and
 a `reference` naming the code it reproduces, the transformers `families` (``model_type``) it serves, if any,
 `variables` (what its expressions read, each declared as read from the model or as a hyper-parameter's
-default; see initreg.recipe_variables) and `rules`::
+default; see initreg.recipe_variables), `rules`, and, for a codebase whose parameter names changed between
+versions, `namings`: {upstream version: {rules: [...], variables: [...]}}, the rules and variables that
+only the names of that version have. The model's names choose the version (exactly one must fit: each of
+its rules matches a parameter); the other versions' rules and variables are left out. Without a model
+every rule is kept, a version's own rules optional (their patterns match only that version's names)::
 
     recipe = initreg.recipes.load("hf_gpt2", model)        # n_layer, initializer_range read from the model
     recipe = initreg.recipes.for_model(model)               # the recipe of the model's transformers family
@@ -20,21 +24,24 @@ files as the config group `recipe` (``initreg recipe=hf_gpt2``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.resources import files
 from typing import Any
 
 from initreg.errors import InvalidArgumentError, about, choices
+from initreg.patterns import compile_pattern
 from initreg.recipe_variables import declarations, resolve, tree_shapes
 from initreg.rules import Rule, RuleSet, parse_rules
 
 PUBLIC_CONFIGS = "initreg.configs.public"
-RECIPE_KEYS = ("reference", "families", "variables", "rules")
+RECIPE_KEYS = ("reference", "families", "namings", "variables", "rules")
+NAMING_KEYS = ("rules", "variables")
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """A parsed recipe: its rules hold `variables`, each of which came from `sources[name]`."""
+    """A parsed recipe: its rules hold `variables`, each of which came from `sources[name]`; `naming` is
+    the upstream version whose parameter names the model has ("" without namings or without a model)."""
 
     name: str
     reference: str
@@ -42,11 +49,13 @@ class Recipe:
     rules: list[Rule]
     sources: dict[str, str] = field(default_factory=dict)
     families: tuple[str, ...] = ()
+    naming: str = ""
 
     def describe(self) -> str:
-        """One line: the recipe and each of its variables' value with where it came from."""
+        """One line: the recipe, each of its variables' value with where it came from, and its naming."""
         shown = ", ".join(f"{name}={self.variables[name]!r} ({source})" for name, source in self.sources.items())
-        return f"recipe {self.name!r}: {shown or 'no variables'}"
+        naming = f"; names of {self.naming}" if self.naming else ""
+        return f"recipe {self.name!r}: {shown or 'no variables'}{naming}"
 
     @property
     def ruleset(self) -> RuleSet:
@@ -132,13 +141,78 @@ def from_config(
     _check_family(name, served, config)
     given = dict(variables or {})
     tree = tree_shapes(model) if model is not None else None
-    values, sources = resolve(name, declarations(name, content.get("variables") or {}), given, config=config, tree=tree)
+    namings = _namings(name, content)
+    naming = _choose_naming(name, namings, content["rules"], tree) if namings and tree is not None else ""
+    own = {kind: {item for served in namings.values() for item in served[kind]} for kind in NAMING_KEYS}
+    left_out = {kind: own[kind] - set(namings[naming][kind]) if naming else set() for kind in NAMING_KEYS}
+    kept_rules = {key: value for key, value in content["rules"].items() if key not in left_out["rules"]}
+    declared = content.get("variables") or {}
+    kept_variables = {key: value for key, value in declared.items() if key not in left_out["variables"]}
+    misplaced = [key for key in given if key in left_out["variables"]]
+    if misplaced:
+        raise InvalidArgumentError(
+            f"recipe {name!r}: {misplaced[0]}={given[misplaced[0]]!r} was given but is a variable of names this "
+            f"model does not have; its names are those of {naming}"
+        )
+    values, sources = resolve(name, declarations(name, kept_variables), given, config=config, tree=tree)
     merged = {**values, **{key: value for key, value in given.items() if key not in values}}
     with about(f"recipe {name!r}"):
-        rules = parse_rules(content["rules"], merged)
+        rules = parse_rules(kept_rules, merged)
     if tree is not None:
         _check_fits(name, rules, tree)
-    return Recipe(name, str(content.get("reference", "")), merged, rules, sources, served)
+    else:
+        rules = [replace(rule, optional=True) if rule.name in own["rules"] else rule for rule in rules]
+    return Recipe(name, str(content.get("reference", "")), merged, rules, sources, served, naming)
+
+
+def _namings(name: str, content: Mapping[str, Any]) -> dict[str, dict[str, list[str]]]:
+    """{upstream version: {"rules": [...], "variables": [...]}} of the recipe's `namings`, each name checked."""
+    namings = content.get("namings") or {}
+    if not isinstance(namings, Mapping):
+        raise InvalidArgumentError(f"recipe {name!r}: namings must map a version to {{rules: [...], variables: [...]}}")
+    found: dict[str, dict[str, list[str]]] = {}
+    for label, value in namings.items():
+        where = f"recipe {name!r}: naming {label!r}"
+        if not isinstance(value, Mapping) or any(key not in NAMING_KEYS for key in value):
+            raise InvalidArgumentError(f"{where} must be a mapping of {choices(NAMING_KEYS)}; got {value!r}")
+        found[str(label)] = own = {kind: [str(item) for item in value.get(kind) or ()] for kind in NAMING_KEYS}
+        for kind, declared in (("rules", content["rules"]), ("variables", content.get("variables") or {})):
+            unknown = [item for item in own[kind] if item not in declared]
+            if unknown:
+                raise InvalidArgumentError(f"{where} names {kind[:-1]} {unknown[0]!r}; valid: {choices(declared)}")
+    return found
+
+
+def _choose_naming(
+    name: str, namings: Mapping[str, Mapping[str, list[str]]], rules: Mapping[str, Any], tree: Mapping[str, Any]
+) -> str:
+    """The one version whose own rules all match a parameter of `tree`; none or several is an error naming them."""
+    missing: dict[str, list[str]] = {}
+    for label, own in namings.items():
+        patterns = [
+            (rule, rules[rule]["match"])
+            for rule in own["rules"]
+            if isinstance(rules[rule], Mapping)
+            and isinstance(rules[rule].get("match"), str)
+            and not rules[rule].get("optional")
+        ]
+        missing[label] = [
+            f"{rule!r} ({match!r})"
+            for rule, match in patterns
+            if not any(compile_pattern(str(match)).matches(path) for path in tree)
+        ]
+    fitting = [label for label, unmatched in missing.items() if not unmatched]
+    if len(fitting) == 1:
+        return fitting[0]
+    if fitting:
+        raise InvalidArgumentError(
+            f"recipe {name!r} does not fit this model: it has the names of more than one version the recipe "
+            f"serves ({'; '.join(fitting)}), so which init its tensors get is ambiguous"
+        )
+    shown = "; ".join(f"{label} (rule {', '.join(unmatched)} matches nothing)" for label, unmatched in missing.items())
+    raise InvalidArgumentError(
+        f"recipe {name!r} does not fit this model: its names are those of none of the versions it serves: {shown}"
+    )
 
 
 def _check_fits(name: str, rules: list[Rule], tree: Mapping[str, Any]) -> None:

@@ -515,8 +515,11 @@ STRUCTURAL = {  # what each shipped recipe needs given when no model is passed
     "hf_vit": {},
     "mup_gpt2": {"n_layer": 2, "d_model": 64, "base_d_model": 32},
     "olmo2": {},
-    "olmo_mitchell": {"d_model": 64},
+    "olmo_mitchell": {"d_model": 64, "block_group_size": 1},
     "torchtitan_llama3": {"n_layers": 2},
+    "timm_vit": {"in_chans": 3, "patch_h": 16, "patch_w": 16},
+    "timm_vit_jax": {},
+    "torchvision_resnet": {"fc_fan_in": 512, "block_kernel": 3},
 }
 
 
@@ -580,7 +583,7 @@ def test_a_config_and_a_tree_that_disagree_are_an_error_naming_both() -> None:
         initreg.InitregError, match=r"'n_layer' is 2 by model.config.n_layer but 3 by tree: 3 blocks h.\{i\}"
     ):
         recipes.load("hf_gpt2", spec, config={"n_layer": 2})
-    gappy = {"layers.0.attention.wo.weight": (8, 8), "layers.2.attention.wo.weight": (8, 8)}
+    gappy = {"layers.0.attention.wo.weight": (8, 8), "layers.2.attention.wo.weight": (8, 8), "output.weight": (8, 8)}
     with pytest.raises(initreg.InitregError, match="blocks layers.{i}.* are not numbered 0 ... n-1: 1 is missing"):
         recipes.load("torchtitan_llama3", gappy)
 
@@ -736,7 +739,7 @@ def test_a_bad_recipe_config_is_an_error_naming_the_recipe() -> None:
 def test_recipes_reading_fan_in_give_the_references_std_without_a_layout_argument():
     # OLMo's ff_out is [d_model, hidden] in torch's [out, in]: std 1/sqrt(2 * hidden * (i + 1)), i = 0 here;
     # torchtitan's output is [vocab, dim]: std dim ** -0.5 (truncated at 3 sigma, so measured by target_std)
-    mitchell = recipes.load("olmo_mitchell", d_model=64)
+    mitchell = recipes.load("olmo_mitchell", d_model=64, block_group_size=1)
     entries = initreg.plan({"transformer.blocks.0.ff_out.weight": (64, 256)}, mitchell.rules, allow_unused_rules=True)
     assert entries[0].initializer.stddev == pytest.approx(1 / math.sqrt(2 * 256))
     titan = recipes.load("torchtitan_llama3", n_layers=2)

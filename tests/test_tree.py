@@ -208,7 +208,7 @@ def test_a_name_of_8_kb_plans_at_once_and_a_huge_capture_is_one_error_naming_the
     (entry,) = initreg.plan({long_name: (4, 12)}, gpt2.rules, allow_unused_rules=True)
     assert entry.rule == _last_match_over_all(long_name, gpt2.rules) == "hidden_matrices+query_block"
     for recipe, name, variables in [
-        ("olmo_mitchell", "transformer.blocks.{}.attn_out.weight", {"d_model": 64}),
+        ("olmo_mitchell", "transformer.blocks.{}.attn_out.weight", {"d_model": 64, "block_group_size": 1}),
         ("torchtitan_llama3", "layers.{}.attention.wo.weight", {"n_layers": 2}),
     ]:
         path = name.format("7" * 5000)
