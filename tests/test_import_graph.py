@@ -29,6 +29,7 @@ DEFERRED_IMPORTS = {
     ("initreg", "initreg.checking"): "initreg.check, loaded on first use (tests/test_check.py pins it)",
     ("initreg.cli", "initreg.checking.command"): "the check sub-command, loaded only when it runs",
     ("initreg.backends.numpy", "initreg.backends.fused_cpu"): "numba, imported on the first draw; None without it",
+    ("initreg.schemas", "initreg.typed_nodes"): "omegaconf, imported once a structured config is built",
     ("initreg.moments", "initreg.backends.fused_moments"): "numba, imported when the command measures a piece",
 }
 SHUFFLE_SEEDS = (0, 1, 2)

@@ -10,8 +10,8 @@
 
 conf/config.yaml names initreg's config source in `hydra.searchpath`, which serves `init/<name>` for
 every registered initializer and `recipe/<name>` for every shipped recipe; conf/ holds only this app's
-own config. A recipe's structural variables (GPT-2's n_layer) are taken from the model, so that its
-depth scaling fits the model built, whatever its depth.
+own config. A recipe reads its structural variables (GPT-2's n_layer) from the model, so that its depth
+scaling fits the model built, whatever its depth.
 """
 
 from __future__ import annotations
@@ -50,9 +50,8 @@ def build(model: DictConfig) -> torch.nn.Module:
 def train(cfg: DictConfig) -> None:
     model = build(cfg.model)
     rules = cfg.rules
-    if cfg.get("recipe") is not None:  # the recipe's rules, its depth variable taken from the model
-        name = HydraConfig.get().runtime.choices.recipe
-        rules = recipes.from_config(name, cfg.recipe, {"n_layer": model.config.n_layer}).rules
+    if cfg.get("recipe") is not None:  # the recipe's rules, its structural variables read from the model
+        rules = recipes.from_config(HydraConfig.get().runtime.choices.recipe, cfg.recipe, model=model).rules
     entries = initialize(model, rules, seed=cfg.seed)
     parameters = dict(model.named_parameters())
     for entry in entries:
