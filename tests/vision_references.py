@@ -10,11 +10,12 @@ REFERENCES (``.venv/vision-references``), where the test command installs them::
 
     .venv/bin/pip install --no-deps --target .venv/vision-references 'timm==1.0.31' 'torchvision==0.28.0'
 
-and only this module puts them on ``sys.path``. When torchvision's extension does not load, it stubs exactly
-the two registrations: it defines the schemas of those operators (as torchvision's C++ code declares them,
-``nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor``) without any kernel, so that they
-succeed, then imports torchvision and timm. Nothing else is replaced: the models and their init code
-(``torchvision.models.resnet``, ``timm.models.vision_transformer``, ``timm.layers.weight_init``) are the
+and only this module puts them on ``sys.path``, while it imports them (so that a process the tests start,
+such as torch.distributed's spawned ranks, does not find them). When torchvision's extension does not load,
+it stubs exactly the two registrations: it defines the schemas of those operators (as torchvision's C++ code
+declares them, ``nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor``) without any kernel, so
+that they succeed, then imports torchvision and timm. Nothing else is replaced: the models and their init
+code (``torchvision.models.resnet``, ``timm.models.vision_transformer``, ``timm.layers.weight_init``) are the
 packages' own, run as they are. Calling ``torchvision.ops.nms`` would fail (no kernel); no test here does.
 """
 
@@ -43,16 +44,18 @@ def _extension_loads() -> bool:
 
 if not (REFERENCES / "torchvision").is_dir() or not (REFERENCES / "timm").is_dir():
     raise ImportError(f"the vision references are not installed in {REFERENCES}: {INSTALL}")
-if str(REFERENCES) not in sys.path:
-    sys.path.append(str(REFERENCES))
 if not _extension_loads():
     _KEEP.append(torch.library.Library("torchvision", "FRAGMENT"))
     for _name in _STUBBED:
         _KEEP[0].define(f"{_name}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
 
-import timm  # noqa: E402
-import timm.models.vision_transformer as timm_vit  # noqa: E402
-import torchvision  # noqa: E402
-import torchvision.models.resnet as torchvision_resnet  # noqa: E402
+sys.path.append(str(REFERENCES))
+try:  # on the path only while they import: processes this one starts (torch.distributed's) must not find them
+    import timm
+    import timm.models.vision_transformer as timm_vit
+    import torchvision
+    import torchvision.models.resnet as torchvision_resnet
+finally:
+    sys.path.remove(str(REFERENCES))
 
 __all__ = ["timm", "timm_vit", "torchvision", "torchvision_resnet"]
