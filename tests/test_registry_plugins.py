@@ -8,6 +8,7 @@ import cannot replace one with force=True either), duplicates across distributio
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import signal
@@ -616,7 +617,14 @@ def test_a_real_ctrl_c_while_a_plugin_loads_stops_initreg(
     )
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     command = [sys.executable, "-c", "from initreg.cli import main; main()", "list"]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=functools.partial(signal.signal, signal.SIGINT, signal.SIG_DFL),  # SIGINT as a shell gives it
+    )
     try:
         deadline = time.monotonic() + 60
         while not started.exists() and process.poll() is None and time.monotonic() < deadline:

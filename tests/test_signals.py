@@ -9,6 +9,7 @@ names the plugin it waits for.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -66,11 +67,19 @@ def _install(tmp_path: Path, source: str, write_distribution: Callable[..., None
     return site, work
 
 
+# The child starts with SIGINT's default disposition, as a shell starts a command, whatever the test process's
+# own (a library in it may have left SIGINT ignored at the C level, which a child would inherit).
+DEFAULT_SIGINT = functools.partial(signal.signal, signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_initreg(site: Path, work: Path, *arguments: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(site), "INITREG_TEST_STARTED": str(work.parent / "started")}
     env.pop("HYDRA_FULL_ERROR", None)
     command = [sys.executable, "-c", "from initreg.cli import main; main()", *arguments]
-    return subprocess.Popen(command, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        command, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=DEFAULT_SIGINT,
+    )  # fmt: skip
 
 
 def _signal_once_stalled(process: subprocess.Popen[str], started: Path, signum: int) -> str:
