@@ -614,7 +614,7 @@ def test_sigterm_and_sighup_while_writing_leave_nothing(tmp_path: Path, signum: 
 
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     process = subprocess.Popen(
-        [str(INITREG), "init=orthogonal", "+model.params.w=[3000,3000]",
+        [str(INITREG), "init=orthogonal", "+model.params.w=[6000,6000]",
          "output=out/w.safetensors"],
         cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
