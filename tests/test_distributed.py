@@ -282,8 +282,11 @@ def test_shards_filled_on_gpus_equal_the_cpu_values(expected, tmp_path):
     for name, values in rank0["cases"].items():
         kind = name.split()[0]
         assert set(values) == set(expected[kind])
-        for parameter, gathered in values.items():
-            np.testing.assert_array_equal(gathered, expected[kind][parameter], err_msg=f"{name}: {parameter}")
+        for parameter, gathered in values.items():  # drawn on the GPU: within a few ulp (docs/stream.md)
+            cpu = expected[kind][parameter]
+            magnitude = np.maximum(np.abs(cpu), np.asarray(np.std(cpu), dtype=cpu.dtype))
+            ulps = (np.abs(gathered.astype(np.float64) - cpu) / np.spacing(magnitude)).max(initial=0.0)
+            assert gathered.dtype == cpu.dtype and ulps <= 4, f"{name}: {parameter}: {ulps} ulps"
 
 
 @pytest.mark.parametrize("world", [2, 4])

@@ -252,3 +252,109 @@ def test_random_values_are_drawn_straight_into_float32_and_float64_parameters(mo
         spec = {name: shapes[name]}
         expected = init_tree(spec, RULES, seed=7, dtype=dtypes[name], layout="torch", allow_unused_rules=True)[name]
         assert parameter.detach().numpy().tobytes() == expected.tobytes(), name
+
+
+DEVICE_RULES = {
+    "weights": {"match": "*weight", "init": "lecun_normal"},  # truncated normals, through erfinv
+    "in_proj": {"match": "*in_proj_weight", "init": "glorot_uniform"},
+    "biases": {"match": "*bias", "init": {"name": "random_uniform", "minval": -0.1, "maxval": 0.3}},
+    "norms": {"match": "*norm*.weight", "init": "ones"},
+    "embedding": {
+        "match": "embed.weight",
+        "init": {"name": "random_normal", "mean": 0.5, "stddev": 2.0},
+        "wins_ties": True,
+    },
+}
+MAX_ULPS = 4  # in ulps of max(|value|, the distribution's std): docs/stream.md, "Reference and fast paths"
+
+
+def ulps_at_scale(actual, expected, scale):
+    """max |actual - expected| in ulps of max(|expected|, scale)."""
+    magnitude = np.maximum(np.abs(expected), np.asarray(scale, dtype=expected.dtype))
+    return float((np.abs(actual.astype(np.float64) - expected) / np.spacing(magnitude)).max(initial=0.0))
+
+
+def assert_device_values(model, seed):
+    """`model`'s parameters against init_tree's: uniforms and constants bit for bit, normals within MAX_ULPS."""
+    for name, parameter in model.named_parameters():
+        dtype = str(parameter.dtype).removeprefix("torch.")
+        spec = {name: tuple(parameter.shape)}
+        expected = init_tree(spec, DEVICE_RULES, seed=seed, dtype=dtype, layout="torch", allow_unused_rules=True)[name]
+        actual = parameter.detach().cpu().numpy()
+        assert actual.dtype == expected.dtype, name
+        if "norm" in name or name.endswith(("bias", "in_proj_weight")):
+            assert actual.tobytes() == expected.tobytes(), name
+        else:
+            std = 2.0 if name == "embed.weight" else float(np.std(expected))
+            assert ulps_at_scale(actual, expected, std) <= MAX_ULPS, name
+            assert np.mean(actual == expected) > 0.9, name  # the same stream, not merely close
+
+
+def refuse_the_host_path(monkeypatch):
+    """Makes every draw through NumPy fail, and checks that only torch tensors are copied into parameters."""
+    from initreg_torch import TorchBackend
+
+    from initreg.backends.numpy import NumpyBackend
+    from initreg.interop import torch as torch_interop
+
+    def refused(*arguments, **keywords):
+        raise AssertionError("a NumPy array was made for a parameter")
+
+    for method in ("draw", "draw_slice", "words"):
+        monkeypatch.setattr(NumpyBackend, method, refused)
+    monkeypatch.setattr(TorchBackend, "_from_numpy", refused)
+    to_torch = torch_interop._to_torch
+    copied = []
+
+    def only_tensors(values):
+        assert isinstance(values, torch.Tensor), type(values)
+        copied.append(values.device.type)
+        return to_torch(values)
+
+    monkeypatch.setattr(torch_interop, "_to_torch", only_tensors)
+    return copied
+
+
+def test_the_device_path_draws_on_torch_tensors_without_a_numpy_array(monkeypatch):
+    """The device path, selected on the CPU by passing a backend that runs the stream on torch: no array
+    through NumPy, every parameter filled where it is, with init_tree's values (the documented ulp bound)."""
+    initreg_torch = pytest.importorskip("initreg_torch")
+    on_cpu = initreg_torch.TorchBackend("torch_stream_on_cpu", "cpu", stream_on_device=True)
+    model = TinyTransformer()
+    model.encoder.layers[1].double()
+    addresses = {name: p.data_ptr() for name, p in model.named_parameters()}
+    copied = refuse_the_host_path(monkeypatch)
+    initialize(model, DEVICE_RULES, seed=8, backend=on_cpu)
+    assert len(copied) == len(addresses) and set(copied) == {"cpu"}
+    assert {name: p.data_ptr() for name, p in model.named_parameters()} == addresses
+    assert model.head.weight is model.embed.weight
+    monkeypatch.undo()
+    assert_device_values(model, seed=8)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_parameters_are_drawn_on_their_device_without_a_backend(monkeypatch):
+    pytest.importorskip("initreg_torch")
+    with torch.device("meta"):
+        model = TinyTransformer()
+    copied = refuse_the_host_path(monkeypatch)
+    initialize(model, DEVICE_RULES, seed=8, device="cuda")
+    assert copied and set(copied) == {"cuda"}
+    assert all(p.is_cuda for p in model.parameters()) and model.head.weight is model.embed.weight
+    monkeypatch.undo()
+    assert_device_values(model, seed=8)
+
+
+def test_a_cuda_parameter_takes_the_torch_cuda_backend_only_when_initreg_torch_is_installed(monkeypatch):
+    """Without initreg-torch (its backend not registered) a CUDA parameter is drawn on the host and copied."""
+    from types import SimpleNamespace
+
+    from initreg.interop import torch_distributed
+
+    cuda, cpu = SimpleNamespace(is_cuda=True), SimpleNamespace(is_cuda=False)
+    assert torch_distributed.device_backend(cpu, None) is None
+    assert torch_distributed.device_backend(cuda, "numpy") == "numpy"
+    if "torch_cuda" in initreg.registry.backends:
+        assert torch_distributed.device_backend(cuda, None) == "torch_cuda"
+    monkeypatch.setattr(torch_distributed, "CUDA_BACKEND", "torch_cuda_not_installed")
+    assert torch_distributed.device_backend(cuda, None) is None

@@ -5,11 +5,20 @@ against the rules exactly as ``initreg.init_tree`` does (last matching rule wins
 draws it from the stream ``derive_key(seed, name)`` into the parameter, so the values equal
 ``init_tree({name: shape, ...}, rules, seed, layout="torch")``: straight into its memory where it is a
 contiguous float32 or float64 CPU tensor drawn element-wise, else through an array and ``copy_``. Fans follow torch's
-[out, in, *kernel] layout by default. A tensor shared by several modules (tied weights, such as
-``lm_head.weight`` and ``transformer.wte.weight``) has all its names, from
-``named_parameters(remove_duplicate=False)``: its first name is the parameter, the others are ties
-(see initreg.tree), so rules naming any of them match it. A model's declared ties count too: a transformers
-model's ``all_tied_weights_keys`` ({tied name: source name}; empty when ``config.tie_word_embeddings`` is
+[out, in, *kernel] layout by default.
+
+A parameter on a CUDA device, with no `backend` given, is drawn on its device by initreg-torch's ``torch_cuda``
+backend (the reference stream on torch tensors there; words and uniforms bit-identical to NumPy's, other
+samples within a few ulp) and copied device to device, never through the host. Without initreg-torch it is
+drawn on the CPU and copied to the device (the values are NumPy's; the cost is a host draw and a
+host-to-device copy per parameter): the CUDA path is an optional plugin, and a model that fills on the host
+today keeps working. A `backend` given is used for every parameter that is not drawn in place, whatever its
+device (the device path on CPU tensors: ``TorchBackend(name, "cpu", stream_on_device=True)``).
+
+A tensor shared by several modules (tied weights, such as ``lm_head.weight`` and ``transformer.wte.weight``)
+has all its names, from ``named_parameters(remove_duplicate=False)``: its first name is the parameter, the
+others are ties (see initreg.tree), so rules naming any of them match it. A model's declared ties count too: a
+transformers model's ``all_tied_weights_keys`` ({tied name: source name}; empty when ``config.tie_word_embeddings`` is
 false). A declared pair that is two tensors (the model was materialized with ``to_empty`` or built under
 ``no_init_weights`` after construction tied it) is tied again to the source's parameter, as transformers'
 ``tie_weights`` does, never left as two different tensors; one whose shapes differ is refused.
@@ -35,6 +44,7 @@ same rules and seed: every rank calls initialize).
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -109,11 +119,13 @@ def initialize(
                     UserWarning, stacklevel=2,
                 )  # fmt: skip
                 continue
-            if isinstance(parameter, DTensor):
-                for view, values in torch_distributed.parameter_pieces(entry, parameter, seed, backend):
-                    view.copy_(_to_torch(values))
-            elif not _drawn_in_place(parameter, entry, seed, chosen):
-                parameter.copy_(_to_torch(generate(entry, seed, chosen)))
+            with _current_device(parameter):
+                if isinstance(parameter, DTensor):
+                    for view, values in torch_distributed.parameter_pieces(entry, parameter, seed, backend):
+                        view.copy_(_to_torch(values))
+                elif not _drawn_in_place(parameter, entry, seed, chosen):
+                    drawer = torch_distributed.device_backend(parameter, backend)
+                    parameter.copy_(_to_torch(generate(entry, seed, chosen if drawer is None else drawer)))
     return entries
 
 
@@ -176,6 +188,11 @@ def _materialize(module: torch.nn.Module, device: str | torch.device) -> None:
     ties = shared_names(module)
     module.to_empty(device=device)
     _tie(module, ties)
+
+
+def _current_device(tensor: torch.Tensor) -> contextlib.AbstractContextManager[Any]:
+    """A CUDA tensor's device made current, so that the ``torch_cuda`` backend ("cuda") draws on it."""
+    return torch.cuda.device(tensor.device) if tensor.is_cuda else contextlib.nullcontext()
 
 
 def _drawn_in_place(parameter: torch.Tensor, entry: PlanEntry, seed: int, backend: Any) -> bool:

@@ -212,7 +212,8 @@ def parameter_pieces(
 
 
 def device_backend(local: torch.Tensor, backend: Any) -> Any:
-    """`backend`, or for a CUDA shard without one, initreg-torch's CUDA backend when it is installed."""
+    """`backend`, or for a CUDA tensor (a shard or a whole parameter) without one, initreg-torch's CUDA
+    backend when it is installed: it draws on the device (see initreg.interop.torch)."""
     if backend is None and local.is_cuda and CUDA_BACKEND in backends:
         return CUDA_BACKEND
     return backend

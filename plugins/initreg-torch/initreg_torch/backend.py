@@ -1,16 +1,22 @@
 """TorchBackend: torch tensors on the CPU (backend "torch") or the current CUDA device ("torch_cuda").
 
-The random stream is drawn by initreg's NumPy backend (the reference, or its fused CPU path) in the
-requested dtype, handed to torch without a copy (torch.from_numpy; bfloat16 moves as its int16 bits),
-then moved to the device. So words and samples are bit-identical to NumPy's by construction, float16
-and bfloat16 included. (Casting float32 samples in torch instead would not do: the stream clips to
-bounds exact in the target dtype before rounding to it.)
+Two ways to draw, chosen by `stream_on_device` (by default: on the CPU through NumPy, elsewhere on the device):
 
-The reference stream does run on torch's namespace (initreg.rng needs only int64 arithmetic, which
-torch has: its unsigned types lack shifts and additions), and initializers use it for their auxiliary
-words (Sparse's ranks); draws go through NumPy so that their floats are NumPy's to the bit and take
-the fused CPU path. Everything else (Constant, Identity, Orthogonal's QR, ...) runs on torch through
-array_api_compat's torch namespace, with its creation functions placed on the backend's device.
+- through NumPy (the "torch" backend): the random stream is drawn by initreg's NumPy backend (its fused CPU
+  kernel where numba is installed) in the requested dtype and handed to torch without a copy
+  (torch.from_numpy; bfloat16 moves as its int16 bits). Words and samples are NumPy's bit for bit, float16
+  and bfloat16 included.
+- on the device (the "torch_cuda" backend): the reference stream of initreg.rng runs on torch tensors on
+  the backend's device (it needs only int64 arithmetic, which torch has: its unsigned types lack shifts and
+  additions), so nothing passes through the host. Words and uniform samples are NumPy's bit for bit (each
+  torch operation rounds once, as NumPy's does); samples through erfinv are within a few ulp (the device's
+  log against NumPy's; docs/stream.md, "Reference and fast paths"). Samples are computed in float32 or
+  float64 and then cast, as on NumPy (casting float32 samples afterwards would not keep the bounds: the
+  stream clips to bounds exact in the target dtype before rounding to it).
+
+Initializers use the reference on torch's namespace for their auxiliary words (Sparse's ranks) either way.
+Everything else (Constant, Identity, Orthogonal's QR, ...) runs on torch through array_api_compat's torch
+namespace, with its creation functions placed on the backend's device.
 """
 
 from __future__ import annotations
@@ -30,14 +36,17 @@ from initreg_torch.device_namespace import DeviceNamespace
 
 
 class TorchBackend(Backend):
-    """torch tensors on `device` ("cpu", "cuda", ...), drawn through initreg's NumPy backend."""
+    """torch tensors on `device` ("cpu", "cuda", ...), drawn on that device by the reference stream when
+    `stream_on_device` (default: unless the device is the CPU), else through initreg's NumPy backend."""
 
-    def __init__(self, name: str, device: str) -> None:
+    def __init__(self, name: str, device: str, *, stream_on_device: bool | None = None) -> None:
         super().__init__(name, "torch")
         self.device = device
+        self.stream_on_device = device != "cpu" if stream_on_device is None else stream_on_device
 
     def __repr__(self) -> str:
-        return f"<initreg backend {self.name!r} (torch on {self.device})>"
+        how = "stream on the device" if self.stream_on_device else "stream through NumPy"
+        return f"<initreg backend {self.name!r} (torch on {self.device}, {how})>"
 
     def unavailable_reason(self) -> str | None:
         """Why it cannot run, read without importing torch: torch missing, or no CUDA device."""
@@ -78,14 +87,20 @@ class TorchBackend(Backend):
         return torch.from_numpy(array).to(self.xp.device)
 
     def draw(self, dist: Distribution, key: rng.Key, shape: tuple[int, ...], dtype: str) -> Array:
+        if self.stream_on_device:
+            return super().draw(dist, key, shape, dtype)
         return self._from_numpy(get_backend("numpy").draw(dist, key, shape, dtype))
 
     def draw_slice(
         self, dist: Distribution, key: rng.Key, shape: tuple[int, ...], index: tuple[slice, ...], dtype: str
     ) -> Array:
+        if self.stream_on_device:
+            return super().draw_slice(dist, key, shape, index, dtype)
         return self._from_numpy(get_backend("numpy").draw_slice(dist, key, shape, index, dtype))
 
     def words(self, key: rng.Key, start: int, count: int) -> Array:
+        if self.stream_on_device:
+            return super().words(key, start, count)
         return self._from_numpy(get_backend("numpy").words(key, start, count))
 
     def to_numpy(self, array: Array) -> Any:

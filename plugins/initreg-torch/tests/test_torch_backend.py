@@ -131,12 +131,58 @@ def test_bad_dtypes_and_missing_cuda_are_initreg_errors(backend: TorchBackend) -
             initreg.LecunNormal(seed=0)((2, 2), backend="torch_cuda")
 
 
+MAX_ULPS = 4  # in ulps of max(|value|, the distribution's std): docs/stream.md, "Reference and fast paths"
+
+
+def assert_within_the_ulp_bound(actual: np.ndarray, expected: np.ndarray, dist: Distribution) -> None:
+    """Uniform samples bit for bit (no libm call); the rest within MAX_ULPS of max(|expected|, std)."""
+    assert actual.dtype == expected.dtype and actual.shape == expected.shape
+    if isinstance(dist, UniformDist):
+        np.testing.assert_array_equal(bits(actual), bits(expected))
+        return
+    magnitude = np.maximum(np.abs(expected), np.asarray(dist.std, dtype=expected.dtype))
+    assert float((np.abs(actual.astype(np.float64) - expected) / np.spacing(magnitude)).max()) <= MAX_ULPS
+    assert np.mean(actual == expected) > 0.9  # the same stream, not merely close
+
+
+def test_the_backends_draw_where_their_tensors_live() -> None:
+    assert not registry.get_backend("torch").stream_on_device  # type: ignore[attr-defined]
+    assert registry.backends.get("torch_cuda").stream_on_device  # type: ignore[attr-defined]
+    assert TorchBackend("torch_meta", "meta").stream_on_device
+    assert not TorchBackend("torch_cpu", "cpu", stream_on_device=False).stream_on_device
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("dist", DISTRIBUTIONS, ids=repr)
+def test_the_stream_on_the_device_gives_numpys_words_and_samples_within_the_bound(
+    dist: Distribution, dtype: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The device path, run on the CPU: the reference on torch tensors, never through NumPy."""
+    on_device = TorchBackend("torch_stream_on_cpu", "cpu", stream_on_device=True)
+    numpy = registry.get_backend("numpy")
+    shape, index = (37, 3, 111), (slice(2, 30, 4), slice(None), slice(10, 101))
+    expected, expected_words = numpy.draw(dist, KEY, shape, dtype), numpy.words(KEY, 2**33 + 1, 4099)
+
+    def refused(*arguments: Any) -> None:
+        raise AssertionError("drawn through NumPy")
+
+    monkeypatch.setattr(TorchBackend, "_from_numpy", refused)
+    drawn, sliced = on_device.draw(dist, KEY, shape, dtype), on_device.draw_slice(dist, KEY, shape, index, dtype)
+    words = on_device.words(KEY, 2**33 + 1, 4099)
+    assert drawn.dtype == TORCH_DTYPES[dtype] and sliced.dtype == TORCH_DTYPES[dtype] and words.dtype == torch.uint32
+    np.testing.assert_array_equal(on_device.to_numpy(words), expected_words)
+    assert_within_the_ulp_bound(on_device.to_numpy(drawn), expected, dist)
+    assert_within_the_ulp_bound(on_device.to_numpy(sliced), expected[index], dist)
+
+
 @pytest.mark.skipif(CUDA_REASON is not None, reason=f"torch_cuda unavailable: {CUDA_REASON}")
-def test_cuda_tensors_equal_the_cpu_ones() -> None:
-    on_gpu = initreg.LecunNormal(seed=9)((128, 64), backend="torch_cuda")
-    assert on_gpu.device.type == "cuda"
-    on_cpu = initreg.LecunNormal(seed=9)((128, 64), backend="torch")
-    assert torch.equal(on_gpu.cpu(), on_cpu)
+def test_cuda_tensors_equal_the_cpu_ones_within_the_bound() -> None:
+    for dist in DISTRIBUTIONS:
+        for dtype in ("float32", "float64"):
+            on_gpu = registry.get_backend("torch_cuda").draw(dist, KEY, (128, 640), dtype)
+            assert on_gpu.device.type == "cuda"
+            expected = registry.get_backend("numpy").draw(dist, KEY, (128, 640), dtype)
+            assert_within_the_ulp_bound(on_gpu.cpu().numpy(), expected, dist)
     eye = initreg.Identity()((3, 3), backend="torch_cuda")
     assert eye.device.type == "cuda"
 
