@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from machine import cpu_model
@@ -42,6 +43,7 @@ RULES = {
 
 MODELS: dict[str, Callable[[], torch.nn.Module]] = {
     "gpt2_small": lambda: GPT2Model(GPT2Config()),
+    "gpt2_tiny": lambda: GPT2Model(GPT2Config(n_layer=2, n_embd=64, n_head=2, vocab_size=1000, n_positions=128)),
     "llama_0.7b": lambda: LlamaForCausalLM(
         LlamaConfig(
             hidden_size=1536,
@@ -71,9 +73,9 @@ def on_meta(name: str) -> torch.nn.Module:
         return MODELS[name]()
 
 
-def torch_loop(model: torch.nn.Module) -> None:
-    """to_empty, then torch.nn.init by RULES' names."""
-    model.to_empty(device="cpu")
+def torch_loop(model: torch.nn.Module, device: str = "cpu") -> None:
+    """to_empty on `device`, then torch.nn.init by RULES' names."""
+    model.to_empty(device=device)
     with torch.no_grad():
         for name, parameter in model.named_parameters():
             if name.endswith("bias"):
@@ -84,14 +86,14 @@ def torch_loop(model: torch.nn.Module) -> None:
                 torch.nn.init.normal_(parameter, 0.0, 0.02)
 
 
-def fill(model: torch.nn.Module) -> None:
-    """to_empty, then initialize(model, RULES) (each model leaves one of the norm rules unused).
+def fill(model: torch.nn.Module, device: str = "cpu", backend: Any = None) -> None:
+    """to_empty on `device`, then initialize(model, RULES) (each model leaves one of the norm rules unused).
 
     to_empty first, as in the torch loop: initialize refuses a meta model with buffers (Llama's rotary
     frequencies), which a real run would set after to_empty.
     """
-    model.to_empty(device="cpu")
-    initialize(model, RULES, allow_unused_rules=True)
+    model.to_empty(device=device)
+    initialize(model, RULES, allow_unused_rules=True, backend=backend)
 
 
 def fill_through_a_copy(model: torch.nn.Module) -> None:
@@ -118,7 +120,7 @@ def best(setup: Callable[[], torch.nn.Module], work: Callable[[torch.nn.Module],
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--models", default="gpt2_small,llama_0.7b")
+    parser.add_argument("--models", default="gpt2_small,llama_0.7b", help=f"of {', '.join(MODELS)}")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     print(f"machine: {cpu_model()}; Python {platform.python_version()}, torch {torch.__version__}")

@@ -1,21 +1,45 @@
-"""One-shot check and benchmark of the CuPy backend on a GPU.
+"""One-shot check and benchmark of initreg on a GPU: the CuPy backend, the command, and torch models.
 
-    python bench/gpu_check.py            # from the repository root; initreg need not be installed
+    python bench/gpu_check.py [--layers 48]    # from the repository root, initreg and initreg-torch installed
+    python bench/gpu_check.py --device cpu --model mlp --layers 0 --torch-model gpt2_tiny   # no GPU: see below
 
-Checks the fused kernel against the NumPy reference of initreg.rng (uniform words bit-identical,
-uniform samples bit-identical, the rest within a few ulp), slices against the whole, the reference
-itself running on CuPy, initializers made on the GPU, and a DTensor model (FSDP2 over a one-rank NCCL group,
-built on the meta device) filled on the GPU against the CPU values; then times the kernel against a plain CuPy
-fill of the same array (the GPU's write bandwidth) and cupy.random.standard_normal. Prints two tables
-and exits 1 if a check failed. Under the device tool, the tables are also written to $OUT/gpu_check.txt.
+On a GPU (--device cuda, the default), in one run:
+
+- the CuPy kernel against the NumPy reference of initreg.rng (uniform words bit-identical, uniform samples
+  bit-identical, the rest within a few ulp), slices against the whole, the reference itself running on
+  CuPy, initializers made on the GPU, and a DTensor model (FSDP2 over a one-rank NCCL group, built on the
+  meta device) filled on the GPU against the CPU values;
+- the command: ``initreg model=gpt2_xl model.layers=N backend=cupy`` and the same run with
+  ``backend=numpy``, each in its own process (wall time, the table's statistics included), with rules that
+  draw uniforms, truncated normals and normals (COMMAND_RULES); the two .safetensors files are then compared
+  tensor by tensor (bench/file_comparison.py: uniforms and constants bit for bit, normals within its
+  MAX_ULPS);
+- torch models: ``interop.torch.initialize`` on GPT-2 small built on the meta device and materialized on
+  the GPU (the device path: no NumPy draw), against the CPU values and timed against a plain torch.nn.init
+  loop on the GPU drawing the same distributions (bench/bench_torch_init.py's rules) and against the host
+  path (``backend="numpy"``: drawn on the CPU, copied);
+- then times the kernel against a plain CuPy fill of the same array (the GPU's write bandwidth) and
+  cupy.random.standard_normal.
+
+With --device cpu, the parts that need no GPU run with the NumPy backend against itself (the command
+twice with backend=numpy) and the device path of initreg-torch on CPU tensors
+(``TorchBackend(..., stream_on_device=True)``), so that their comparison logic is tested on any machine
+(tests/test_gpu_check.py); the CuPy checks are reported as not run. Every check prints one PASS or FAIL line;
+a failed or impossible check (no GPU, no cupy, a command that fails) is a FAIL, and the script exits 1 if any
+failed. --keep leaves the two command files in --dir; --compare CPU_FILE DEVICE_FILE compares two such files
+only. Under the device tool, the lines are also written to $OUT/gpu_check.txt.
 """
 
 from __future__ import annotations
 
+import argparse
 import functools
 import math
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +48,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's initreg, installed or not
 
 import numpy as np
+from file_comparison import MAX_ULPS, compare_files, plain_ulps, ulps_at_scale
 
 import initreg
 from initreg import rng
@@ -31,7 +56,6 @@ from initreg.backends.cupy import backend
 from initreg.distributions import Distribution, NormalDist, TruncatedNormalDist, UniformDist
 
 KEY = rng.derive_key(1234, "gpu_check.weight")
-MAX_ULPS = 4  # in ulps of max(|value|, the distribution's std)
 CHECK_ELEMENTS = (1 << 22) + 3
 TIMED_ELEMENTS = [1 << 24, 1 << 26, 1 << 28, 1 << 30]
 DISTRIBUTIONS: dict[str, Distribution] = {
@@ -54,23 +78,6 @@ def check(name: str, passed: bool, detail: str) -> None:
     say(f"{'PASS' if passed else 'FAIL'}  {name:58s} {detail}")
     if not passed:
         failures.append(name)
-
-
-def plain_ulps(actual: np.ndarray, expected: np.ndarray) -> int:
-    """max number of floats between actual and expected."""
-    signed = np.int32 if expected.dtype == np.float32 else np.int64
-
-    def ordered(values: np.ndarray) -> np.ndarray:
-        bits = values.view(signed).astype(np.int64)
-        return np.where(bits < 0, -(bits & np.iinfo(signed).max), bits)
-
-    return int(np.abs(ordered(actual) - ordered(expected)).max(initial=0))
-
-
-def ulps_at_scale(actual: np.ndarray, expected: np.ndarray, scale: float) -> float:
-    """max |actual - expected| in ulps of max(|expected|, scale)."""
-    magnitude = np.maximum(np.abs(expected), np.asarray(scale, dtype=expected.dtype))
-    return float((np.abs(actual.astype(np.float64) - expected) / np.spacing(magnitude)).max(initial=0.0))
 
 
 def check_words() -> None:
@@ -131,22 +138,28 @@ def check_initializers() -> None:
             check(f"{name} {shape} {dtype}", on_gpu and error <= tolerance, f"max abs diff {error:.3g}")
 
 
-def check_dtensor_on_cuda() -> None:
-    """A meta-built model under FSDP2 on the GPU, initialized in place, equals the CPU model bit for bit."""
-    try:
-        import torch
-        import torch.distributed as dist
-        from torch.distributed.device_mesh import init_device_mesh
-        from torch.distributed.fsdp import fully_shard
+def tensors_agree(name: str, actual: Any, expected: Any, exact: bool) -> None:
+    """A check that two torch tensors (any devices) agree: bit for bit if `exact`, else within MAX_ULPS at the
+    scale of `expected`'s std (samples through erfinv; docs/stream.md, "Reference and fast paths")."""
+    got, wanted = actual.detach().cpu().numpy(), expected.detach().cpu().numpy()
+    if exact or got.shape != wanted.shape or got.dtype != wanted.dtype:
+        check(name, bool(np.array_equal(got, wanted)) and got.dtype == wanted.dtype, "bit for bit")
+        return
+    scaled = ulps_at_scale(got, wanted, float(np.std(wanted, dtype=np.float64)))
+    check(name, scaled <= MAX_ULPS, f"identical {float(np.mean(got == wanted)):.6f}, ulps at scale {scaled:.1f}")
 
-        from initreg.interop import torch_distributed
-        from initreg.interop.torch import initialize
-    except ImportError as missing:
-        say(f"DTensor on CUDA: skipped ({missing})")
-        return
-    if not torch.cuda.is_available():
-        say("DTensor on CUDA: skipped (this torch sees no CUDA device)")
-        return
+
+def check_dtensor_on_cuda() -> None:
+    """A meta-built model under FSDP2 on the GPU, initialized in place by the device path, equals the CPU model
+    (within the ulp bound; Orthogonal's QR, on the GPU, within 1e-5)."""
+    import torch
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    from initreg.interop import torch_distributed
+    from initreg.interop.torch import initialize
+
     rules = {
         "weights": {"match": "*weight", "init": "lecun_normal"},
         "square": {"match": "2.weight", "init": "orthogonal"},
@@ -171,11 +184,151 @@ def check_dtensor_on_cuda() -> None:
         expected = dict(reference.named_parameters())
         for name, parameter in sharded.named_parameters():
             local = parameter.to_local()
-            filled_by = torch_distributed.device_backend(local, None) or "numpy"
-            same = local.is_cuda and torch.equal(parameter.full_tensor().cpu(), expected[name].detach())
-            check(f"DTensor on CUDA {name} equals the CPU values", bool(same), f"filled by backend {filled_by}")
+            filled_by = torch_distributed.device_backend(local, None)
+            on_device = local.is_cuda and filled_by == "torch_cuda"
+            check(f"DTensor on CUDA {name} filled on the device by torch_cuda", on_device, f"by {filled_by or 'numpy'}")
+            full = parameter.full_tensor()
+            if name == "2.weight":
+                error = float((full.cpu().double() - expected[name].detach().double()).abs().max())
+                check(f"DTensor on CUDA {name} (orthogonal) within 1e-5 of the CPU's", error <= 1e-5, f"{error:.3g}")
+            else:
+                tensors_agree(f"DTensor on CUDA {name} equals the CPU values", full, expected[name], exact=False)
     finally:
         dist.destroy_process_group()
+
+
+# --- the command: the same run on the device's backend and on the CPU ----------------------------------
+
+COMMAND_RULES = {  # added to the model's own rules (weights: init=lecun_normal, biases zeros, GPT-2's norms ones)
+    "uniform_attention": '{match:"*c_attn.weight",init:glorot_uniform}',  # GPT-2
+    "normal_embeddings": '{match:"w?e.weight",init:{name:random_normal,mean:0.5,stddev:2.0}}',
+    "uniform_hidden": '{match:"dense_1.kernel",init:glorot_uniform}',  # the MLP
+    "normal_output": '{match:"dense_2.kernel",init:{name:random_normal,mean:0.5,stddev:2.0}}',
+}
+COMMAND = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from initreg.cli import main
+sys.argv = ["initreg", *sys.argv[2:]]
+main()
+"""
+
+
+def command_line(arguments: list[str]) -> list[str]:
+    """``initreg *arguments`` run by this interpreter from this repository."""
+    return [sys.executable, "-c", COMMAND, str(Path(__file__).resolve().parents[1]), *arguments]
+
+
+def run_command(arguments: list[str]) -> tuple[float, str]:
+    """(wall s, '' or the last line of its stderr on failure) of ``initreg *arguments`` in a new interpreter."""
+    start = time.perf_counter()
+    done = subprocess.run(command_line(arguments), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - start
+    return wall, "" if done.returncode == 0 else (done.stderr.strip().splitlines() or ["?"])[-1]
+
+
+def composed_config(arguments: list[str]) -> dict[str, Any]:
+    """The command's config for `arguments`, composed and resolved (``--cfg job --resolve``): its rules in order."""
+    import yaml
+
+    done = subprocess.run(command_line([*arguments, "--cfg", "job", "--resolve"]), capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"initreg {' '.join(arguments)} --cfg job failed: {done.stderr.strip()}")
+    return dict(yaml.safe_load(done.stdout))
+
+
+def compare_command_files(reference: Path, other: Path, model: str, layers: int, device_backend: str) -> None:
+    """A check per tensor of `other` against `reference`, both written by `command_arguments` runs."""
+    config = composed_config(command_arguments(model, layers, "numpy", reference))
+    rules, variables = config["rules"], config["model"].get("variables") or {}
+    for name, passed, detail in compare_files(reference, other, rules, variables):
+        check(f"backend={device_backend} against numpy: {name}", passed, detail)
+
+
+def command_arguments(model: str, layers: int, backend_name: str, output: Path) -> list[str]:
+    """The command line of one run: `model` (with model.layers=`layers` unless 0), COMMAND_RULES, `backend_name`."""
+    arguments = [f"model={model}", "init=lecun_normal", "seed=5", "allow_unused_rules=true", "progress=false"]
+    arguments += [f"model.layers={layers}"] * (layers > 0)
+    arguments += [f"+rules.{name}={rule}" for name, rule in COMMAND_RULES.items()]
+    return [*arguments, f"backend={backend_name}", f"output={output}"]
+
+
+def check_command(device_backend: str, model: str, layers: int, folder: Path) -> None:
+    """The command on `device_backend` and on numpy, timed each in its own process, then their files compared."""
+    for name in dict.fromkeys(["numpy", device_backend]):  # untimed: kernels compiled and cached, as after a first run
+        _, failure = run_command(["model=mlp", f"backend={name}", f"output={folder / f'warm_{name}.safetensors'}"])
+        check(f"command warm-up with backend={name}", not failure, failure)
+    runs = {"cpu": "numpy", "device": device_backend}
+    files = {role: folder / f"{model}_{role}_{name}.safetensors" for role, name in runs.items()}
+    walls = {}
+    for role, name in runs.items():
+        walls[role], failure = run_command(command_arguments(model, layers, name, files[role]))
+        check(f"initreg model={model} backend={name} ({role}) runs", not failure, failure or f"{walls[role]:.1f} s")
+        if failure:
+            return
+    size = files["cpu"].stat().st_size
+    say(f"initreg model={model} model.layers={layers}: {size / 1e9:.2f} GB; backend=numpy {walls['cpu']:.1f} s, "
+        f"backend={device_backend} {walls['device']:.1f} s wall ({walls['cpu'] / walls['device']:.2f}x)")  # fmt: skip
+    compare_command_files(files["cpu"], files["device"], model, layers, device_backend)
+
+
+# --- torch models: interop.torch.initialize on the device ----------------------------------------------------
+
+
+def synchronized_seconds(work: Callable[[Any], Any], model: Any, device: str) -> float:
+    """Wall seconds of `work(model)`, after the device has finished its work."""
+    import torch
+
+    start = time.perf_counter()
+    work(model)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def check_torch_models(device: str, model_name: str, repeats: int = 3) -> None:
+    """initialize on `device` through the device path against the CPU values, timed against a torch.nn.init loop
+    on `device` and against the host path. On the CPU the device path is selected by its backend."""
+    import bench_torch_init as bench
+    import torch
+    from initreg_torch import TorchBackend
+
+    from initreg.backends.numpy import NumpyBackend
+
+    on_device = None if device == "cuda" else TorchBackend("torch_stream_on_cpu", "cpu", stream_on_device=True)
+    expected = bench.on_meta(model_name)
+    bench.fill(expected)  # the CPU values, drawn straight into the parameters
+    host_draws = []
+    draw, draw_slice = NumpyBackend.draw, NumpyBackend.draw_slice
+    NumpyBackend.draw = lambda *arguments: host_draws.append(1) or draw(*arguments)  # type: ignore[method-assign]
+    NumpyBackend.draw_slice = lambda *arguments: host_draws.append(1) or draw_slice(*arguments)  # type: ignore[method-assign]
+    try:
+        model = bench.on_meta(model_name)
+        first = synchronized_seconds(lambda fresh: bench.fill(fresh, device, on_device), model, device)
+    finally:
+        NumpyBackend.draw, NumpyBackend.draw_slice = draw, draw_slice  # type: ignore[method-assign]
+    check(f"torch {model_name} on {device}: the device path draws nothing through NumPy", not host_draws,
+          f"{len(host_draws)} NumPy draws")  # fmt: skip
+    wanted = dict(expected.named_parameters())
+    for name, parameter in model.named_parameters():
+        exact = name.endswith("bias") or ".ln_" in name or name.startswith("ln_")  # zeros and ones
+        right_place = parameter.device.type == device
+        check(f"torch {model_name} {name} on {device}", right_place, str(parameter.device))
+        tensors_agree(f"torch {model_name} {name} equals the CPU values", parameter, wanted[name], exact)
+    del model, expected, wanted
+
+    def best(work: Callable[[torch.nn.Module], Any]) -> float:
+        times = []
+        for _ in range(repeats):
+            times.append(synchronized_seconds(work, bench.on_meta(model_name), device))
+        return min(times)
+
+    ours = best(lambda model: bench.fill(model, device, on_device))
+    host = best(lambda model: bench.fill(model, device, "numpy"))
+    loop = best(lambda model: bench.torch_loop(model, device))
+    say(f"torch {model_name} on {device} (best of {repeats}; to_empty included): initialize {ours:.3f} s "
+        f"(first {first:.3f} s), through the host {host:.3f} s, torch.nn.init loop {loop:.3f} s; "
+        f"loop / initialize {loop / ours:.2f}x")  # fmt: skip
 
 
 def gpu_seconds(run: Callable[[], Any], repeats: int = 5) -> float:
@@ -235,18 +388,60 @@ def describe() -> None:
 
 
 def main() -> int:
-    reason = backend.unavailable_reason()
-    if reason:
-        print(f"the cupy backend is unavailable: {reason}")
-        return 2
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda", help="cpu: no GPU, see above")
+    parser.add_argument("--model", default="gpt2_xl", help="the command's model (configs/command/model)")
+    parser.add_argument("--layers", type=int, default=48, help="model.layers of the command's run; 0: not set")
+    parser.add_argument("--torch-model", default="gpt2_small", help="of bench/bench_torch_init.py's MODELS")
+    parser.add_argument("--dir", default=None, help="where the command writes its two files (a temporary folder)")
+    parser.add_argument("--keep", action="store_true", help="leave the command's files in --dir")
+    parser.add_argument(
+        "--compare", nargs=2, metavar=("CPU_FILE", "DEVICE_FILE"),
+        help="only compare two files written by the command's runs (the same --model and --layers)",
+    )  # fmt: skip
+    args = parser.parse_args()
     started = time.perf_counter()
-    describe()
-    for step in (check_words, check_draws, check_slices, check_initializers, check_dtensor_on_cuda):
-        step()
-    say()
-    benchmark()
+    if args.compare:
+        device_backend = "cupy" if args.device == "cuda" else "numpy"
+        compare_command_files(*map(Path, args.compare), args.model, args.layers, device_backend)
+        return finish(started)
+    steps: list[tuple[str, Callable[[], Any]]]
+    if args.device == "cuda":
+        reason = backend.unavailable_reason()
+        if reason:
+            check("the cupy backend is available", False, reason)
+            return finish(started)
+        device_backend = "cupy"
+        steps = [("describe", describe)] + [
+            (step.__name__, step) for step in (check_words, check_draws, check_slices, check_initializers)
+        ]
+        steps.append(("check_dtensor_on_cuda", check_dtensor_on_cuda))
+    else:
+        say("--device cpu: the command with backend=numpy against itself, initreg-torch's device path on CPU "
+            "tensors; the CuPy kernel, DTensor-on-CUDA checks and the kernel benchmark are not run")  # fmt: skip
+        device_backend, steps = "numpy", []
+    folder = Path(tempfile.mkdtemp(prefix="gpu_check_", dir=args.dir))
+    steps.append(("check_command", lambda: check_command(device_backend, args.model, args.layers, folder)))
+    steps.append(("check_torch_models", lambda: check_torch_models(args.device, args.torch_model)))
+    if args.device == "cuda":
+        steps.append(("benchmark", benchmark))
+    try:
+        for name, step in steps:
+            try:
+                step()
+            except Exception as error:  # a step that cannot run is a failed check, and the others still run
+                check(f"{name} runs", False, f"{type(error).__name__}: {error}")
+            say()
+    finally:
+        if not args.keep:
+            shutil.rmtree(folder, ignore_errors=True)
+    return finish(started)
+
+
+def finish(started: float) -> int:
+    """Prints the count of failed checks (and writes the lines to $OUT/gpu_check.txt); 1 if any failed."""
     failed = ": " + ", ".join(failures) if failures else ""
-    say(f"\n{len(failures)} checks failed{failed}; {time.perf_counter() - started:.0f} s")
+    say(f"{len(failures)} checks failed{failed}; {time.perf_counter() - started:.0f} s")
     if os.environ.get("OUT"):
         Path(os.environ["OUT"], "gpu_check.txt").write_text("\n".join(lines) + "\n")
     return 1 if failures else 0
