@@ -14,12 +14,16 @@ hidden 1536, 20 layers, intermediate 4096, vocabulary 32,000, untied: 0.68B), al
 - construction: the model built on the CPU, which runs its own ``_init_weights``.
 
 Each is the best of --repeats in this process, after one call of each that loads initreg's kernels;
-the first call's extra cost in a fresh process is printed above the table.
+the first call's extra cost in a fresh process is printed above the table, then, from another fresh
+process, where it goes: numba's import, initreg's fused kernels module, the first draw (a kernel loaded
+from numba's cache), a first initialize of a tiny GPT-2 (torch's and initreg's first calls), then
+gpt2_small's initialize, to be read against the warm figure.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import subprocess
 import sys
@@ -65,6 +69,37 @@ model = bench.on_meta("gpt2_small")
 start = time.perf_counter()
 bench.fill(model)
 print(f"{time.perf_counter() - start:.3f}")
+"""
+
+# The same first call taken apart, in a fresh process: each stage's seconds, in order.
+FIRST_CALL_STAGES = """
+import json, sys, time
+stages, start = {}, time.perf_counter()
+
+def stage(name):
+    global start
+    stages[name] = time.perf_counter() - start
+    start = time.perf_counter()
+
+sys.path.insert(0, sys.argv[1])
+import bench_torch_init as bench
+import numpy as np
+stage("imports (initreg.interop.torch, torch, transformers)")
+import numba
+stage("numba import")
+from initreg.backends.numpy import fused_kernels
+from initreg.distributions import NormalDist
+kernels = fused_kernels()
+stage("initreg's fused kernels module")
+kernels.draw_into(np.empty(8, np.float32), NormalDist(0.0, 0.02), (1, 2))
+stage("the first normal draw (its kernel loaded from numba's cache)")
+bench.fill(bench.on_meta("gpt2_tiny"))
+stage("a first initialize of a 2-layer GPT-2 of width 64 (torch's and initreg's first calls)")
+model = bench.on_meta("gpt2_small")
+stage("gpt2_small built on meta")
+bench.fill(model)
+stage("gpt2_small initialize")
+print(json.dumps(stages))
 """
 
 
@@ -127,9 +162,17 @@ def main() -> None:
     first = subprocess.run(
         [sys.executable, "-c", FIRST_CALL, sys.path[0]], capture_output=True, text=True, check=True
     ).stdout.strip()
+    stages = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", FIRST_CALL_STAGES, sys.path[0]], capture_output=True, text=True, check=True
+        ).stdout
+    )
     fill(on_meta("gpt2_small"))  # kernels loaded
     warm = best(lambda: on_meta("gpt2_small"), fill, 1)
     print(f"first initialize in a fresh process (gpt2_small): {first} s; warm: {warm:.3f} s")
+    print("the first call taken apart (another fresh process; each stage after the ones above it):")
+    for name, seconds in stages.items():
+        print(f"  {seconds:7.3f} s  {name}")
     print()
     print("| model | parameters | initreg s | through a copy s | torch loop s | construction s | loop / initreg "
           "| built / initreg |")  # fmt: skip
