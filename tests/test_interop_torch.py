@@ -358,3 +358,30 @@ def test_a_cuda_parameter_takes_the_torch_cuda_backend_only_when_initreg_torch_i
         assert torch_distributed.device_backend(cuda, None) == "torch_cuda"
     monkeypatch.setattr(torch_distributed, "CUDA_BACKEND", "torch_cuda_not_installed")
     assert torch_distributed.device_backend(cuda, None) is None
+
+
+def test_dtensor_shards_take_the_device_path_too(monkeypatch, tmp_path):
+    """FSDP2 over a one-rank gloo group on the CPU: each local shard is drawn by the backend passed (the
+    reference stream on torch tensors), never through NumPy, with init_tree's values."""
+    initreg_torch = pytest.importorskip("initreg_torch")
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    on_cpu = initreg_torch.TorchBackend("torch_stream_on_cpu", "cpu", stream_on_device=True)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        with torch.device("meta"):
+            model = TinyTransformer()
+        fully_shard(model, mesh=init_device_mesh("cpu", (1,)))
+        copied = refuse_the_host_path(monkeypatch)
+        initialize(model, DEVICE_RULES, seed=8, backend=on_cpu)
+        assert copied and set(copied) == {"cpu"}
+        monkeypatch.undo()
+        full = TinyTransformer()
+        with torch.no_grad():
+            for name, parameter in model.named_parameters():
+                full.get_parameter(name).copy_(parameter.full_tensor())
+    finally:
+        dist.destroy_process_group()
+    assert_device_values(full, seed=8)
