@@ -1,6 +1,6 @@
 """One-shot check and benchmark of initreg on a GPU: the CuPy backend, the command, and torch models.
 
-    python bench/gpu_check.py [--layers 48]    # from the repository root, initreg and initreg-torch installed
+    python bench/gpu_check.py [--layers 48]    # from the repository root; see docs/performance.md for what to install
     python bench/gpu_check.py --device cpu --model mlp --layers 0 --torch-model gpt2_tiny   # no GPU: see below
 
 On a GPU (--device cuda, the default), in one run:
