@@ -19,12 +19,14 @@ import pytest
 
 numba = pytest.importorskip("numba")
 
-from initreg import rng, special  # noqa: E402
+from initreg import init_tree, rng, special  # noqa: E402
 from initreg.backends import fused_cpu, kernel_cache  # noqa: E402
+from initreg.backends import numpy as numpy_backend_module  # noqa: E402
 from initreg.backends.base import Backend  # noqa: E402
-from initreg.backends.numpy import NumpyBackend  # noqa: E402
+from initreg.backends.numpy import NumpyBackend, fused_kernels  # noqa: E402
 from initreg.backends.numpy import backend as numpy_backend  # noqa: E402
 from initreg.distributions import Distribution, NormalDist, TruncatedNormalDist, UniformDist  # noqa: E402
+from initreg.spec import flatten  # noqa: E402
 
 KEY = rng.derive_key(1806, "decoder.layers.3.mlp.kernel")
 DISTRIBUTIONS = [
@@ -205,3 +207,25 @@ def test_a_namespace_without_frexp_draws_the_same_bits():
     for precision in ["float32", "float64"]:
         expected = fused_cpu.draw(dist, KEY, (50_000,), precision)
         assert same_bits(rng.draw(dist, KEY, (50_000,), precision, WithoutFrexp()), expected)
+
+
+def test_a_tree_drawn_before_the_kernels_load_is_the_tree_they_draw(monkeypatch):
+    """A process's first small trees come from the reference, tensor by tensor; later ones from the kernels'
+    batched draw (``drawing.generate_all``): the same bytes."""
+    spec = {"block": [{"kernel": (3 + i % 5, 7), "bias": (i % 9,), "double": (4, 2), "half": (5,)} for i in range(40)]}
+    rules = {
+        "kernels": {"match": "*.kernel", "init": "lecun_normal"},
+        "biases": {"match": "*.bias", "init": {"name": "random_uniform", "minval": -1, "maxval": 2}},
+        "doubles": {"match": "*.double", "init": "glorot_normal", "dtype": "float64"},
+        "halves": {"match": "*.half", "init": "he_uniform", "dtype": "bfloat16"},
+    }
+    assert fused_kernels() is not None
+    batched = flatten(init_tree(spec, rules, seed=4))
+    monkeypatch.setattr(numpy_backend_module, "_imported", [])  # as in a fresh process
+    monkeypatch.setattr(numpy_backend_module, "_reference_work", [0])
+    monkeypatch.setattr(fused_cpu, "draw_many", lambda *a: pytest.fail("the kernels drew a small tree"))
+    monkeypatch.setattr(fused_cpu, "draw", lambda *a: pytest.fail("the kernels drew a small tree"))
+    by_reference = flatten(init_tree(spec, rules, seed=4))
+    assert numpy_backend_module._imported == []
+    assert by_reference.keys() == batched.keys()
+    assert all(same_bits(by_reference[path], values) for path, values in batched.items())
