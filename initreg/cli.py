@@ -23,6 +23,7 @@ Hydra's multirun.yaml goes to a temporary folder that is removed at the end.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import hashlib
 import json
@@ -32,6 +33,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -507,6 +509,38 @@ def main() -> None:
         app()
 
 
+def console() -> NoReturn:
+    """The console script (`initreg`): `main`, then, where that is safe, `leave` without the interpreter's teardown."""
+    try:
+        main()
+    except SystemExit as done:
+        if done.code is not None and not isinstance(done.code, int):
+            raise  # a message for Python to print
+        leave(done.code or 0)
+        raise
+    leave(0)
+    raise SystemExit(0)
+
+
+def leave(status: int) -> None:
+    """os._exit(status) once stdout and stderr are flushed and the atexit functions (logging's flush and
+    close among them) have run, skipping only the teardown of the modules, which frees every object
+    one by one. Returns without leaving when another Python thread still runs (the interpreter waits for
+    it at exit) or a stream cannot be flushed, so that the ordinary exit handles it.
+
+    Files the command writes are flushed and fsynced before `main` returns (`initreg.io`).
+    """
+    if threading.active_count() > 1:
+        return
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):  # closed, or a pipe whose reader left: Python's exit reports it
+        return
+    atexit._run_exitfuncs()
+    os._exit(status)
+
+
 @contextmanager
 def _scratch_folder() -> Iterator[None]:
     """``${initreg_scratch:}`` (Hydra's sweep dir, where multirun.yaml goes) as a temporary folder.
@@ -529,4 +563,4 @@ def _scratch_folder() -> Iterator[None]:
 
 
 if __name__ == "__main__":
-    main()
+    console()
