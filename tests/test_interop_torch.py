@@ -1,5 +1,6 @@
 """PyTorch: initialize() fills a real torch model in place by glob rules, on CPU and from the meta device."""
 
+import importlib.util
 import math
 import warnings
 
@@ -385,3 +386,37 @@ def test_dtensor_shards_take_the_device_path_too(monkeypatch, tmp_path):
     finally:
         dist.destroy_process_group()
     assert_device_values(full, seed=8)
+
+
+NO_NUMBA_SCRIPT = """
+import sys
+import torch
+from initreg import init_tree
+from initreg.interop.torch import initialize
+
+rules = {"w": {"match": "*weight", "init": "lecun_normal"}, "b": {"match": "*bias", "init": "random_uniform"}}
+small = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.Linear(32, 8))
+initialize(small, rules, seed=3)
+assert "numba" not in sys.modules, "numba imported for a small model"
+if len(sys.argv) > 1:
+    from initreg_torch import TorchBackend
+    large = torch.nn.Linear(2048, 1024)  # 2M elements: past the reference's share of a process
+    initialize(large, rules, seed=3, backend=TorchBackend("torch_stream_on_cpu", "cpu", stream_on_device=True))
+    assert "numba" not in sys.modules, "numba imported by the device path"
+shapes = {name: tuple(p.shape) for name, p in small.named_parameters()}
+expected = init_tree(shapes, rules, seed=3, layout="torch")
+for name, parameter in small.named_parameters():
+    assert parameter.detach().numpy().tobytes() == expected[name].tobytes(), name
+print("ok")
+"""
+
+
+def test_a_small_model_and_the_device_path_do_not_import_numba():
+    """In a fresh process: a small CPU model is drawn in place by the reference (the kernels' bits), and
+    parameters drawn by another backend (the device path) never load the kernels."""
+    import subprocess
+    import sys
+
+    arguments = ["device path"] if importlib.util.find_spec("initreg_torch") else []
+    done = subprocess.run([sys.executable, "-c", NO_NUMBA_SCRIPT, *arguments], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

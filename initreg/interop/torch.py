@@ -54,6 +54,7 @@ import numpy as np
 import torch
 from torch.distributed.tensor import DTensor
 
+from initreg import rng
 from initreg.backends.numpy import NumpyBackend, fused_kernels
 from initreg.backends.registry import get_backend
 from initreg.drawing import generate
@@ -200,13 +201,14 @@ def _drawn_in_place(parameter: torch.Tensor, entry: PlanEntry, seed: int, backen
 
     That is done for a parameter on the CPU, contiguous, of the float32 or float64 it is drawn in, by
     an `ElementwiseInitializer` (declared: its elements are drawn from `distribution_for`) with the NumPy
-    backend's fused kernels; any other is left untouched for `generate` and ``copy_``, as is one whose distribution
-    cannot be made (so that `generate` reports it).
+    backend: by its fused kernels, or by the reference (the same bits) while the process's draws are too small
+    to be worth loading the kernels (initreg.backends.numpy's `fused_kernels`, which counts this one). Any other
+    is left untouched for `generate` and ``copy_``, as is one whose distribution cannot be made (so that
+    `generate` reports it). Numba is not imported for a parameter this does not draw.
     """
-    kernels, initializer = fused_kernels(), entry.initializer
+    initializer = entry.initializer
     if (
-        type(backend) is not NumpyBackend or kernels is None
-        or not isinstance(initializer, ElementwiseInitializer)
+        type(backend) is not NumpyBackend or not isinstance(initializer, ElementwiseInitializer)
         or parameter.device.type != "cpu" or not parameter.is_contiguous()
         or parameter.dtype not in (torch.float32, torch.float64) or str(parameter.dtype) != f"torch.{entry.dtype}"
     ):  # fmt: skip
@@ -215,7 +217,12 @@ def _drawn_in_place(parameter: torch.Tensor, entry: PlanEntry, seed: int, backen
         dist = initializer.distribution_for(entry.shape, entry.layout)
     except InitregError:
         return False
-    kernels.draw_into(parameter.detach().numpy(), dist, derive_key(seed, entry.path))
+    target, key = parameter.detach().numpy(), derive_key(seed, entry.path)
+    kernels = fused_kernels(target.size)
+    if kernels is None:
+        target[...] = rng.draw(dist, key, entry.shape, entry.dtype, np)
+    else:
+        kernels.draw_into(target, dist, key)
     return True
 
 
