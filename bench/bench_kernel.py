@@ -1,6 +1,6 @@
 """The fused CPU kernel's rates against the compute limit of Philox4x32-10 and against fills.
 
-    .venv/bin/python bench/bench_kernel.py [--sizes 512K,16M] [--threads 1,2] [--repeats 3]
+    .venv/bin/python bench/bench_kernel.py [--sizes 512K,16M] [--threads 1,2] [--repeats 5]
 
 The limit of the stream's words per second, two ways:
 
@@ -17,11 +17,13 @@ The limit of the stream's words per second, two ways:
   (Philox4x64-10, a different member of the family, counted in 32-bit words) as a peer row.
 
 Then uniform, normal and truncated normal (truncated at 2 stddev, lecun_normal's kind), float32 and
-float64, drawn into a warm buffer (``fused_cpu.draw_into``: no allocation), each as Melem/s, as a %
-of the measured limit (float32 uses one word per element, float64 two) and as a % of two fills of
-the same dtype and size: np.copyto(out, 0.5) into an existing, warm array, and np.full with
-allocation (the new pages' faults included). Each figure is the best of `repeats` rounds, every row
-visited once a round. The fills and NumPy's generator use one thread whatever --threads says.
+float64, drawn into a warm buffer (``fused_cpu.draw_into``: no allocation), as a % of the measured
+limit (float32 uses one word per element, float64 two) and as a % of two fills of the same dtype and
+size: np.copyto(out, 0.5) into an existing, warm array, and np.full with allocation (the new pages'
+faults included). Each rate is the best of `repeats` rounds, every row visited once a round, both per
+second of wall-clock time and per CPU-second of this process (its threads together): the percentages
+compare the CPU-second rates, which other processes on a shared machine disturb far less, and the
+estimated limit is per core. The fills and NumPy's generator use one thread whatever --threads says.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import math
 import platform
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numba
 import numpy as np
@@ -47,11 +50,20 @@ ROUND_INSTRUCTIONS = {512: 6, 256: 8, 128: 8}  # 2 multiplies, 2 shifts, 2 three
 VECTOR_PORTS = {512: 2, 256: 3, 128: 3}  # vector ALU ports of recent x86 cores at that width
 CLOCK_CHAIN = 6  # dependent one-cycle instructions per iteration of _xorshift
 KEY = rng.derive_key(0, "bench")
+VISIT_ITEMS = 1 << 23  # items timed together (calls in a row) in one visit of a row
 DISTRIBUTIONS: dict[str, Distribution] = {
     "uniform": UniformDist(-0.05, 0.05),
     "normal": NormalDist(0.0, 0.02),
     "truncated": TruncatedNormalDist(0.0, 0.02),
 }
+
+
+@dataclass
+class Rate:
+    """Items per second of wall-clock time, and per CPU-second of this process (all its threads)."""
+
+    wall: float
+    cpu: float
 
 
 def cycles_per_word(bits: int) -> float:
@@ -84,17 +96,24 @@ def clock_hz(repeats: int) -> float:
     return CLOCK_CHAIN * iterations / best
 
 
-def best_rates(rows: dict[str, tuple[int, Callable[[], object]]], repeats: int) -> dict[str, float]:
-    """Items per second of each row (items, call): best of `repeats` rounds, each visiting every row."""
+def best_rates(rows: dict[str, tuple[int, Callable[[], object]]], repeats: int) -> dict[str, Rate]:
+    """Each row's (items, call) rates: best of `repeats` rounds, each visiting every row.
+
+    A visit times enough calls in a row to make VISIT_ITEMS items, so that small calls are timed
+    over several milliseconds, not one.
+    """
     for _, call in rows.values():
         call()  # compiles, and touches the output buffers
-    best = dict.fromkeys(rows, math.inf)
+    wall, cpu = dict.fromkeys(rows, math.inf), dict.fromkeys(rows, math.inf)
     for _ in range(repeats):
-        for name, (_, call) in rows.items():
-            start = time.perf_counter()
-            call()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return {name: items / best[name] for name, (items, _) in rows.items()}
+        for name, (items, call) in rows.items():
+            calls = max(1, VISIT_ITEMS // items)
+            start, start_cpu = time.perf_counter(), time.process_time()
+            for _ in range(calls):
+                call()
+            cpu[name] = min(cpu[name], (time.process_time() - start_cpu) / calls)
+            wall[name] = min(wall[name], (time.perf_counter() - start) / calls)
+    return {name: Rate(items / wall[name], items / max(cpu[name], 1e-9)) for name, (items, _) in rows.items()}
 
 
 def words_rows(count: int) -> dict[str, tuple[int, Callable[[], object]]]:
@@ -138,7 +157,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="512K,16M", help="elements per draw; the limit is measured at the first")
     parser.add_argument("--threads", default="1,2", help="numba thread counts, comma-separated")
-    parser.add_argument("--repeats", type=int, default=3, help="timed rounds (best of)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed rounds (best of)")
     arguments = parser.parse_args()
     sizes = [parse_count(size) for size in arguments.sizes.split(",")]
     bits = vector_bits()
@@ -149,26 +168,36 @@ def main() -> None:
     per_word = cycles_per_word(bits)
     print(f"clock measured: {clock / 1e9:.2f} GHz; estimate: {per_word:.2f} cycles per word")
     print()
-    row("threads", "size", "row", "Melem/s", "% of limit (measured)", "% of warm fill", "% of np.full (alloc)")
-    row("---:", "---", "---", "---:", "---:", "---:", "---:")
+    header = "Melem/s (wall)", "Melem per CPU-s", "% of limit (measured)", "% of warm fill", "% of np.full (alloc)"
+    row("threads", "size", "row", *header)
+    row("---:", "---", "---", *["---:"] * len(header))
     for threads in (int(t) for t in arguments.threads.split(",")):
         numba.set_num_threads(threads)
         words = best_rates(words_rows(sizes[0]), arguments.repeats)
-        limit = words["kernel words loop (fused_cpu._fill_words)"]
-        estimate = threads * clock / per_word
-        row(threads, "", f"Philox limit, estimated ({per_word:.2f} cycles/word)", millions(estimate), "", "", "")
+        limit = words["kernel words loop (fused_cpu._fill_words)"].cpu
+        estimate = f"Philox limit, estimated ({per_word:.2f} cycles/word)"
+        row(threads, "", estimate, millions(threads * clock / per_word), millions(clock / per_word), "", "", "")
         for name, rate in words.items():
-            row(threads, size_label(sizes[0]), f"{name}: words", millions(rate), percent(rate, limit), "", "")
+            cells = millions(rate.wall), millions(rate.cpu), percent(rate.cpu, limit)
+            row(threads, size_label(sizes[0]), f"{name}: words", *cells, "", "")
         for count in sizes:
             rates = best_rates(draw_rows(count), arguments.repeats)
             for dtype, words_each in (("float32", 1), ("float64", 2)):
                 warm, alloc = rates[f"fill warm {dtype}"], rates[f"fill alloc {dtype}"]
                 for name in DISTRIBUTIONS:
                     rate = rates[f"{name} {dtype}"]
-                    shares = percent(rate * words_each, limit), percent(rate, warm), percent(rate, alloc)
-                    row(threads, size_label(count), f"{name} {dtype}", millions(rate), *shares)
-                fills = f"{millions(warm)} / {millions(alloc)}"
-                row(threads, size_label(count), f"fill {dtype}: warm np.copyto / np.full", fills, "", "", "")
+                    shares = (
+                        percent(rate.cpu * words_each, limit),
+                        percent(rate.cpu, warm.cpu),
+                        percent(rate.cpu, alloc.cpu),
+                    )
+                    row(threads, size_label(count), f"{name} {dtype}", millions(rate.wall), millions(rate.cpu), *shares)
+                fills = f"fill {dtype}: warm np.copyto / np.full"
+                cells = (
+                    f"{millions(warm.wall)} / {millions(alloc.wall)}",
+                    f"{millions(warm.cpu)} / {millions(alloc.cpu)}",
+                )
+                row(threads, size_label(count), fills, *cells, "", "", "")
     print(f"\n{load()} at the end")
 
 
