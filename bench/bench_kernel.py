@@ -10,11 +10,11 @@ The limit of the stream's words per second, two ways:
   high halves) and 2 three-input xors (4 two-input ones without AVX-512), 10 rounds per block, plus
   about 8 instructions to narrow, interleave and store the 4 output vectors. The estimate is the larger
   of two bounds: every instruction spread over the vector ports, (10 x 6 + 8) / (2 x 32) = 1.06 cycles
-  per word with AVX-512 on 2 ports, (10 x 8 + 8) / (3 x 16) = 1.83 with AVX2 on 3; and the multiplies
-  with the shifts on the ports that run both, 10 x 4 / (1 x 32) = 1.25 with AVX-512 (on Intel cores one
-  port takes 512-bit multiplies and shifts), 10 x 4 / (2 x 16) = 1.25 with AVX2 (two ports). Cycles
-  become seconds by a clock measured here: a chain of dependent one-cycle instructions (a xorshift
-  loop, 6 per iteration), timed in CPU time.
+  per word with AVX-512 on 2 ports, (10 x 8 + 8) / (3 x 16) = 1.83 with AVX2 on 3; and the machine's
+  multiply throughput, measured here as what one vector multiply-and-shift costs (`multiply_shift_cycles`)
+  times the 20 of them a vector of blocks needs per 4 words a block. Cycles become seconds by a clock
+  measured here too: a chain of dependent one-cycle instructions (a xorshift loop, 6 per iteration).
+  Both are timed in CPU time.
 - measured: the kernel's own words-only loop (``fused_cpu._fill_words``, hand-written so that LLVM
   vectorizes it) at the first size, into a warm buffer; beside it NumPy's Philox bit generator
   (Philox4x64-10, a different member of the family, counted in 32-bit words) as a peer row.
@@ -52,7 +52,7 @@ ROUNDS = rng.PHILOX_ROUNDS
 OUTPUT_INSTRUCTIONS = 8  # narrow the 4 lanes' vectors to 32 bits, interleave them, store
 ROUND_INSTRUCTIONS = {512: 6, 256: 8, 128: 8}  # 2 multiplies, 2 shifts, 2 three-input or 4 two-input xors
 VECTOR_PORTS = {512: 2, 256: 3, 128: 3}  # vector ALU ports of recent x86 cores at that width
-MULTIPLY_SHIFT_PORTS = {512: 1, 256: 2, 128: 2}  # of those, the ports that run both multiplies and shifts
+MULTIPLY_SHIFT_CHAINS, MULTIPLY_SHIFT_STEPS = 4, 4  # independent chains per element, steps in each
 CLOCK_CHAIN = 6  # dependent one-cycle instructions per iteration of _xorshift
 KEY = rng.derive_key(0, "bench")
 VISIT_ITEMS = 1 << 23  # items timed together (calls in a row) in one visit of a row
@@ -71,12 +71,45 @@ class Rate:
     cpu: float
 
 
-def cycles_per_word(bits: int) -> float:
-    """The cycles-per-word estimate of a Philox4x32-10 loop at SIMD width `bits` (module docstring)."""
+def cycles_per_word(bits: int, multiply_shift: float) -> float:
+    """The cycles-per-word estimate of a Philox4x32-10 loop at SIMD width `bits` (module docstring),
+    given the cycles one vector multiply-and-shift costs."""
     words = 4 * (bits // 64)  # per vector of blocks
     issue = (ROUNDS * ROUND_INSTRUCTIONS[bits] + OUTPUT_INSTRUCTIONS) / (VECTOR_PORTS[bits] * words)
-    multiply_and_shift = ROUNDS * 4 / (MULTIPLY_SHIFT_PORTS[bits] * words)
-    return max(issue, multiply_and_shift)
+    return max(issue, ROUNDS * 2 * multiply_shift / words)
+
+
+@numba.njit(error_model="numpy")
+def _multiply_shift_chains(x: np.ndarray, repeats: int) -> None:
+    """x[i] = 4 independent chains of 4 steps v -> (v M0) >> 32 from x[i], mixed, `repeats` times.
+
+    LLVM vectorizes it: each step is one vpmuludq and one shift, and the independent chains keep
+    enough of them in flight for the throughput, not the latency, to bound the loop.
+    """
+    m0, shift = np.uint64(rng.PHILOX_M0), np.uint64(32)
+    for _ in range(repeats):
+        for i in range(x.shape[0]):
+            a = np.uint64(x[i])
+            b, c, d = a ^ np.uint64(0x3039), a ^ np.uint64(0x3E7), a ^ np.uint64(0x12FD1)
+            for _ in range(MULTIPLY_SHIFT_STEPS):
+                a, b, c, d = (a * m0) >> shift, (b * m0) >> shift, (c * m0) >> shift, (d * m0) >> shift
+            x[i] = np.uint32(a ^ b ^ c ^ d)
+
+
+def multiply_shift_cycles(bits: int, clock: float, repeats: int) -> float:
+    """Cycles per vector multiply-and-shift (of `bits` / 64 lanes) in _multiply_shift_chains, best of `repeats`.
+
+    The loop's loads, xors and stores count against the multiplies: an upper bound on their cost.
+    """
+    x, rounds = np.arange(1, 257, dtype=np.uint32), 20_000
+    _multiply_shift_chains(x, 1)
+    best = math.inf
+    for _ in range(repeats):
+        start = time.thread_time()
+        _multiply_shift_chains(x, rounds)
+        best = min(best, time.thread_time() - start)
+    vectors = rounds * x.shape[0] * MULTIPLY_SHIFT_CHAINS * MULTIPLY_SHIFT_STEPS / (bits // 64)
+    return best * clock / vectors
 
 
 @numba.njit
@@ -172,8 +205,10 @@ def main() -> None:
     print(f"machine: {cpu_model()}, {bits}-bit SIMD; {load()} at the start")
     print(f"Python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}")
     clock = clock_hz(arguments.repeats)
-    per_word = cycles_per_word(bits)
-    print(f"clock measured: {clock / 1e9:.2f} GHz; estimate: {per_word:.2f} cycles per word")
+    multiply_shift = multiply_shift_cycles(bits, clock, arguments.repeats)
+    per_word = cycles_per_word(bits, multiply_shift)
+    print(f"clock measured: {clock / 1e9:.2f} GHz; a {bits}-bit multiply-and-shift: {multiply_shift:.2f} cycles")
+    print(f"estimate: {per_word:.2f} cycles per word")
     print()
     header = "Melem/s (wall)", "Melem per CPU-s", "% of limit (measured)", "% of warm fill", "% of np.full (alloc)"
     row("threads", "size", "row", *header)
