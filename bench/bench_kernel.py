@@ -11,10 +11,10 @@ The limit of the stream's words per second, two ways:
   about 8 instructions to narrow, interleave and store the 4 output vectors. The estimate is the larger
   of two bounds: every instruction spread over the vector ports, (10 x 6 + 8) / (2 x 32) = 1.06 cycles
   per word with AVX-512 on 2 ports, (10 x 8 + 8) / (3 x 16) = 1.83 with AVX2 on 3; and the machine's
-  multiply throughput, measured here as what one vector multiply-and-shift costs (`multiply_shift_cycles`)
-  times the 20 of them a vector of blocks needs per 4 words a block. Cycles become seconds by a clock
-  measured here too: a chain of dependent one-cycle instructions (a xorshift loop, 6 per iteration).
-  Both are timed in CPU time.
+  multiply throughput, measured here as what one vector multiply-and-shift costs
+  (`multiply_shift_cycles`), times the 20 (10 rounds x 2) a vector of blocks needs for its 4 words a
+  block. Cycles become seconds by a clock measured here too: a chain of dependent one-cycle
+  instructions (a xorshift loop, 6 per iteration). Both are timed in CPU time.
 - measured: the kernel's own words-only loop (``fused_cpu._fill_words``, hand-written so that LLVM
   vectorizes it) at the first size, into a warm buffer; beside it NumPy's Philox bit generator
   (Philox4x64-10, a different member of the family, counted in 32-bit words) as a peer row.
