@@ -403,7 +403,10 @@ def main() -> int:
     started = time.perf_counter()
     if args.compare:
         device_backend = "cupy" if args.device == "cuda" else "numpy"
-        compare_command_files(*map(Path, args.compare), args.model, args.layers, device_backend)
+        try:
+            compare_command_files(*map(Path, args.compare), args.model, args.layers, device_backend)
+        except Exception as error:  # an unreadable file is a failed check too
+            check("the comparison runs", False, f"{type(error).__name__}: {error}")
         return finish(started)
     steps: list[tuple[str, Callable[[], Any]]]
     if args.device == "cuda":

@@ -142,3 +142,12 @@ def test_without_a_gpu_the_default_run_fails_loudly(tmp_path):
     assert "FAIL  the cupy backend is available" in done.stdout
     assert cupy_backend.unavailable_reason() in done.stdout
     assert done.stdout.splitlines()[-1].startswith("1 checks failed: the cupy backend is available")
+
+
+def test_a_file_that_cannot_be_read_is_a_failed_check(cpu_run, tmp_path):
+    _, folder = cpu_run
+    (tmp_path / "truncated.safetensors").write_bytes((folder / "mlp_device_numpy.safetensors").read_bytes()[:100])
+    for other in ("missing.safetensors", "truncated.safetensors"):
+        done = run_script(*ON_CPU, "--compare", str(folder / "mlp_cpu_numpy.safetensors"), other, cwd=tmp_path)
+        assert done.returncode == 1, other
+        assert done.stdout.startswith("FAIL  the comparison runs "), done.stdout + done.stderr
