@@ -54,6 +54,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from initreg import __version__, io, recipes, registry
+from initreg.checkpoint_config import config_beside
 from initreg.command_settings import SHORT_REPR, check_settings
 from initreg.errors import InitregError, InvalidArgumentError, printable
 from initreg.known_plugins import unknown_option
@@ -425,7 +426,12 @@ def _ruleset(settings: dict[str, Any], spec: Any) -> RuleSet:
     if not recipe:
         settings["variables"] = variables
         return RuleSet.build(settings["rules"], variables=variables, **options)
-    chosen = recipes.from_config(HydraConfig.get().runtime.choices["recipe"], recipe, variables, model=spec)
+    beside = config_beside(settings["model"]["path"]) if settings["model"].get("path") is not None else None
+    if beside is not None:
+        print(f"initreg: note: the recipe reads model.config from {printable(str(beside[1]))}", file=sys.stderr)
+    chosen = recipes.from_config(
+        HydraConfig.get().runtime.choices["recipe"], recipe, variables, model=spec, config=beside and beside[0]
+    )
     print(printable(chosen.describe()))
     settings["rules"], settings["variables"] = recipe["rules"], chosen.variables
     return RuleSet.build(chosen, **options)
