@@ -4,9 +4,15 @@ How a JAX PRNG key maps onto initreg's stream: the key's data (``jax.random.key_
 words for the default threefry keys) read as one big-endian integer is the seed, and the adapter's
 `path` (default "") is the path. So ``kernel_init(init)(jax.random.key(s), shape)`` equals
 ``initreg.init_slice(init, shape, (), seed=s, path="")`` for 0 <= s < 2**32, and the keys Flax derives
-for each parameter (by folding in the module path) give each parameter its own stream. The values are
-made on the host with the NumPy backend, through ``jax.pure_callback``, so the adapter also works
-under ``jax.jit`` and ``jax.vmap``.
+for each parameter (by folding in the module path) give each parameter its own stream.
+
+Where the values are made: the element-wise initializers (the VarianceScaling family, RandomNormal,
+TruncatedNormal, RandomUniform: ``ElementwiseInitializer``) in real dtypes are traced on ``jax.numpy``
+(initreg.interop.jax_stream: key derivation, Philox and the samples), so they run on the device, inside
+``jax.jit``, ``jax.vmap`` and sharded outputs; their Philox words and uniforms are the NumPy reference's
+bit for bit, normals within a few ulp (XLA's log). Everything else (whole-tensor initializers such as
+Orthogonal, constants, index rules, complex dtypes, third-party initializers) is made on the host with
+the NumPy backend through ``jax.pure_callback``, which works under ``jit`` and ``vmap`` too.
 
 ``init_sharded`` makes one parameter as a sharded ``jax.Array`` with ``jax.make_array_from_callback``:
 each device's shard is ``init_slice`` of its index, so each process makes only its own devices' shards, and
@@ -50,9 +56,10 @@ from initreg import rng
 from initreg.distributions import NormalDist, UniformDist
 from initreg.dtypes import numpy_dtype, standardize_dtype
 from initreg.errors import InvalidArgumentError, choices
-from initreg.initializers.base import Initializer, Shape, standardize_shape
+from initreg.initializers.base import ElementwiseInitializer, Initializer, Shape, standardize_shape
 from initreg.initializers.random import RandomNormal
 from initreg.initializers.variance_scaling import VarianceScaling, jax_rank_message
+from initreg.interop import jax_stream
 from initreg.slicing import as_initializer, init_slice, normalize_index, stream_seed
 
 KernelInit = Callable[..., jax.Array]
@@ -63,13 +70,18 @@ COMPLEX_TRUNCATED_STD = 0.95311164380491208  # JAX's constant for the complex no
 SECOND_PART_STREAM = 1
 
 
-def seed_from_key_data(words: Any) -> int:
-    """The seed of one key's data: its uint32 words w0, w1, ... read big-endian, w0 2^32 + w1 for threefry."""
-    data = np.asarray(words)
+def check_key_data(data: Any) -> None:
+    """Raises unless `data` (a NumPy array or a traced one) is the data of one key: a 1-D uint32 array."""
     if data.dtype != np.uint32 or data.ndim != 1:
         raise InvalidArgumentError(
             f"expected the data of one JAX PRNG key (a 1-D uint32 array); got shape {data.shape} and dtype {data.dtype}"
         )
+
+
+def seed_from_key_data(words: Any) -> int:
+    """The seed of one key's data: its uint32 words w0, w1, ... read big-endian, w0 2^32 + w1 for threefry."""
+    data = np.asarray(words)
+    check_key_data(data)
     return int.from_bytes(data.astype(">u4").tobytes(), "big")
 
 
@@ -111,9 +123,15 @@ def kernel_init(
         standard_shape, dtype_name = standardize_shape(shape), parameter_dtype(init, dtype)
         shaped = init if jax_axes is None else with_jax_fans(init, len(standard_shape), *jax_axes)
         shaped.check(standard_shape, COMPLEX_PARTS.get(dtype_name, dtype_name), layout)  # here, not in the callback
+        words = jax.random.key_data(key)
+        check_key_data(words)
+        if isinstance(shaped, ElementwiseInitializer) and dtype_name not in COMPLEX_PARTS:
+            dist = shaped.distribution_for(standard_shape, layout)
+            traced: jax.Array = jax_stream.keyed_draw(words, path, dist, standard_shape, dtype_name)
+            return traced
         result = jax.ShapeDtypeStruct(standard_shape, numpy_dtype(dtype_name))  # type: ignore[no-untyped-call]
         host = _HostValues(shaped, standard_shape, dtype_name, path, layout)
-        values: jax.Array = jax.pure_callback(host, result, jax.random.key_data(key), vmap_method="sequential")
+        values: jax.Array = jax.pure_callback(host, result, words, vmap_method="sequential")
         return values
 
     return init_fn
