@@ -6,13 +6,15 @@ words for the default threefry keys) read as one big-endian integer is the seed,
 ``initreg.init_slice(init, shape, (), seed=s, path="")`` for 0 <= s < 2**32, and the keys Flax derives
 for each parameter (by folding in the module path) give each parameter its own stream.
 
-Where the values are made: the element-wise initializers (the VarianceScaling family, RandomNormal,
-TruncatedNormal, RandomUniform: ``ElementwiseInitializer``) in real dtypes are traced on ``jax.numpy``
-(initreg.interop.jax_stream: key derivation, Philox and the samples), so they run on the device, inside
-``jax.jit``, ``jax.vmap`` and sharded outputs; their Philox words and uniforms are the NumPy reference's
-bit for bit, normals within a few ulp (XLA's log). Everything else (whole-tensor initializers such as
-Orthogonal, constants, index rules, complex dtypes, third-party initializers) is made on the host with
-the NumPy backend through ``jax.pure_callback``, which works under ``jit`` and ``vmap`` too.
+Where the values are made: on a GPU or TPU backend, the element-wise initializers (the VarianceScaling
+family, RandomNormal, TruncatedNormal, RandomUniform: ``ElementwiseInitializer``) in real dtypes are traced
+on ``jax.numpy`` (initreg.interop.jax_stream: key derivation, Philox and the samples), so they run on the
+device, inside ``jax.jit``, ``jax.vmap`` and sharded outputs; their Philox words and uniforms are the NumPy
+reference's bit for bit, normals within a few ulp (XLA's log). On a CPU backend, and for everything without
+a traced form (whole-tensor initializers such as Orthogonal, constants, index rules, complex dtypes,
+third-party initializers), the values are made on the host by initreg's CPU kernel through
+``jax.pure_callback`` (which works under ``jit`` and ``vmap`` too): on a CPU it is faster than the traced
+form and compiles in a fraction of the time (docs/performance.md, "JAX"). ``host`` picks either way.
 
 ``init_sharded`` makes one parameter as a sharded ``jax.Array`` with ``jax.make_array_from_callback``:
 each device's shard is ``init_slice`` of its index, so each process makes only its own devices' shards, and
@@ -99,14 +101,19 @@ def kernel_init(
     in_axis: Axis | None = None,
     out_axis: Axis | None = None,
     batch_axis: Axis | None = None,
+    host: bool | None = None,
 ) -> KernelInit:
     """A Flax-style ``init(key, shape, dtype=dtype)`` drawing `initializer` from initreg's stream.
 
     `initializer` is anything ``initreg.get`` takes; `layout` names the weight layout for fans ("keras",
     which is Flax's [..., in, out], by default); `dtype` is the default dtype (float32 if None);
     `in_axis`/`out_axis`/`batch_axis` give JAX's fans (see the module docstring). The stream is
-    (seed_from_key(key), path).
+    (seed_from_key(key), path). `host`: True makes the values on the host through ``jax.pure_callback``,
+    False traces them on the device wherever the initializer has a traced form; None (the default) makes
+    them on the host when JAX's default backend is the CPU, where that is faster (see the module docstring).
     """
+    if host is not None and not isinstance(host, bool):
+        raise InvalidArgumentError(f"host must be True, False or None; got {host!r}")
     init = as_initializer(initializer)
     jax_axes = None if in_axis is None and out_axis is None and batch_axis is None else (in_axis, out_axis, batch_axis)
     if jax_axes is not None:
@@ -123,15 +130,17 @@ def kernel_init(
         standard_shape, dtype_name = standardize_shape(shape), parameter_dtype(init, dtype)
         shaped = init if jax_axes is None else with_jax_fans(init, len(standard_shape), *jax_axes)
         shaped.check(standard_shape, COMPLEX_PARTS.get(dtype_name, dtype_name), layout)  # here, not in the callback
+        jax_stream.check_dtype_available(dtype_name)
         words = jax.random.key_data(key)
         check_key_data(words)
-        if isinstance(shaped, ElementwiseInitializer) and dtype_name not in COMPLEX_PARTS:
+        on_host = jax.default_backend() == "cpu" if host is None else host
+        if not on_host and isinstance(shaped, ElementwiseInitializer) and dtype_name not in COMPLEX_PARTS:
             dist = shaped.distribution_for(standard_shape, layout)
-            traced: jax.Array = jax_stream.keyed_draw(words, path, dist, standard_shape, dtype_name)
+            traced: jax.Array = jax_stream.draw(dist, jax_stream.stream_key(words, path), standard_shape, dtype_name)
             return traced
         result = jax.ShapeDtypeStruct(standard_shape, numpy_dtype(dtype_name))  # type: ignore[no-untyped-call]
-        host = _HostValues(shaped, standard_shape, dtype_name, path, layout)
-        values: jax.Array = jax.pure_callback(host, result, words, vmap_method="sequential")
+        callback = _HostValues(shaped, standard_shape, dtype_name, path, layout)
+        values: jax.Array = jax.pure_callback(callback, result, words, vmap_method="sequential")
         return values
 
     return init_fn

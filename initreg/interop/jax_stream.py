@@ -57,7 +57,7 @@ BLAKE2B_SIGMA = np.array(
 )
 BLAKE2B_ROUNDS = 12
 DIGEST_BYTES = 8
-MAX_BLOCKS = 2**32  # Philox blocks one draw may span: the block offset within it is a uint32
+MAX_ELEMENTS = 2**32  # elements one draw may hold: the position within it is a uint32 iota
 
 
 def _pair_constants(values: Any) -> Pair:
@@ -123,17 +123,23 @@ def _compress(state: Pair, message: Pair, byte_count: Array, last: Array) -> Pai
         (iv_low[:4], iv_high[:4]),
         (iv_low[4:] ^ counter_low, iv_high[4:] ^ counter_high),
     )
-    sigma = jnp.asarray(BLAKE2B_SIGMA)
+    scheduled = _take(message, jnp.asarray(BLAKE2B_SIGMA))  # each round's message words, in order
 
-    def one_round(r: Array, rows: tuple[Pair, Pair, Pair, Pair]) -> tuple[Pair, Pair, Pair, Pair]:
+    def half_round(step: Array, rows: tuple[Pair, Pair, Pair, Pair]) -> tuple[Pair, Pair, Pair, Pair]:
+        """G on the four columns (even steps), then on the four diagonals (odd steps).
+
+        After a column step the rows b, c, d turn left by 1, 2, 3 words, so that the diagonals are columns;
+        after a diagonal step they turn back.
+        """
         a, b, c, d = rows
-        s = sigma[r % 10]
-        a, b, c, d = _mix(a, b, c, d, _take(message, s[0:8:2]), _take(message, s[1:8:2]))
-        b, c, d = _roll(b, 1), _roll(c, 2), _roll(d, 3)  # the diagonals become columns
-        a, b, c, d = _mix(a, b, c, d, _take(message, s[8:16:2]), _take(message, s[9:16:2]))
-        return a, _roll(b, -1), _roll(c, -2), _roll(d, -3)
+        low, high = (jax.lax.dynamic_index_in_dim(half, (step // 2) % 10, keepdims=False) for half in scheduled)
+        part = 8 * (step % 2)
+        words = [(jax.lax.dynamic_slice_in_dim(half, part, 8)) for half in (low, high)]
+        a, b, c, d = _mix(a, b, c, d, (words[0][0::2], words[1][0::2]), (words[0][1::2], words[1][1::2]))
+        turn = 1 - 2 * (step % 2)
+        return a, _roll(b, turn), _roll(c, 2 * turn), _roll(d, 3 * turn)
 
-    a, b, c, d = jax.lax.fori_loop(0, BLAKE2B_ROUNDS, one_round, rows)
+    a, b, c, d = jax.lax.fori_loop(0, 2 * BLAKE2B_ROUNDS, half_round, rows)
     mixed = (jnp.concatenate([a[0] ^ c[0], b[0] ^ d[0]]), jnp.concatenate([a[1] ^ c[1], b[1] ^ d[1]]))
     return _xor(state, mixed)
 
@@ -148,19 +154,17 @@ def seed_digits(words: Array) -> tuple[Array, Array]:
     limbs = jnp.stack([words >> U32(16), words & U32(0xFFFF)], axis=-1).reshape(2 * count)
     most = len(str(2 ** (32 * count) - 1))
 
-    def next_digit(limbs: Array) -> tuple[Array, Array]:
+    def next_digit(at: int, carried: tuple[Array, Array]) -> tuple[Array, Array]:
+        limbs, digits = carried
         quotients, remainder = [], U32(0)
-        for at in range(2 * count):
-            partial = remainder * U32(1 << 16) + limbs[at]
+        for limb in range(2 * count):
+            partial = remainder * U32(1 << 16) + limbs[limb]
             quotients.append(partial // U32(10))
             remainder = partial % U32(10)
-        return jnp.stack(quotients), remainder
+        return jnp.stack(quotients), digits.at[at].set(remainder)
 
-    digits = []
-    for _ in range(most):
-        limbs, digit = next_digit(limbs)
-        digits.append(digit)
-    stacked = jnp.stack(digits).astype(jnp.int32)
+    _, digits = jax.lax.fori_loop(0, most, next_digit, (limbs, jnp.zeros(most, U32)))
+    stacked = digits.astype(jnp.int32)
     positions = jnp.arange(1, most + 1, dtype=jnp.int32)
     length = jnp.maximum(1, jnp.max(jnp.where(stacked > 0, positions, 0)))
     return stacked, length
@@ -230,25 +234,36 @@ def philox4x32(counter: tuple[Array, Array, Array, Array], key: tuple[Array, Arr
     return c0, c1, c2, c3
 
 
-def words_range(key: tuple[Array, Array], start: int, count: int, stream: int = rng.MAIN_STREAM) -> Array:
-    """rng.words_range: words start .. start+count-1 of the stream, as uint32 (start: any int below 2^64).
+def element_words(
+    key: tuple[Array, Array], start: int, count: int, precision: str, stream: int = rng.MAIN_STREAM
+) -> Array:
+    """The words of elements start .. start+count-1 (start: any int below 2^64), as rng._element_words gives them.
 
-    Block j = first + i is the counter (j mod 2^32, j div 2^32, stream, 0), with i an iota below 2^32.
+    float32: word e of the stream for element e, shape (count,); float64: words 2e and 2e+1, shape (count, 2).
+    Each element computes its own block (e div 4, or e div 2 for float64) and picks its lanes: XLA then
+    fuses the whole draw into one vectorized loop, where interleaving the four lanes of each block would not
+    vectorize. The 64-bit element index is the pair (start mod 2^32 + i, start div 2^32 + carry).
     """
-    first_block, last_block = start // 4, (start + count + 3) // 4
-    if last_block - first_block > MAX_BLOCKS:
-        raise InvalidArgumentError(
-            f"a draw of {count} words spans {last_block - first_block} Philox blocks; valid: at most 2^32 per draw"
-        )
-    offset = jnp.arange(last_block - first_block, dtype=U32)
-    low = U32(first_block & 0xFFFFFFFF) + offset
-    high = U32(first_block >> 32) + (low < U32(first_block & 0xFFFFFFFF)).astype(U32)
-    stream_word = jnp.full_like(low, U32(stream))
+    if count > MAX_ELEMENTS:
+        raise InvalidArgumentError(f"a draw of {count} elements is too large; valid: at most 2^32 elements per draw")
+    position = jnp.arange(count, dtype=U32)
+    first_low = U32(start & 0xFFFFFFFF)
+    low = first_low + position
+    high = U32(start >> 32) + (low < first_low).astype(U32)
+    shift = 2 if precision == "float32" else 1
+    block = (low >> U32(shift)) | (high << U32(32 - shift)), high >> U32(shift)
     k0, k1 = (jnp.asarray(word, U32) for word in key)
-    lanes = philox4x32((low, high, stream_word, jnp.zeros_like(low)), (k0, k1))
-    words = jnp.stack(lanes, axis=-1).reshape(-1)
-    skip = start - 4 * first_block
-    return words[skip : skip + count]
+    lanes = philox4x32((block[0], block[1], jnp.full_like(low, U32(stream)), jnp.zeros_like(low)), (k0, k1))
+    if precision == "float32":
+        lane = low & U32(3)
+        return jnp.where(lane < 2, jnp.where(lane == 0, lanes[0], lanes[1]), jnp.where(lane == 2, lanes[2], lanes[3]))
+    odd = (low & U32(1)) == 1
+    return jnp.stack([jnp.where(odd, lanes[2], lanes[0]), jnp.where(odd, lanes[3], lanes[1])], axis=-1)
+
+
+def words_range(key: tuple[Array, Array], start: int, count: int, stream: int = rng.MAIN_STREAM) -> Array:
+    """rng.words_range: words start .. start+count-1 of the stream, as uint32."""
+    return element_words(key, start, count, "float32", stream)
 
 
 def symmetric_unit(words: Array, precision: str) -> Array:
@@ -263,32 +278,36 @@ def symmetric_unit(words: Array, precision: str) -> Array:
     return (2 * k + (1 - (1 << 24))).astype(jnp.float32) * np.float32(2.0**-24)
 
 
+def check_dtype_available(dtype: str) -> None:
+    """Raises for a 64-bit dtype (float64, complex128) unless JAX's 64-bit mode is on."""
+    if dtype in ("float64", "complex128") and jax.dtypes.canonicalize_dtype(np.float64) != np.float64:
+        raise InvalidArgumentError(
+            f"dtype {dtype!r} needs JAX's 64-bit mode (jax.config.update('jax_enable_x64', True)); "
+            "valid without it: float32, float16, bfloat16, complex64"
+        )
+
+
+@partial(jax.jit, static_argnums=(0, 2, 3, 4))
 def draw(
     dist: Distribution, key: tuple[Array, Array], shape: tuple[int, ...], dtype: str, stream: int = rng.MAIN_STREAM
 ) -> Array:
-    """rng.draw of `dist` for a whole tensor of `shape`, in `dtype` (a JAX dtype name), traced.
+    """rng.draw of `dist` for a whole tensor of `shape`, in `dtype` (a JAX dtype name), from the Philox `key`.
 
+    Jitted with all but the key static, so eager calls compile once per distribution, shape and dtype.
     float16 and bfloat16 are computed in float32 and cast, as in the reference; float64 needs x64 enabled.
     """
     precision = compute_dtype(dtype)
-    if precision == "float64" and jax.dtypes.canonicalize_dtype(np.float64) != np.float64:
-        raise InvalidArgumentError(
-            "dtype 'float64' needs JAX's 64-bit mode (jax.config.update('jax_enable_x64', True)); "
-            "valid without it: float32, float16, bfloat16"
-        )
-    size = math.prod(shape)
-    if precision == "float32":
-        words = words_range(key, 0, size, stream)
-    else:
-        words = words_range(key, 0, 2 * size, stream).reshape(size, 2)
+    check_dtype_available(dtype)
+    words = element_words(key, 0, math.prod(shape), precision, stream)
     values = rng.transform(dist, symmetric_unit(words, precision), dtype, jnp)
     return values.astype(jnp.dtype(dtype)).reshape(shape)
 
 
-@partial(jax.jit, static_argnums=(1, 2, 3, 4))
-def keyed_draw(words: Array, path: str, dist: Distribution, shape: tuple[int, ...], dtype: str) -> Array:
-    """The values of `dist` for the stream (seed of the key data `words`, `path`): init_slice's, traced.
-
-    Jitted with everything but the key data static, so eager calls compile once per shape and dtype.
-    """
-    return draw(dist, derive_key(words, path), shape, dtype)
+def stream_key(words: Array, path: str) -> tuple[Array, Array]:
+    """The Philox key of (the seed of a JAX key's `words`, `path`): rng.derive_key on the host when the words
+    are concrete, `derive_key` traced when they are not (under jit or vmap)."""
+    if isinstance(words, jax.core.Tracer):
+        return derive_key(words, path)
+    seed = int.from_bytes(np.asarray(words).astype(">u4").tobytes(), "big")
+    first, second = rng.derive_key(seed, path)
+    return U32(first), U32(second)
