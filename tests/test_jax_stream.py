@@ -173,3 +173,23 @@ def test_a_batch_of_keys_outside_vmap_is_refused_at_trace_time(host):
     keys = jax.random.split(jax.random.key(0), 3)
     with pytest.raises(InvalidArgumentError, match=r"one JAX PRNG key.*\(3, 2\)"):
         jax.jit(lambda keys: kernel_init("he_normal", host=host)(keys, (4, 4)))(keys)
+
+
+@pytest.mark.parametrize(
+    ("init", "shape", "dtype"),
+    [
+        ("zeros", (300, 200), jnp.float32),
+        ("ones", (7, 0, 5), jnp.bfloat16),
+        ({"class_name": "Constant", "config": {"value": [1.5, -2.0, 0.25]}}, (1000, 4, 3), jnp.float16),
+        ({"class_name": "Constant", "config": {"value": [[1.0], [2.0]]}}, (6, 2, 500), jnp.float32),
+        ({"class_name": "Constant", "config": {"value": 7}}, (1000, 1000), jnp.int8),
+    ],
+)
+def test_constants_are_made_on_the_device_as_the_host_makes_them(init, shape, dtype):
+    key = jax.random.key(1)
+    make = jax.jit(lambda key: kernel_init(init, host=False)(key, shape, dtype))
+    lowered = make.lower(key).as_text()
+    assert "callback" not in lowered and len(lowered) < 20_000  # the distinct values only, not the whole array
+    values, expected = make(key), kernel_init(init, host=True)(key, shape, dtype)
+    assert values.dtype == expected.dtype and values.shape == shape
+    np.testing.assert_array_equal(np.asarray(values), np.asarray(expected))

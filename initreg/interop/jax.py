@@ -9,12 +9,13 @@ for each parameter (by folding in the module path) give each parameter its own s
 Where the values are made: on a GPU or TPU backend, the element-wise initializers (the VarianceScaling
 family, RandomNormal, TruncatedNormal, RandomUniform: ``ElementwiseInitializer``) in real dtypes are traced
 on ``jax.numpy`` (initreg.interop.jax_stream: key derivation, Philox and the samples), so they run on the
-device, inside ``jax.jit``, ``jax.vmap`` and sharded outputs; their Philox words and uniforms are the NumPy
-reference's bit for bit, normals within a few ulp (XLA's log). On a CPU backend, and for everything without
-a traced form (whole-tensor initializers such as Orthogonal, constants, index rules, complex dtypes,
-third-party initializers), the values are made on the host by initreg's CPU kernel through
-``jax.pure_callback`` (which works under ``jit`` and ``vmap`` too): on a CPU it is faster than the traced
-form and compiles in a fraction of the time (docs/performance.md, "JAX"). ``host`` picks either way.
+device, inside ``jax.jit``, ``jax.vmap`` and sharded outputs, and so are constants (their distinct values
+broadcast); the Philox words are the NumPy reference's bit for bit, samples within a few ulp (XLA's log and
+multiply-adds; see docs/interop.md). On a CPU backend, and for everything without a traced form
+(whole-tensor initializers such as Orthogonal, index rules, complex dtypes, third-party initializers), the
+values are made on the host by initreg's CPU kernel through ``jax.pure_callback`` (which works under ``jit``
+and ``vmap`` too): on a CPU it is faster than the traced form and compiles in a fraction of the time
+(docs/performance.md, "JAX"). ``host`` picks either way.
 
 ``init_sharded`` makes one parameter as a sharded ``jax.Array`` with ``jax.make_array_from_callback``:
 each device's shard is ``init_slice`` of its index, so each process makes only its own devices' shards, and
@@ -52,6 +53,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from initreg import rng
@@ -59,6 +61,7 @@ from initreg.distributions import NormalDist, UniformDist
 from initreg.dtypes import numpy_dtype, standardize_dtype
 from initreg.errors import InvalidArgumentError, choices
 from initreg.initializers.base import ElementwiseInitializer, Initializer, Shape, standardize_shape
+from initreg.initializers.constant import Constant
 from initreg.initializers.random import RandomNormal
 from initreg.initializers.variance_scaling import VarianceScaling, jax_rank_message
 from initreg.interop import jax_stream
@@ -136,14 +139,38 @@ def kernel_init(
         on_host = jax.default_backend() == "cpu" if host is None else host
         if not on_host and isinstance(shaped, ElementwiseInitializer) and dtype_name not in COMPLEX_PARTS:
             dist = shaped.distribution_for(standard_shape, layout)
-            traced: jax.Array = jax_stream.draw(dist, jax_stream.stream_key(words, path), standard_shape, dtype_name)
+            traced: jax.Array = jax_stream.draw(dist, stream_key(words, path), standard_shape, dtype_name)
             return traced
+        if not on_host and isinstance(shaped, Constant):
+            return constant_values(shaped, standard_shape, dtype_name)
         result = jax.ShapeDtypeStruct(standard_shape, numpy_dtype(dtype_name))  # type: ignore[no-untyped-call]
         callback = _HostValues(shaped, standard_shape, dtype_name, path, layout)
         values: jax.Array = jax.pure_callback(callback, result, words, vmap_method="sequential")
         return values
 
     return init_fn
+
+
+def constant_values(init: Constant, shape: Shape, dtype: str) -> jax.Array:
+    """A Constant's values without a callback: the distinct ones (the value's own shape, cast as on the host
+    by init_slice: they do not depend on the key) become a constant, broadcast to `shape` by XLA."""
+    value_shape = np.shape(init.value)
+    offset = len(shape) - len(value_shape)
+    distinct = tuple(
+        slice(None) if axis >= offset and value_shape[axis - offset] == size else slice(0, min(size, 1))
+        for axis, size in enumerate(shape)
+    )
+    values = init_slice(init, shape, distinct, seed=0, path="", dtype=dtype)
+    return jnp.broadcast_to(jnp.asarray(values), shape)
+
+
+def stream_key(words: Any, path: str) -> tuple[Any, Any]:
+    """The Philox key (two uint32) of (the seed of one key's data `words`, `path`): rng.derive_key on the host
+    when the words are concrete (eager calls), jax_stream.derive_key traced when they are not (jit, vmap)."""
+    if isinstance(words, jax.core.Tracer):
+        return jax_stream.derive_key(words, path)
+    first, second = rng.derive_key(seed_from_key_data(words), path)
+    return np.uint32(first), np.uint32(second)
 
 
 def jax_fan_axes(

@@ -301,13 +301,3 @@ def draw(
     words = element_words(key, 0, math.prod(shape), precision, stream)
     values = rng.transform(dist, symmetric_unit(words, precision), dtype, jnp)
     return values.astype(jnp.dtype(dtype)).reshape(shape)
-
-
-def stream_key(words: Array, path: str) -> tuple[Array, Array]:
-    """The Philox key of (the seed of a JAX key's `words`, `path`): rng.derive_key on the host when the words
-    are concrete, `derive_key` traced when they are not (under jit or vmap)."""
-    if isinstance(words, jax.core.Tracer):
-        return derive_key(words, path)
-    seed = int.from_bytes(np.asarray(words).astype(">u4").tobytes(), "big")
-    first, second = rng.derive_key(seed, path)
-    return U32(first), U32(second)
