@@ -193,3 +193,14 @@ def test_constants_are_made_on_the_device_as_the_host_makes_them(init, shape, dt
     values, expected = make(key), kernel_init(init, host=True)(key, shape, dtype)
     assert values.dtype == expected.dtype and values.shape == shape
     np.testing.assert_array_equal(np.asarray(values), np.asarray(expected))
+
+
+@pytest.mark.parametrize("impl", ["threefry2x32", "rbg", "legacy uint32[2]"])
+@pytest.mark.parametrize("shape", [(), (0, 3), (5,), (3, 4)])
+def test_every_key_kind_and_shape_gives_init_slice_eager_and_under_jit(impl, shape):
+    key = jax.random.PRNGKey(2**31 + 3) if impl.startswith("legacy") else jax.random.key(2**31 + 3, impl=impl)
+    name = "glorot_uniform" if len(shape) == 2 else "random_uniform"  # zero midpoints: bit for bit
+    init = kernel_init(name, path="w", host=False)
+    expected = init_slice(name, shape, (), seed=seed_from_key_data(jax.random.key_data(key)), path="w")
+    np.testing.assert_array_equal(np.asarray(init(key, shape)), expected)
+    np.testing.assert_array_equal(np.asarray(jax.jit(lambda key: init(key, shape))(key)), expected)
