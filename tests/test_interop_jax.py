@@ -368,11 +368,12 @@ def test_a_rank_one_weight_with_jax_default_in_axis_is_refused_in_jax_words():
     ],
 )
 def test_shape_and_fan_errors_surface_as_themselves_not_from_inside_the_callback(init, shape, message):
-    """pure_callback would wrap them in a JaxRuntimeError; they are checked before it, under jit too."""
+    """pure_callback would wrap them in a JaxRuntimeError; they are checked while tracing, on either path."""
     dtype = jnp.int8 if "int8" in message else jnp.float32
-    for make in (kernel_init(init), jax.jit(kernel_init(init), static_argnums=(1, 2))):
-        with pytest.raises(InvalidArgumentError, match=message):
-            make(jax.random.key(0), shape, dtype)
+    for host in (True, False):
+        for make in (kernel_init(init, host=host), jax.jit(kernel_init(init, host=host), static_argnums=(1, 2))):
+            with pytest.raises(InvalidArgumentError, match=message):
+                make(jax.random.key(0), shape, dtype)
 
 
 def test_complex_normal_has_jax_moments_and_matches_jax_own_draw():
