@@ -9,7 +9,7 @@ the parameter ``dense.kernel``.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from initreg.dtypes import standardize_dtype
@@ -51,13 +51,36 @@ def _children(node: Any) -> list[tuple[Any, str]] | None:
     return None
 
 
-def _walk(node: Any, prefix: str) -> Iterator[tuple[str, Leaf]]:
-    children = _children(node)
-    if children is None:
-        yield prefix, node
-        return
-    for key, name in children:
-        yield from _walk(node[key], f"{prefix}.{name}" if prefix else name)
+def _is_leaf(node: Any) -> bool:
+    """Whether a node is a leaf: a shape, or anything that is neither a mapping nor a list or tuple."""
+    if type(node) is tuple:  # the common leaf, tested first: trees can hold many thousands of shapes
+        return _is_shape(node)
+    if isinstance(node, Mapping):
+        return False
+    return not isinstance(node, (list, tuple)) or _is_shape(node)
+
+
+def _flatten_into(flat: dict[str, Shape | Array], node: Any, prefix: str, shapes: dict[Shape, Shape]) -> None:
+    """Adds the leaves under the subtree `node` to `flat` by dotted path; `shapes` holds those standardized."""
+    for key, name in _children(node) or ():
+        path = f"{prefix}.{name}" if prefix else name
+        child = node[key]
+        if not _is_leaf(child):
+            _flatten_into(flat, child, path, shapes)
+            continue
+        if path in flat:
+            raise InvalidArgumentError(f"parameter path {path!r} appears twice in the spec")
+        if is_array(child):
+            flat[path] = child
+        elif isinstance(child, (list, tuple)):  # a leaf only when it is a shape
+            try:  # what `about` does, without the cost of a context manager per parameter
+                shape = shapes.get(tuple(child))
+                flat[path] = shape if shape is not None else shapes.setdefault(tuple(child), standardize_shape(child))
+            except InitregError as error:
+                prefix_message(error, f"parameter {path!r}")
+                raise
+        else:
+            raise InvalidArgumentError(f"parameter {path!r} is {child!r}; valid: a shape (list of ints) or an array")
 
 
 def flatten(spec: Mapping[str, Any]) -> dict[str, Shape | Array]:
@@ -65,21 +88,7 @@ def flatten(spec: Mapping[str, Any]) -> dict[str, Shape | Array]:
     if not isinstance(spec, Mapping):
         raise InvalidArgumentError(f"a parameter spec must be a mapping of paths to shapes or arrays; got {spec!r}")
     flat: dict[str, Shape | Array] = {}
-    shapes: dict[tuple[int, ...], Shape] = {}  # trees repeat their shapes
-    for path, leaf in _walk(spec, ""):
-        if path in flat:
-            raise InvalidArgumentError(f"parameter path {path!r} appears twice in the spec")
-        if is_array(leaf):
-            flat[path] = leaf
-        elif isinstance(leaf, (list, tuple)):  # _walk yields one as a leaf only when it is a shape
-            try:  # what `about` does, without the cost of a context manager per parameter
-                shape = shapes.get(tuple(leaf))
-                flat[path] = shape if shape is not None else shapes.setdefault(tuple(leaf), standardize_shape(leaf))
-            except InitregError as error:
-                prefix_message(error, f"parameter {path!r}")
-                raise
-        else:
-            raise InvalidArgumentError(f"parameter {path!r} is {leaf!r}; valid: a shape (list of ints) or an array")
+    _flatten_into(flat, spec, "", {})  # trees repeat their shapes
     return flat
 
 
@@ -113,14 +122,14 @@ def _rebuild(node: Any, prefix: str, flat: Mapping[str, Any]) -> Any:
     children = _children(node)
     if children is None:
         return flat.get(prefix, _LEFT_OUT) if prefix else flat[prefix]  # a leaf at the root must be there
-    built = []
+    built = {}
     for key, name in children:
-        value = _rebuild(node[key], f"{prefix}.{name}" if prefix else name, flat)
+        path = f"{prefix}.{name}" if prefix else name
+        child = node[key]
+        value = flat.get(path, _LEFT_OUT) if _is_leaf(child) else _rebuild(child, path, flat)
         if value is not _LEFT_OUT:
-            built.append((key, value))
-    if isinstance(node, Mapping):
-        return dict(built)
-    return type(node)(value for _, value in built)
+            built[key] = value
+    return built if isinstance(node, Mapping) else type(node)(built.values())
 
 
 def shape_and_dtype(leaf: Any, default_dtype: str) -> tuple[Shape, str]:
