@@ -217,6 +217,44 @@ def _overlay(base: Initializer, overlays: Sequence[Match], shape: Shape, layout:
     return Overlay(base, parts)
 
 
+@dataclass(frozen=True)
+class Assignment:
+    """What the parameters of one rule (with the captures its expressions read, and its index rules), shape and
+    dtype get."""
+
+    rule: str
+    initializer: Initializer
+    shape: Shape
+    dtype: str
+    layout: str | None
+    fan_in: int
+    fan_out: int
+    target_std: float
+
+
+@dataclass(frozen=True)
+class Assignments:
+    """A plan in columns: parameter i, ``paths[i]``, gets ``assignments[chosen[i]]``; `aliases` is
+    {parameter: its other names}. Trees of many parameters share few assignments."""
+
+    paths: list[str]
+    chosen: list[int]
+    assignments: list[Assignment]
+    aliases: Mapping[str, tuple[str, ...]]
+
+    def entry(self, position: int) -> PlanEntry:
+        """The PlanEntry of parameter `position`."""
+        path, assigned = self.paths[position], self.assignments[self.chosen[position]]
+        return PlanEntry(
+            path, assigned.shape, assigned.dtype, assigned.rule, assigned.initializer, assigned.layout,
+            assigned.fan_in, assigned.fan_out, assigned.target_std, self.aliases.get(path, ()),
+        )  # fmt: skip
+
+    def entries(self) -> list[PlanEntry]:
+        """The PlanEntry of every parameter, in tree order."""
+        return [self.entry(position) for position in range(len(self.paths))]
+
+
 def plan(
     spec: Mapping[str, Any], rules: Rules, *, dtype: Any = None, **options: Unpack[RuleOptions]
 ) -> list[PlanEntry]:
@@ -229,6 +267,12 @@ def plan(
     mapping of rules). ties: {alias: parameter}, other names of a parameter (see the module docstring).
     An initializer's own seed in a rule warns (IgnoredSeedWarning), or raises with initializer_seeds="refuse".
     """
+    return assign(spec, rules, dtype=dtype, **options).entries()
+
+
+def assign(spec: Mapping[str, Any], rules: Rules, *, dtype: Any = None, **options: Unpack[RuleOptions]) -> Assignments:
+    """`plan` in columns: each distinct (rule, shape, dtype, the captures its expressions read, the index
+    rules after it with theirs) is assigned once."""
     ruleset = RuleSet.build(rules, dtype=dtype, **options)
     ruleset.check_initializer_seeds()
     parsed, dtype, layout = list(ruleset.rules), ruleset.dtype, ruleset.layout
@@ -249,37 +293,50 @@ def plan(
         list(flat), parsed, index, winners, [alias for names in aliases.values() for alias in names],
         allow_unmatched_params=ruleset.allow_unmatched_params, allow_unused_rules=ruleset.allow_unused_rules,
     )  # fmt: skip
-    entries = []
-    described: dict[tuple[int, Shape, str | None], tuple[int, int, float]] = {}  # trees repeat their shapes
+    paths: list[str] = []
+    chosen: list[int] = []
+    assignments: list[Assignment] = []
+    known: dict[tuple[Any, ...], int] = {}  # (rule, captures its template reads, shape, dtype, index rules) -> position
     for path, leaf in flat.items():
         if path not in winners:
             continue
         (rule, captured), overlays = winners[path]
-        name = "+".join([rule.name, *(matched.name for matched, _ in overlays)]) if overlays else rule.name
         try:  # what `about` does, without the cost of a context manager per parameter
             shape, own_dtype = shape_and_dtype(leaf, dtype)
-            chosen_layout = rule.layout or layout
-            base = rule.initializer_for(captured, shape, chosen_layout)
-            seen = (id(base), shape, chosen_layout)
-            if seen not in described:
-                described[seen] = (*base.fans(shape, chosen_layout), base.target_std(shape, chosen_layout))
-            initializer = _overlay(base, overlays, shape, chosen_layout)
+            read = (
+                tuple(captured.items()) if captured and not isinstance(rule.init, Initializer) else ()
+            )  # a template's
+            key = (id(rule), read, shape, own_dtype, _overlays_key(overlays) if overlays else ())
+            position = known.get(key)
+            if position is None:
+                assignments.append(_assignment(rule, captured, overlays, shape, rule.dtype or own_dtype, layout))
+                position = known[key] = len(assignments) - 1
         except InitregError as error:
-            prefix_message(error, f"parameter {path!r} (rule {name!r})")
+            prefix_message(error, f"parameter {path!r} (rule {_rule_name(rule, overlays)!r})")
             raise
-        fan_in, fan_out, target_std = described[seen]
-        entries.append(
-            PlanEntry(
-                path=path,
-                shape=shape,
-                dtype=rule.dtype or own_dtype,
-                rule=name,
-                initializer=initializer,
-                layout=chosen_layout,
-                fan_in=fan_in,
-                fan_out=fan_out,
-                target_std=initializer.target_std(shape, chosen_layout) if overlays else target_std,
-                aliases=aliases.get(path, ()),
-            )
-        )
-    return entries
+        paths.append(path)
+        chosen.append(position)
+    return Assignments(paths, chosen, assignments, aliases)
+
+
+def _overlays_key(overlays: Sequence[Match]) -> tuple[Any, ...]:
+    return tuple((id(rule), tuple(captured.items())) for rule, captured in overlays)
+
+
+def _rule_name(rule: Rule, overlays: Sequence[Match]) -> str:
+    """The name of a whole-tensor rule, joined by those of the index rules after it with "+"."""
+    return "+".join([rule.name, *(matched.name for matched, _ in overlays)]) if overlays else rule.name
+
+
+def _assignment(
+    rule: Rule, captured: dict[str, int], overlays: Sequence[Match], shape: Shape, dtype: str, layout: str | None
+) -> Assignment:
+    """The Assignment of `rule` (with the captures of the path it matched) and its index rules to `shape`."""
+    chosen_layout = rule.layout or layout
+    base = rule.initializer_for(captured, shape, chosen_layout)
+    fan_in, fan_out = base.fans(shape, chosen_layout)
+    target_std = base.target_std(shape, chosen_layout)
+    initializer = _overlay(base, overlays, shape, chosen_layout)
+    if overlays:
+        target_std = initializer.target_std(shape, chosen_layout)
+    return Assignment(_rule_name(rule, overlays), initializer, shape, dtype, chosen_layout, fan_in, fan_out, target_std)

@@ -134,6 +134,6 @@ def _rebuild(node: Any, prefix: str, flat: Mapping[str, Any]) -> Any:
 
 def shape_and_dtype(leaf: Any, default_dtype: str) -> tuple[Shape, str]:
     """An array leaf's shape and dtype, or a shape leaf with the tree's dtype."""
-    if is_array(leaf):
+    if type(leaf) is not tuple and is_array(leaf):  # a flattened spec holds its shapes as tuples
         return standardize_shape(tuple(leaf.shape)), standardize_dtype(leaf.dtype)
     return leaf, default_dtype
