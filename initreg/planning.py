@@ -144,7 +144,8 @@ Match = tuple[Rule, dict[str, int]]  # a rule and the captures of the name it ma
 def _winners(names: Sequence[str], rules: Sequence[Rule], index: PatternIndex) -> tuple[Match, list[Match]] | None:
     """The last whole-tensor rule matching any of a tensor's names, and the index rules after it, in order.
 
-    Only `index`'s candidates for the names are tested: the others cannot match.
+    Only `index`'s candidates for the names are tested: the others cannot match, and one whose pattern
+    `fits_by_ends` matches (without captures).
     """
     overlays: list[Match] = []
     if len(names) == 1:
@@ -153,7 +154,7 @@ def _winners(names: Sequence[str], rules: Sequence[Rule], index: PatternIndex) -
         positions = sorted({position for name in names for position in index.candidates(name)})
     for position in reversed(positions):
         rule = rules[position]
-        captured = _first_captures(rule, names)
+        captured = {} if rule.pattern.fits_by_ends else _first_captures(rule, names)
         if captured is None:
             continue
         if rule.index is None:

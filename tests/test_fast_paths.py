@@ -5,6 +5,7 @@ mixed tree, every leaf of init_tree is compared byte for byte with `generate` of
 """
 
 import warnings
+from fnmatch import fnmatchcase
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ import initreg
 from initreg import drawing, planning, registry, rng
 from initreg.backends import fused_cpu
 from initreg.distributions import NormalDist, TruncatedNormalDist, UniformDist
+from initreg.patterns import PatternIndex, compile_pattern
 from initreg.spec import flatten
 
 MIXED_RULES = {
@@ -161,3 +163,19 @@ def test_a_changed_rule_or_a_replaced_initializer_is_drawn_anew(monkeypatch):
             np.testing.assert_allclose(drawn["p5"], stddev * normal["p5"], rtol=1e-6)
     finally:
         registry.initializers.unregister("test_cell_normal")
+
+
+FITTING_BY_ENDS = ["*", "a*", "*b", "a*b", "ab*ba", "h.*.weight", "a[*"]
+
+
+@pytest.mark.parametrize("glob", [*FITTING_BY_ENDS, "abc", "a*b*c", "h.{i}.*", "[ab]*", "a?*"])
+def test_a_pattern_that_fits_by_ends_matches_every_path_it_is_a_candidate_for(glob):
+    fits = glob in FITTING_BY_ENDS
+    pattern = compile_pattern(glob)
+    assert pattern.fits_by_ends == fits
+    index = PatternIndex([pattern])
+    paths = ["", "a", "b", "ab", "aba", "abba", "abcba", "a[x", "h.weight", "h..weight", "h.3.weight", "abc", "ac"]
+    for path in paths:
+        if fits:
+            assert (index.candidates(path) == [0]) == fnmatchcase(path, glob), path
+        assert (pattern.match(path) is not None) == fnmatchcase(path, glob.replace("{i}", "[0-9]")), path
