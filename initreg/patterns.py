@@ -285,14 +285,20 @@ class PatternIndex:
 
     def __init__(self, patterns: Sequence[PathPattern]) -> None:
         self._groups: dict[str, dict[str, list[int]]] = {}
+        self._everywhere: list[int] = []  # those without literal ends (such as "*"): candidates for every path
         for position, pattern in enumerate(patterns):
-            self._groups.setdefault(pattern.prefix, {}).setdefault(pattern.suffix, []).append(position)
+            if not pattern.prefix and not pattern.suffix:
+                self._everywhere.append(position)
+            else:
+                self._groups.setdefault(pattern.prefix, {}).setdefault(pattern.suffix, []).append(position)
         self._prefix_lengths = sorted({len(prefix) for prefix in self._groups})
         self._suffix_lengths = {prefix: sorted({len(s) for s in group}) for prefix, group in self._groups.items()}
 
     def candidates(self, path: str) -> list[int]:
         """The positions of the patterns whose literal prefix and suffix fit `path`, ascending."""
-        found: list[int] = []
+        found = self._everywhere.copy()
+        if not self._groups:
+            return found
         for length in self._prefix_lengths:
             if length > len(path):
                 break

@@ -68,14 +68,14 @@ class PlanEntry:
 
 
 def _check_coverage(
-    paths: Sequence[str], rules: Sequence[Rule], index: PatternIndex, winners: Mapping[str, Any],
+    paths: Sequence[str], rules: Sequence[Rule], index: PatternIndex, unmatched: Sequence[str],
     aliases: Sequence[str], *, allow_unmatched_params: bool, allow_unused_rules: bool,
 ) -> None:  # fmt: skip
-    """Raises for parameters without a rule and rules whose pattern matches no path or alias, unless allowed.
+    """Raises for `unmatched` parameters (without a rule) and rules whose pattern matches no path or alias,
+    unless allowed.
 
     A rule that matches parameters but is overridden by later rules for all of them is not unused.
     """
-    unmatched = [path for path in paths if path not in winners]
     if unmatched and not allow_unmatched_params:
         known = ", ".join(f"{rule.name!r} ({rule.match!r})" for rule in rules) or "(none)"
         raise InvalidArgumentError(
@@ -280,33 +280,30 @@ def assign(spec: Mapping[str, Any], rules: Rules, *, dtype: Any = None, **option
     flat = flatten(spec)
     aliases = _tie(flat, ruleset.ties)
     index = PatternIndex([rule.pattern for rule in parsed])
-    winners = {}
+    matched: list[tuple[Match, list[Match]] | None] = []  # each parameter's winners, in tree order
     for path in flat:
         if path in aliases:
             with about(f"parameter {path!r}"):
                 shape, _ = shape_and_dtype(flat[path], dtype)
-                found = _tied_winners((path, *aliases[path]), parsed, index, shape, layout)
+                matched.append(_tied_winners((path, *aliases[path]), parsed, index, shape, layout))
         else:
-            found = _winners((path,), parsed, index)
-        if found is not None:
-            winners[path] = found
+            matched.append(_winners((path,), parsed, index))
     _check_coverage(
-        list(flat), parsed, index, winners, [alias for names in aliases.values() for alias in names],
+        list(flat), parsed, index, [path for path, found in zip(flat, matched, strict=True) if found is None],
+        [alias for names in aliases.values() for alias in names],
         allow_unmatched_params=ruleset.allow_unmatched_params, allow_unused_rules=ruleset.allow_unused_rules,
     )  # fmt: skip
     paths: list[str] = []
     chosen: list[int] = []
     assignments: list[Assignment] = []
     known: dict[tuple[Any, ...], int] = {}  # (rule, captures its template reads, shape, dtype, index rules) -> position
-    for path, leaf in flat.items():
-        if path not in winners:
+    for (path, leaf), found in zip(flat.items(), matched, strict=True):
+        if found is None:
             continue
-        (rule, captured), overlays = winners[path]
+        (rule, captured), overlays = found
         try:  # what `about` does, without the cost of a context manager per parameter
             shape, own_dtype = shape_and_dtype(leaf, dtype)
-            read = (
-                tuple(captured.items()) if captured and not isinstance(rule.init, Initializer) else ()
-            )  # a template's
+            read = tuple(captured.items()) if captured and not isinstance(rule.init, Initializer) else ()
             key = (id(rule), read, shape, own_dtype, _overlays_key(overlays) if overlays else ())
             position = known.get(key)
             if position is None:
