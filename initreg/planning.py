@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from initreg.dtypes import numpy_dtype
@@ -138,10 +139,12 @@ def _first_captures(rule: Rule, names: Sequence[str]) -> dict[str, int] | None:
     return None
 
 
-Match = tuple[Rule, dict[str, int]]  # a rule and the captures of the name it matched
+Match = tuple[Rule, Mapping[str, int]]  # a rule and the captures of the name it matched
+Winners = tuple[Match, Sequence[Match]]  # a whole-tensor rule's match and those of the index rules after it
+_NO_CAPTURES: Mapping[str, int] = MappingProxyType({})  # what a pattern without captures gives, shared
 
 
-def _winners(names: Sequence[str], rules: Sequence[Rule], index: PatternIndex) -> tuple[Match, list[Match]] | None:
+def _winners(names: Sequence[str], rules: Sequence[Rule], index: PatternIndex) -> Winners | None:
     """The last whole-tensor rule matching any of a tensor's names, and the index rules after it, in order.
 
     Only `index`'s candidates for the names are tested: the others cannot match, and one whose pattern
@@ -154,18 +157,18 @@ def _winners(names: Sequence[str], rules: Sequence[Rule], index: PatternIndex) -
         positions = sorted({position for name in names for position in index.candidates(name)})
     for position in reversed(positions):
         rule = rules[position]
-        captured = {} if rule.pattern.fits_by_ends else _first_captures(rule, names)
+        captured = _NO_CAPTURES if rule.pattern.fits_by_ends else _first_captures(rule, names)
         if captured is None:
             continue
         if rule.index is None:
-            return (rule, captured), overlays[::-1]
+            return (rule, captured), overlays[::-1] if overlays else ()
         overlays.append((rule, captured))
     return None
 
 
 def _tied_winners(
     names: Sequence[str], rules: Sequence[Rule], index: PatternIndex, shape: Shape, layout: str | None
-) -> tuple[Match, list[Match]] | None:
+) -> Winners | None:
     """`_winners` for a tensor with several names, refusing names whose own winners disagree (see above)."""
     together = _winners(names, rules, index)
     own: dict[int, tuple[Match, str]] = {}  # rule position -> its match, the name it won for
@@ -280,7 +283,7 @@ def assign(spec: Mapping[str, Any], rules: Rules, *, dtype: Any = None, **option
     flat = flatten(spec)
     aliases = _tie(flat, ruleset.ties)
     index = PatternIndex([rule.pattern for rule in parsed])
-    matched: list[tuple[Match, list[Match]] | None] = []  # each parameter's winners, in tree order
+    matched: list[Winners | None] = []  # each parameter's winners, in tree order
     for path in flat:
         if path in aliases:
             with about(f"parameter {path!r}"):
@@ -327,7 +330,7 @@ def _rule_name(rule: Rule, overlays: Sequence[Match]) -> str:
 
 
 def _assignment(
-    rule: Rule, captured: dict[str, int], overlays: Sequence[Match], shape: Shape, dtype: str, layout: str | None
+    rule: Rule, captured: Mapping[str, int], overlays: Sequence[Match], shape: Shape, dtype: str, layout: str | None
 ) -> Assignment:
     """The Assignment of `rule` (with the captures of the path it matched) and its index rules to `shape`."""
     chosen_layout = rule.layout or layout
