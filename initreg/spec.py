@@ -9,7 +9,7 @@ the parameter ``dense.kernel``.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from initreg.dtypes import standardize_dtype
@@ -42,12 +42,14 @@ def _key_name(key: Any) -> str:
     return str(key)
 
 
-def _children(node: Any) -> list[tuple[Any, str]] | None:
-    """(key, name) pairs of a subtree node, or None for a leaf."""
+def _children(node: Any) -> Iterable[tuple[Any, str, Any]] | None:
+    """(key, name, child) of each child of a subtree node, in order, or None for a leaf."""
     if type(node) is dict or isinstance(node, Mapping):
-        return [(key, _key_name(key)) for key in node]
+        if all(type(key) is str and key for key in node):  # the common case: each key is its name
+            return zip(node, node, node.values(), strict=True)  # (zip reuses its tuple as the loop unpacks it)
+        return [(key, _key_name(key), node[key]) for key in node]
     if isinstance(node, (list, tuple)) and not _is_shape(node):
-        return [(index, str(index)) for index in range(len(node))]
+        return [(index, str(index), child) for index, child in enumerate(node)]
     return None
 
 
@@ -62,9 +64,8 @@ def _is_leaf(node: Any) -> bool:
 
 def _flatten_into(flat: dict[str, Shape | Array], node: Any, prefix: str, shapes: dict[Shape, Shape]) -> None:
     """Adds the leaves under the subtree `node` to `flat` by dotted path; `shapes` holds those standardized."""
-    for key, name in _children(node) or ():
+    for _, name, child in _children(node) or ():
         path = f"{prefix}.{name}" if prefix else name
-        child = node[key]
         if not _is_leaf(child):
             _flatten_into(flat, child, path, shapes)
             continue
@@ -123,9 +124,8 @@ def _rebuild(node: Any, prefix: str, flat: Mapping[str, Any]) -> Any:
     if children is None:
         return flat.get(prefix, _LEFT_OUT) if prefix else flat[prefix]  # a leaf at the root must be there
     built = {}
-    for key, name in children:
+    for key, name, child in children:
         path = f"{prefix}.{name}" if prefix else name
-        child = node[key]
         value = flat.get(path, _LEFT_OUT) if _is_leaf(child) else _rebuild(child, path, flat)
         if value is not _LEFT_OUT:
             built[key] = value
