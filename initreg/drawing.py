@@ -117,12 +117,12 @@ def generate_all(planned: Assignments, seed: int, backend: Backend) -> list[Arra
     kernels = fused_kernels() if type(backend) is NumpyBackend else None
     if kernels is not None:
         per_call = BATCH_ELEMENTS // BATCHED_UP_TO
+        paths, chosen, shapes = planned.paths, planned.chosen, [assigned.shape for assigned in planned.assignments]
         for (dist, dtype), group in _small_groups(planned).items():
             for start in range(0, len(group) if len(group) >= MIN_BATCH else 0, per_call):
                 batch = group[start : start + per_call]
-                keys = np.frombuffer(derive_keys(seed, [planned.paths[position] for position in batch]), "<u4")
-                shapes = [planned.assignments[planned.chosen[position]].shape for position in batch]
-                drawn = kernels.draw_many(dist, keys.reshape(-1, 2), shapes, dtype)
+                keys = np.frombuffer(derive_keys(seed, [paths[position] for position in batch]), "<u4").reshape(-1, 2)
+                drawn = kernels.draw_many(dist, keys, [shapes[chosen[position]] for position in batch], dtype)
                 if drawn[0].dtype != backend.dtype(dtype):  # computed in float32 for a narrower dtype
                     drawn = [backend.cast(value, dtype) for value in drawn]
                 for position, value in zip(batch, drawn, strict=True):
