@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from initreg import memory
-from initreg.backends.numpy import NumpyBackend, fused_kernels
+from initreg.backends.numpy import NumpyBackend, fused_kernels, loaded_kernels
 from initreg.backends.registry import get_backend
 from initreg.errors import InitregError, prefix_message
 from initreg.initializers.base import Array, ElementwiseInitializer, Initializer, Shape
@@ -82,7 +82,7 @@ def require_draw(
     if holding + math.prod(shape) * memory.MAX_BYTES_PER_ELEMENT < memory.MIN_CHECKED_BYTES:
         return
     if isinstance(backend, NumpyBackend):
-        needed = holding + draw_peak_bytes(initializer, shape, dtype, layout, fused_kernels() is not None)
+        needed = holding + draw_peak_bytes(initializer, shape, dtype, layout, loaded_kernels() is not None)
         memory.require(needed, f"a {dtype} tensor of shape {list(shape)} drawn by {initializer!r}")
 
 
@@ -114,7 +114,9 @@ def generate_all(planned: Assignments, seed: int, backend: Backend) -> list[Arra
     where cast to a narrower dtype).
     """
     values: list[Array] = [None] * len(planned.paths)
-    kernels = fused_kernels() if type(backend) is NumpyBackend else None
+    kernels = None
+    if type(backend) is NumpyBackend:
+        kernels = loaded_kernels() or fused_kernels(_elements(planned), len(planned.paths))
     if kernels is not None:
         per_call = BATCH_ELEMENTS // BATCHED_UP_TO
         paths, chosen, shapes = planned.paths, planned.chosen, [assigned.shape for assigned in planned.assignments]
@@ -131,6 +133,12 @@ def generate_all(planned: Assignments, seed: int, backend: Backend) -> list[Arra
         generate_checked(planned.entry(position), seed, backend) if value is None else value
         for position, value in enumerate(values)
     ]
+
+
+def _elements(planned: Assignments) -> int:
+    """The number of elements of all the planned parameters."""
+    sizes = [math.prod(assigned.shape) for assigned in planned.assignments]
+    return sum(sizes[chosen] for chosen in planned.chosen)
 
 
 def _small_groups(planned: Assignments) -> dict[tuple[Distribution, str], list[int]]:
