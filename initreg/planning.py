@@ -144,17 +144,27 @@ Winners = tuple[Match, Sequence[Match]]  # a whole-tensor rule's match and those
 _NO_CAPTURES: Mapping[str, int] = MappingProxyType({})  # what a pattern without captures gives, shared
 
 
-def _winners(names: Sequence[str], rules: Sequence[Rule], index: PatternIndex) -> Winners | None:
+def _alone(rules: Sequence[Rule]) -> list[Winners | None]:
+    """Per rule, its Winners (shared) if it wins whenever it is a name's last candidate: a whole-tensor rule
+    whose pattern `fits_by_ends` then matches without captures, with no index rule after it; else None."""
+    return [((rule, _NO_CAPTURES), ()) if rule.pattern.fits_by_ends and rule.index is None else None for rule in rules]
+
+
+def _winners(
+    names: Sequence[str], rules: Sequence[Rule], index: PatternIndex, alone: Sequence[Winners | None]
+) -> Winners | None:
     """The last whole-tensor rule matching any of a tensor's names, and the index rules after it, in order.
 
     Only `index`'s candidates for the names are tested: the others cannot match, and one whose pattern
-    `fits_by_ends` matches (without captures).
+    `fits_by_ends` matches (without captures). `alone` is `_alone(rules)`.
     """
-    overlays: list[Match] = []
     if len(names) == 1:
         positions = index.candidates(names[0])
     else:
         positions = sorted({position for name in names for position in index.candidates(name)})
+    if positions and alone[positions[-1]] is not None:
+        return alone[positions[-1]]
+    overlays: list[Match] = []
     for position in reversed(positions):
         rule = rules[position]
         captured = _NO_CAPTURES if rule.pattern.fits_by_ends else _first_captures(rule, names)
@@ -167,13 +177,14 @@ def _winners(names: Sequence[str], rules: Sequence[Rule], index: PatternIndex) -
 
 
 def _tied_winners(
-    names: Sequence[str], rules: Sequence[Rule], index: PatternIndex, shape: Shape, layout: str | None
-) -> Winners | None:
+    names: Sequence[str], rules: Sequence[Rule], index: PatternIndex, alone: Sequence[Winners | None], shape: Shape,
+    layout: str | None,
+) -> Winners | None:  # fmt: skip
     """`_winners` for a tensor with several names, refusing names whose own winners disagree (see above)."""
-    together = _winners(names, rules, index)
+    together = _winners(names, rules, index, alone)
     own: dict[int, tuple[Match, str]] = {}  # rule position -> its match, the name it won for
     for name in names:
-        found = _winners((name,), rules, index)
+        found = _winners((name,), rules, index, alone)
         if found is not None:
             own.setdefault(rules.index(found[0][0]), (found[0], name))
     if together is None or len(own) < 2:
@@ -282,15 +293,15 @@ def assign(spec: Mapping[str, Any], rules: Rules, *, dtype: Any = None, **option
     parsed, dtype, layout = list(ruleset.rules), ruleset.dtype, ruleset.layout
     flat = flatten(spec)
     aliases = _tie(flat, ruleset.ties)
-    index = PatternIndex([rule.pattern for rule in parsed])
+    index, alone = PatternIndex([rule.pattern for rule in parsed]), _alone(parsed)
     matched: list[Winners | None] = []  # each parameter's winners, in tree order
     for path in flat:
         if path in aliases:
             with about(f"parameter {path!r}"):
                 shape, _ = shape_and_dtype(flat[path], dtype)
-                matched.append(_tied_winners((path, *aliases[path]), parsed, index, shape, layout))
+                matched.append(_tied_winners((path, *aliases[path]), parsed, index, alone, shape, layout))
         else:
-            matched.append(_winners((path,), parsed, index))
+            matched.append(_winners((path,), parsed, index, alone))
     _check_coverage(
         list(flat), parsed, index, [path for path, found in zip(flat, matched, strict=True) if found is None],
         [alias for names in aliases.values() for alias in names],

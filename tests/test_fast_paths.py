@@ -186,3 +186,17 @@ def test_a_pattern_that_fits_by_ends_matches_every_path_it_is_a_candidate_for(gl
         if fits:
             assert (index.candidates(path) == [0]) == fnmatchcase(path, glob), path
         assert (pattern.match(path) is not None) == fnmatchcase(path, glob.replace("{i}", "[0-9]")), path
+
+
+def test_a_last_candidate_that_fits_by_ends_wins_alone_and_later_index_rules_still_apply():
+    rules = {
+        "row": {"match": "*.w", "index": "[0]", "init": "ones"},
+        "all": {"match": "*", "init": "zeros"},
+        "column": {"match": "b.*", "index": "[:, 0]", "init": "ones"},
+    }
+    tree = initreg.init_tree({"a.w": (2, 2), "b.w": (2, 2)}, rules)
+    assert {entry.path: entry.rule for entry in initreg.plan({"a.w": (2, 2), "b.w": (2, 2)}, rules)} == {
+        "a.w": "all",
+        "b.w": "all+column",
+    }
+    assert tree["a.w"].tolist() == [[0, 0], [0, 0]] and tree["b.w"].tolist() == [[1, 0], [1, 0]]
