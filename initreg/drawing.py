@@ -10,8 +10,6 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from initreg import memory
 from initreg.backends.numpy import NumpyBackend, fused_kernels, loaded_kernels
 from initreg.backends.registry import get_backend
@@ -118,6 +116,8 @@ def generate_all(planned: Assignments, seed: int, backend: Backend) -> list[Arra
     if type(backend) is NumpyBackend:
         kernels = loaded_kernels() or fused_kernels(_elements(planned), len(planned.paths))
     if kernels is not None:
+        import numpy as np  # loaded with the kernels; `import initreg` does not load it
+
         per_call = BATCH_ELEMENTS // BATCHED_UP_TO
         paths, chosen, shapes = planned.paths, planned.chosen, [assigned.shape for assigned in planned.assignments]
         for (dist, dtype), group in _small_groups(planned).items():

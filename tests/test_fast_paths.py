@@ -4,6 +4,8 @@ The batched path (fused_cpu.draw_many) must give exactly what each tensor's own 
 mixed tree, every leaf of init_tree is compared byte for byte with `generate` of its plan entry.
 """
 
+import subprocess
+import sys
 import warnings
 from fnmatch import fnmatchcase
 
@@ -200,3 +202,8 @@ def test_a_last_candidate_that_fits_by_ends_wins_alone_and_later_index_rules_sti
         "b.w": "all+column",
     }
     assert tree["a.w"].tolist() == [[0, 0], [0, 0]] and tree["b.w"].tolist() == [[1, 0], [1, 0]]
+
+
+def test_the_batched_path_leaves_numpy_out_of_import_initreg():
+    code = "import sys, initreg; print('numpy' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
