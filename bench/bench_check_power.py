@@ -72,7 +72,7 @@ def transformers_trees(trees: int) -> Iterator[Any]:
 
 def false_alarms(trees: int) -> None:
     spec = gpt2_spec()
-    rules = recipes.load("hf_gpt2", spec).rules  # n_layer = 12, read from the spec's blocks
+    rules = recipes.load("hf_gpt2", spec, initializer_range=0.02).rules  # n_layer = 12: the spec's blocks
     sources = {
         "initreg": (initreg.tree.flatten(initreg.init_tree(spec, rules, seed=seed)) for seed in range(trees)),
         "transformers": transformers_trees(trees),
@@ -97,7 +97,7 @@ def planted(trees: int) -> None:
     import torch
 
     spec = gpt2_spec()
-    rules = recipes.load("hf_gpt2", spec).rules  # n_layer = 12, read from the spec's blocks
+    rules = recipes.load("hf_gpt2", spec, initializer_range=0.02).rules  # n_layer = 12: the spec's blocks
 
     def torch_default(params: dict[str, np.ndarray], seed: int) -> str:
         name = "transformer.h.5.mlp.c_fc.weight"

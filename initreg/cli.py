@@ -23,6 +23,7 @@ Hydra's multirun.yaml goes to a temporary folder that is removed at the end.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import hashlib
 import json
@@ -32,6 +33,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -52,6 +54,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from initreg import __version__, io, recipes, registry
+from initreg.checkpoint_config import config_beside
 from initreg.command_settings import SHORT_REPR, check_settings
 from initreg.errors import InitregError, InvalidArgumentError, printable
 from initreg.known_plugins import unknown_option
@@ -423,7 +426,12 @@ def _ruleset(settings: dict[str, Any], spec: Any) -> RuleSet:
     if not recipe:
         settings["variables"] = variables
         return RuleSet.build(settings["rules"], variables=variables, **options)
-    chosen = recipes.from_config(HydraConfig.get().runtime.choices["recipe"], recipe, variables, model=spec)
+    beside = config_beside(settings["model"]["path"]) if settings["model"].get("path") is not None else None
+    if beside is not None:
+        print(f"initreg: note: the recipe reads model.config from {printable(str(beside[1]))}", file=sys.stderr)
+    chosen = recipes.from_config(
+        HydraConfig.get().runtime.choices["recipe"], recipe, variables, model=spec, config=beside and beside[0]
+    )
     print(printable(chosen.describe()))
     settings["rules"], settings["variables"] = recipe["rules"], chosen.variables
     return RuleSet.build(chosen, **options)
@@ -501,6 +509,38 @@ def main() -> None:
         app()
 
 
+def console() -> NoReturn:
+    """The console script (`initreg`): `main`, then, where that is safe, `leave` without the interpreter's teardown."""
+    try:
+        main()
+    except SystemExit as done:
+        if done.code is not None and not isinstance(done.code, int):
+            raise  # a message for Python to print
+        leave(done.code or 0)
+        raise
+    leave(0)
+    raise SystemExit(0)
+
+
+def leave(status: int) -> None:
+    """os._exit(status) once stdout and stderr are flushed and the atexit functions (logging's flush and
+    close among them) have run, skipping only the teardown of the modules, which frees every object
+    one by one. Returns without leaving when another Python thread still runs (the interpreter waits for
+    it at exit) or a stream cannot be flushed, so that the ordinary exit handles it.
+
+    Files the command writes are flushed and fsynced before `main` returns (`initreg.io`).
+    """
+    if threading.active_count() > 1:
+        return
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):  # closed, or a pipe whose reader left: Python's exit reports it
+        return
+    atexit._run_exitfuncs()
+    os._exit(status)
+
+
 @contextmanager
 def _scratch_folder() -> Iterator[None]:
     """``${initreg_scratch:}`` (Hydra's sweep dir, where multirun.yaml goes) as a temporary folder.
@@ -523,4 +563,4 @@ def _scratch_folder() -> Iterator[None]:
 
 
 if __name__ == "__main__":
-    main()
+    console()

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from initreg import memory
-from initreg.backends.numpy import NumpyBackend, fused_kernels
+from initreg.backends.numpy import NumpyBackend, fused_kernels, loaded_kernels
 from initreg.backends.registry import get_backend
 from initreg.errors import InitregError, prefix_message
 from initreg.initializers.base import Array, ElementwiseInitializer, Initializer, Shape
@@ -80,7 +80,7 @@ def require_draw(
     if holding + math.prod(shape) * memory.MAX_BYTES_PER_ELEMENT < memory.MIN_CHECKED_BYTES:
         return
     if isinstance(backend, NumpyBackend):
-        needed = holding + draw_peak_bytes(initializer, shape, dtype, layout, fused_kernels() is not None)
+        needed = holding + draw_peak_bytes(initializer, shape, dtype, layout, loaded_kernels() is not None)
         memory.require(needed, f"a {dtype} tensor of shape {list(shape)} drawn by {initializer!r}")
 
 
@@ -110,7 +110,7 @@ def generate_all(entries: Sequence[PlanEntry], seed: int, backend: Backend) -> l
     call): the same values, each a view of the array of its call (a copy where cast to a narrower dtype).
     """
     values: list[Array] = [None] * len(entries)
-    kernels = fused_kernels() if type(backend) is NumpyBackend else None
+    kernels = fused_kernels(sum(e.size for e in entries), len(entries)) if type(backend) is NumpyBackend else None
     if kernels is not None:
         for (dist, dtype), group in _small_groups(entries).items():
             for start in range(0, len(group) if len(group) >= MIN_BATCH else 0, BATCH_ELEMENTS // BATCHED_UP_TO):

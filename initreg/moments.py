@@ -13,7 +13,8 @@ XL's embedding (P = 5 pieces of k = 4096 blocks, kappa < 3), with the pieces' ow
 within 1.5e-12 and the std within 8e-13 relative.
 
 A piece's own moments come from one fused pass over its memory (``initreg.backends.fused_moments``,
-which states its error bound) when numba is installed and the piece is of a float dtype, else from
+which states its error bound) when the piece is of a float dtype and the NumPy backend's fused kernels
+are loaded or the piece is large enough to load them (``initreg.backends.numpy.fused_kernels``), else from
 NumPy's float64 mean and variance, MOMENT_BLOCK elements at a time.
 """
 
@@ -33,7 +34,7 @@ def piece_moments(values: Any) -> tuple[int, float, float]:
 
     A value that is inf or NaN makes the mean inf or NaN.
     """
-    if fused_kernels() is not None and values.dtype.name in FUSED_DTYPES:
+    if fused_kernels(values.size) is not None and values.dtype.name in FUSED_DTYPES:
         from initreg.backends.fused_moments import moments
 
         return moments(values)

@@ -1,16 +1,38 @@
-"""erfinv by Giles, "Approximating the erfinv function" (GPU Computing Gems, 2010).
+"""erfinv by Giles, "Approximating the erfinv function" (GPU Computing Gems, 2010), and the log it takes.
 
 The single-precision version (two branches) serves float32, the double-precision one (three branches)
 float64. Both take w = -log((1 - x)(1 + x)) and return x p(w); written against an array namespace.
+
+log is written out (`log`), not the namespace's: the fused CPU kernels (``initreg.backends.fused_cpu``)
+cannot call NumPy's, so they compute this same log from the same constants, operation for operation,
+and the reference and the kernels give the same bits.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from typing import Any
 
 Array = Any
 Namespace = Any
+
+# log(1 + f) = 2 atanh(s) = f - s (f - R), s = f / (2 + f), R = sum_{n >= 1} 2 s^2n / (2n + 1), Horner's
+# coefficients 2/(2n + 1) highest first; with 1 + f in [sqrt(1/2), sqrt(2)), s^2 < 0.0295 and the terms
+# up to n leave a relative error below 0.0295^(n + 1) / (2n + 3): 2e-9 for n = 4 (float32), 2e-17 for n = 9.
+ATANH_SERIES_64 = tuple(2.0 / n for n in range(19, 2, -2))  # 2/19, 2/17, ..., 2/3
+ATANH_SERIES_32 = ATANH_SERIES_64[-4:]  # 2/9, 2/7, 2/5, 2/3
+# ln 2 = high + low with `high` short enough that exponent * high is exact (Cephes' and fdlibm's splits).
+LN2_32 = 0.693359375, -2.12194440e-4
+LN2_64 = 6.93147180369123816490e-01, 1.90821492927058770002e-10
+# Bit patterns of 1 and of sqrt(1/2) rounded to nearest: q = (1 + f) 2^e is split with 1 + f in
+# [sqrt(1/2), 2 sqrt(1/2)), with sqrt(1/2) as rounded here.
+ONE_BITS_32, SQRT_HALF_BITS_32 = 0x3F800000, 0x3F3504F3
+ONE_BITS_64, SQRT_HALF_BITS_64 = 0x3FF0000000000000, 0x3FE6A09E667F3BCD
+SQRT_HALF_32 = struct.unpack("<f", struct.pack("<I", SQRT_HALF_BITS_32))[0]
+SQRT_HALF_64 = struct.unpack("<d", struct.pack("<Q", SQRT_HALF_BITS_64))[0]
+# The exponents of the smallest normal floats less one: the bit split reads q = 0 as 2^MIN_EXPONENT.
+MIN_EXPONENT_32, MIN_EXPONENT_64 = -127, -1023
 
 # Horner coefficients, highest degree first.
 SINGLE_CENTRAL = (
@@ -58,9 +80,49 @@ def horner(coefficients: Sequence[float], t: Array, xp: Namespace) -> Array:
     return p
 
 
+def log(q: Array, xp: Namespace) -> Array:
+    """log q for q in [0, 1], float32 or float64, in the precision of q (within 1 ulp; 0 gives MIN_EXPONENT ln2).
+
+    q = (1 + f) 2^e with 1 + f in [sqrt(1/2), 2 sqrt(1/2)) is found exactly (`split`); then
+    log q = e ln2_high + (e ln2_low + (f - s (f - z R(z)))), s = f / (2 + f), z = s^2.
+    """
+    series, (ln2_high, ln2_low) = (ATANH_SERIES_32, LN2_32) if q.dtype == xp.float32 else (ATANH_SERIES_64, LN2_64)
+    m, exponent = split(q, xp)
+    f = m - 1.0
+    s = f / (2.0 + f)
+    z = s * s
+    log1p = f - s * (f - z * horner(series, z, xp))
+    return exponent * ln2_high + (exponent * ln2_low + log1p)
+
+
+def split(q: Array, xp: Namespace) -> tuple[Array, Array]:
+    """(m, e) with q = m 2^e exactly, m in [sqrt(1/2), 2 sqrt(1/2)) and e an integer, for q in (0, 1].
+
+    q = 0 gives (1, MIN_EXPONENT), as the kernels' bit split reads it. Through the namespace's frexp where
+    it has one (NumPy, CuPy, torch, JAX), else (the array API standard has none) by scaling by 2^64 (2^512),
+    2^32, ..., 2 wherever q is still below 2^-63 (2^-511), 2^-31, ..., 1.
+    """
+    single = q.dtype == xp.float32
+    sqrt_half, lowest = (SQRT_HALF_32, MIN_EXPONENT_32) if single else (SQRT_HALF_64, MIN_EXPONENT_64)
+    frexp = getattr(xp, "frexp", None)
+    if frexp is not None:
+        half_m, exponent_plus_one = frexp(q)  # q = half_m 2^(e + 1), half_m in [1/2, 1) (0 for q = 0)
+        m, exponent = 2.0 * half_m, xp.astype(exponent_plus_one, q.dtype) - 1.0
+    else:
+        m, exponent, step = q, xp.zeros_like(q), -lowest // 2 + 1  # the steps add up to -lowest
+        while step >= 1:
+            below = m < 2.0 ** (1 - step)
+            m, exponent = xp.where(below, m * 2.0**step, m), xp.where(below, exponent - float(step), exponent)
+            step //= 2
+    positive = q > 0.0
+    m, exponent = xp.where(positive, m, xp.ones_like(m)), xp.where(positive, exponent, xp.full_like(q, lowest))
+    high = m >= 2.0 * sqrt_half
+    return xp.where(high, 0.5 * m, m), xp.where(high, exponent + 1.0, exponent)
+
+
 def erfinv(x: Array, xp: Namespace) -> Array:
     """Inverse error function for x in (-1, 1), in the precision of x (float32 or float64)."""
-    w = -xp.log((1.0 - x) * (1.0 + x))
+    w = -log((1.0 - x) * (1.0 + x), xp)
     if x.dtype == xp.float64:
         p = xp.where(
             w < 6.25,

@@ -4,9 +4,10 @@ Each parameter is made in pieces of consecutive rows (``generate_slice`` of a ro
 contiguous range of the file) of at most `chunk_bytes` each, so that memory is bounded by
 `chunk_bytes`, not by the tree. The file is byte-identical to ``io.save`` of `init_tree`'s arrays.
 
-Where the NumPy backend's fused kernels draw an element-wise initializer in float32 or float64, the
-streamed write draws each piece with ``fused_cpu.fill_with_moments``: the values the kernels' draw
-gives, bit for bit, and their moments (initreg.moments) from the same pass. Such a piece of at least
+Where the NumPy backend draws an element-wise initializer in float32 or float64 and its fused kernels
+are loaded (or the parameter is large enough that drawing it would load them: REFERENCE_WORK elements),
+the streamed write draws each piece with ``fused_cpu.fill_with_moments``: the values the backend gives,
+bit for bit, and their moments (initreg.moments) from the same pass. Such a piece of at least
 BATCH_BYTES is drawn into one of two arrays used in turn (`PieceBuffers`), not into fresh memory whose
 pages the system would have to map and clear for every piece.
 """
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from initreg import io, memory
 from initreg.ahead import BATCH_BYTES
-from initreg.backends.numpy import NumpyBackend, fused_kernels
+from initreg.backends.numpy import REFERENCE_WORK, NumpyBackend, fused_kernels, loaded_kernels
 from initreg.backends.registry import get_backend
 from initreg.drawing import generate_checked, require_draw
 from initreg.dtypes import numpy_dtype
@@ -101,7 +102,7 @@ def generate_chunks(
 
 def _filled_distribution(entry: PlanEntry, backend: Any) -> Distribution | None:
     """The distribution the fill with moments draws `entry` from, giving the values `generate_chunks`
-    gives on the fused kernels (the NumPy backend, an element-wise initializer that neither draws nor
+    gives (the NumPy backend, an element-wise initializer that neither draws nor
     slices its own way, a float32 or float64 parameter); None where it cannot."""
     initializer = entry.initializer
     if (
@@ -164,9 +165,11 @@ def _measured_chunks(
     docstring), a piece of at least BATCH_BYTES into `buffers`."""
     import numpy as np
 
-    fused = fused_kernels()
     with about(f"parameter {entry.path!r} (rule {entry.rule!r})"):
-        dist = None if fused is None else _filled_distribution(entry, backend)
+        dist = _filled_distribution(entry, backend)
+    fused = loaded_kernels()
+    if fused is None and dist is not None and entry.size >= REFERENCE_WORK:
+        fused = fused_kernels()  # the backend would load them while drawing this entry
     if fused is None or dist is None:
         for piece in generate_chunks(entry, seed, backend, chunk_bytes):
             yield piece, piece_moments(piece) if measured else None

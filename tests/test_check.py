@@ -400,12 +400,18 @@ def test_command_checks_a_recipe_with_variables(tmp_path: Path) -> None:
     block = {"ln_1": {"weight": (64,), "bias": (64,)}, "attn": {"c_attn": {"weight": (64, 192), "bias": (192,)},
              "c_proj": {"weight": (64, 64)}}}  # fmt: skip
     spec = {"h": [block] * 4}
-    recipe = recipes.load("hf_gpt2", n_layer=4)
+    recipe = recipes.load("hf_gpt2", initializer_range=0.02, n_layer=4)
     initreg.save_tree(spec, recipe.rules, tmp_path / "model.safetensors", seed=0, quiet=True)
-    assert _command(tmp_path, "model.path=model.safetensors", "recipe=hf_gpt2", "variables.n_layer=4").returncode == 0
-    assert _command(tmp_path, "model.path=model.safetensors", "recipe=hf_gpt2").returncode == 0  # n_layer read
-    wrong = _command(tmp_path, "model.path=model.safetensors", "recipe=hf_gpt2", "variables.n_layer=1")
+    given = ("model.path=model.safetensors", "recipe=hf_gpt2", "variables.initializer_range=0.02")
+    assert _command(tmp_path, *given, "variables.n_layer=4").returncode == 0
+    assert _command(tmp_path, *given).returncode == 0  # n_layer read from the tree
+    wrong = _command(tmp_path, *given, "variables.n_layer=1")
     assert wrong.returncode == 2 and "n_layer=1 was given but the model has 4 (tree: 4 blocks h.{i})" in wrong.stderr
+    unknown = _command(tmp_path, "model.path=model.safetensors", "recipe=hf_gpt2")  # no config.json beside it
+    assert unknown.returncode == 2
+    assert "recipe 'hf_gpt2' needs variable 'initializer_range', read from model.config.initializer_range" in (
+        unknown.stderr
+    )
 
 
 # --- the HTML report ------------------------------------------------------------------------------
@@ -473,3 +479,37 @@ def test_command_checks_a_checkpoint_saved_by_transformers(tmp_path: Path) -> No
     assert good.returncode == 0, good.stdout[-500:] + good.stderr
     bad = _command(tmp_path, "model.path=bad/model.safetensors", *arguments)
     assert bad.returncode == 1 and json.loads(bad.stdout)["failures"] == ["transformer.h.2.attn.c_attn.weight"]
+
+
+def test_a_checkpoint_is_checked_with_the_initializer_range_of_the_config_json_beside_it(tmp_path: Path) -> None:
+    """save_pretrained writes config.json beside the weights: initializer_range (here 0.05, not transformers'
+    0.02) and the depth are read from it; the same weights with a config saying 0.02 fail; a config.json
+    that contradicts the tree is an error naming both."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    config = GPT2Config(
+        n_embd=64,
+        n_layer=3,
+        n_head=2,
+        vocab_size=1000,
+        n_positions=256,
+        bos_token_id=0,
+        eos_token_id=0,
+        initializer_range=0.05,
+    )
+    GPT2LMHeadModel(config).save_pretrained(tmp_path / "wide")
+    assert _command(tmp_path, "model.path=wide/model.safetensors", "recipe=hf_gpt2").returncode == 0
+    config_json = tmp_path / "wide" / "config.json"
+    saved = json.loads(config_json.read_text())
+    config_json.write_text(json.dumps({**saved, "initializer_range": 0.02}))
+    assert _command(tmp_path, "model.path=wide/model.safetensors", "recipe=hf_gpt2", "--json").returncode == 1
+    config_json.write_text(json.dumps({**saved, "n_layer": 4}))
+    wrong = _command(tmp_path, "model.path=wide/model.safetensors", "recipe=hf_gpt2")
+    assert wrong.returncode == 2
+    assert "'n_layer' is 4 by model.config.n_layer but 3 by tree: 3 blocks h.{i}" in wrong.stderr
+    config_json.write_text("[1, 2]")
+    refused = _command(tmp_path, "model.path=wide/model.safetensors", "recipe=hf_gpt2")
+    assert refused.returncode == 2
+    assert "config.json' beside the checkpoint holds list; valid: an object" in refused.stderr

@@ -636,3 +636,87 @@ def test_a_huge_repeat_count_is_refused_before_any_list_is_made() -> None:
     model["repeat"]["h"]["count"] = 3  # type: ignore[index]
     spec, _ = model_spec(model)
     assert len(initreg.tree.flatten(spec)) == 7
+
+
+# Marks, in the file INITREG_TEST_MARKS, what ran at exit: the atexit functions ("atexit"), the teardown of
+# the modules ("teardown", from an object that only that frees) and, with INITREG_TEST_LATE_THREAD, a
+# non-daemon thread still running when the command ends ("late thread", written 0.5 s after the output exists).
+EXIT_MARKS = """
+import atexit, os, pathlib, threading, time
+
+MARKS = os.environ["INITREG_TEST_MARKS"]
+
+
+def mark(what):
+    with open(MARKS, "a") as marks:
+        marks.write(what + "\\n")
+
+
+class FreedAtTeardown:
+    def __init__(self):  # __del__ uses nothing but its own attributes: the teardown may have cleared the rest
+        self.write, self.marks = os.write, os.open(MARKS, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+
+    def __del__(self):
+        self.write(self.marks, b"teardown\\n")
+
+
+freed_at_teardown = FreedAtTeardown()
+atexit.register(mark, "atexit")
+if os.environ.get("INITREG_TEST_LATE_THREAD"):
+    def late():
+        while not list(pathlib.Path().glob("*.safetensors")):
+            time.sleep(0.01)
+        time.sleep(0.5)
+        mark("late thread")
+
+    threading.Thread(target=late).start()
+"""
+
+
+def exit_marks(
+    tmp_path: Path, command: list[str], **variables: str
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """Runs `command` in tmp_path/work with EXIT_MARKS as sitecustomize; its result and the marks written."""
+    site, work, marks = tmp_path / "site", tmp_path / "work", tmp_path / "marks"
+    site.mkdir()
+    work.mkdir()
+    (site / "sitecustomize.py").write_text(EXIT_MARKS)
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    env.update(PYTHONPATH=str(site), INITREG_TEST_MARKS=str(marks), **variables)
+    done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=120)
+    return done, marks.read_text().splitlines() if marks.exists() else []
+
+
+def test_the_console_script_leaves_without_the_teardown_once_its_output_is_written(tmp_path: Path) -> None:
+    done, marks = exit_marks(tmp_path, [str(INITREG), "init=lecun_normal", "seed=3"])
+    assert done.returncode == 0, done.stderr
+    assert marks == ["atexit"]  # the atexit functions ran, the teardown did not
+    written = load_file(tmp_path / "work" / "mlp-lecun_normal-seed3.safetensors")
+    spec, _ = model_spec(model_config("mlp"))
+    expected = initreg.init_tree(spec, {"weights": {"match": "*", "init": "lecun_normal"},
+                                        "biases": {"match": "*.bias", "init": "zeros"}}, seed=3)  # fmt: skip
+    assert written.keys() == initreg.tree.flatten(expected).keys()
+    assert all(np.array_equal(written[k], v) for k, v in initreg.tree.flatten(expected).items())
+    assert done.stdout.rstrip().endswith("tensors") and "wrote mlp-lecun_normal-seed3.safetensors" in done.stdout
+
+
+def test_the_console_script_keeps_exit_codes_and_messages_of_bad_input(tmp_path: Path) -> None:
+    done, marks = exit_marks(tmp_path, [str(INITREG), "init=no_such_init"])
+    assert done.returncode == 2
+    assert done.stderr.startswith("initreg: error: ") and done.stderr.count("\n") == 1
+    assert marks == ["atexit"]
+    assert list((tmp_path / "work").iterdir()) == []
+
+
+def test_main_called_from_python_returns_and_the_interpreter_exits_as_usual(tmp_path: Path) -> None:
+    code = "import sys; from initreg.cli import main; sys.argv[1:] = ['seed=3']; main(); print('returned')"
+    done, marks = exit_marks(tmp_path, [sys.executable, "-c", code])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.rstrip().endswith("returned")
+    assert marks == ["atexit", "teardown"]
+
+
+def test_a_thread_still_running_at_the_end_is_waited_for(tmp_path: Path) -> None:
+    done, marks = exit_marks(tmp_path, [str(INITREG), "seed=3"], INITREG_TEST_LATE_THREAD="1")
+    assert done.returncode == 0, done.stderr
+    assert marks == ["late thread", "atexit", "teardown"]

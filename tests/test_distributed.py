@@ -48,7 +48,7 @@ def llama_rules():
 
 
 def gpt2_rules():
-    return recipes.load("hf_gpt2", n_layer=2).rules
+    return recipes.load("hf_gpt2", initializer_range=0.02, n_layer=2).rules
 
 
 def gpt2_model():

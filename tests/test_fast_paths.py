@@ -12,6 +12,7 @@ pytest.importorskip("numba")
 import initreg
 from initreg import drawing, rng
 from initreg.backends import fused_cpu
+from initreg.backends.numpy import fused_kernels
 from initreg.distributions import NormalDist, TruncatedNormalDist, UniformDist
 from initreg.spec import flatten
 
@@ -42,6 +43,12 @@ def mixed_spec(blocks: int) -> dict:
             for i in range(blocks)
         ]
     }
+
+
+@pytest.fixture(autouse=True)
+def kernels_loaded() -> None:
+    """The kernels loaded, as after a large draw: a process's first small trees are drawn by the reference."""
+    assert fused_kernels() is not None
 
 
 def test_a_mixed_tree_gives_the_bytes_of_each_tensor_drawn_on_its_own(monkeypatch):

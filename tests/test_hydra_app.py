@@ -235,8 +235,8 @@ RECIPE = """
     block = {"attn.c_attn.weight": (64, 192), "attn.c_proj.weight": (64, 64), "attn.c_proj.bias": (64,),
              "ln_1.weight": (64,)}
     spec = {f"h.{i}.{name}": shape for i in range(4) for name, shape in block.items()}
-    from_app = recipes.from_config("hf_gpt2", cfg.recipe, {"n_layer": 4})
-    shipped = recipes.load("hf_gpt2", n_layer=4)
+    from_app = recipes.from_config("hf_gpt2", cfg.recipe, {"initializer_range": 0.02, "n_layer": 4})
+    shipped = recipes.load("hf_gpt2", initializer_range=0.02, n_layer=4)
     made = initreg.init_tree(spec, from_app.rules, seed=2)
     again = initreg.init_tree(spec, shipped.rules, seed=2)
     print(all(np.array_equal(made[path], again[path]) for path in spec))
@@ -262,7 +262,8 @@ def case_a_recipe_on_a_gpt2_of_another_depth(app: App, tmp: Path) -> None:
     spec = {
         name: array.shape for name, array in written.items() if name != "lm_head.weight" and ".attn.bias" not in name
     }
-    wanted = initreg.init_tree(spec, recipes.load("hf_gpt2", n_layer=3).rules, seed=2, layout="torch")
+    recipe = recipes.load("hf_gpt2", initializer_range=0.02, n_layer=3)
+    wanted = initreg.init_tree(spec, recipe.rules, seed=2, layout="torch")
     for name, array in wanted.items():
         np.testing.assert_array_equal(written[name], array)
 

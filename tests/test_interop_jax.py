@@ -175,7 +175,7 @@ def test_shards_of_a_tensor_with_index_rules_equal_the_whole(mesh):
     from initreg.tree import init_tree, plan
 
     spec = {"transformer.h.0.attn.c_attn.weight": (16, 48)}
-    rules = recipes.load("mup_gpt2", n_layer=1, d_model=16, base_d_model=8).rules
+    rules = recipes.load("mup_gpt2", initializer_range=0.02, n_layer=1, d_model=16, base_d_model=8).rules
     (entry,) = plan(spec, rules, allow_unused_rules=True)
     whole = init_tree(spec, rules, seed=9, allow_unused_rules=True)[entry.path]
     assert not whole[:, :16].any() and np.all(whole[:, 16:] != 0)

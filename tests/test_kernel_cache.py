@@ -123,7 +123,9 @@ import numba
 
 import initreg
 from initreg.backends import fused_cpu
+from initreg.backends import numpy as numpy_backend
 
+numpy_backend.REFERENCE_WORK = 0  # the kernels from the first draw, however small
 values = initreg.LecunNormal(seed=0)((16, 16))
 stats = fused_cpu._fill32.serial.stats  # 256 elements: the serial build
 print("cache path:", stats.cache_path)
@@ -166,3 +168,61 @@ def test_drawing_caches_the_kernels_in_the_user_folder_and_writes_nothing_into_t
         assert f"user cache path: {user / '__pycache__'}" in run.stdout
         assert "numba CACHE_DIR: ''" in run.stdout
     assert package_files() == before
+
+
+LOADING = """
+import sys
+
+import numpy as np
+
+import initreg
+from initreg import rng
+from initreg.backends import numpy as numpy_backend
+from initreg.backends.numpy import REFERENCE_CALL, REFERENCE_WORK, backend
+from initreg.distributions import NormalDist
+
+dist, shape = NormalDist(0.0, 1.0), (16,)
+calls = -(-REFERENCE_WORK // (16 + REFERENCE_CALL))  # the draw whose work reaches REFERENCE_WORK
+drawn = [backend.draw(dist, rng.derive_key(3, str(i)), shape, "float32") for i in range(calls - 1)]
+print("numba before:", "numba" in sys.modules, numpy_backend._imported)
+drawn.append(backend.draw(dist, rng.derive_key(3, str(calls - 1)), shape, "float32"))
+print("numba after:", "numba" in sys.modules, numpy_backend.fused_kernels(0) is not None)
+from initreg.backends import fused_cpu
+
+assert all(
+    values.tobytes() == fused_cpu.draw(dist, rng.derive_key(3, str(i)), shape, "float32").tobytes()
+    for i, values in enumerate(drawn)
+)
+print("same bits")
+"""
+
+
+def test_small_draws_use_the_reference_until_their_work_pays_for_loading_the_kernels() -> None:
+    done = subprocess.run([sys.executable, "-c", LOADING], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["numba before: False []", "numba after: True True", "same bits"]
+
+
+LARGE_DRAW = """
+import sys
+
+import initreg
+from initreg.backends.numpy import REFERENCE_CALL, REFERENCE_WORK
+
+initreg.LecunNormal(seed=3)((REFERENCE_WORK - REFERENCE_CALL,))
+print("numba after a draw of REFERENCE_WORK:", "numba" in sys.modules)
+"""
+
+
+def test_one_draw_as_large_as_reference_work_loads_the_kernels_at_once() -> None:
+    done = subprocess.run([sys.executable, "-c", LARGE_DRAW], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "numba after a draw of REFERENCE_WORK: True"
+
+
+def test_the_command_on_its_default_model_never_imports_numba(tmp_path: Path) -> None:
+    code = "import sys; from initreg.cli import main; sys.argv[1:] = ['seed=3']; main(); print('numba' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "False"
+    assert (tmp_path / "mlp-glorot_uniform-seed3.safetensors").exists()

@@ -102,8 +102,10 @@ def test_other_dtypes_are_refused():
 @pytest.mark.parametrize("fused", [True, False], ids=["fused", "numpy"])
 def test_pieces_merged_equal_the_whole_within_the_bound(fused, monkeypatch):
     if not fused:
-        monkeypatch.setattr(moments_module, "fused_kernels", lambda: None)
+        monkeypatch.setattr(moments_module, "fused_kernels", lambda *_: None)
         monkeypatch.setattr(moments_module, "MOMENT_BLOCK", 1000)
+    else:  # loaded, as after a large draw, so that small pieces take the fused pass too
+        assert moments_module.fused_kernels() is not None
     pieces = [sample(n, np.float32, offset=o, seed=n) for n, o in [(5000, 0.0), (1, 3.0), (70_001, -0.5), (0, 0.0)]]
     total = Moments()
     for piece in pieces:

@@ -151,7 +151,7 @@ def test_hf_default_is_a_small_causal_lm_as_transformers_initializes_it(family: 
 def test_hf_default_without_a_padding_token_zeroes_no_row() -> None:
     values = initreg.init_tree(
         {"model.embed_tokens.weight": (50, 8), "model.norm.weight": (8,)},
-        recipes.load("hf_default", pad_token_id=None).rules,
+        recipes.load("hf_default", initializer_range=0.02, pad_token_id=None).rules,
     )
     assert np.all(values["model.embed_tokens.weight"] != 0)
 
@@ -256,7 +256,7 @@ def test_a_family_no_recipe_serves_is_refused_naming_the_known_ones(config: obje
 def test_a_recipe_that_does_not_fit_the_model_is_refused_without_a_hint_to_ignore_it() -> None:
     spec = {"bert.embeddings.word_embeddings.weight": (10, 4), "bert.embeddings.LayerNorm.weight": (4,)}
     with pytest.raises(initreg.InitregError) as raised:
-        recipes.load("hf_default", spec, pad_token_id=0)
+        recipes.load("hf_default", spec, initializer_range=0.02, pad_token_id=0)
     assert str(raised.value).startswith(
         "recipe 'hf_default' does not fit this model: rule(s) 'norm_scales' ('*norm.weight'), 'padding_row' "
         "('*embed_tokens.weight') match none of its parameters"
@@ -506,14 +506,14 @@ def test_olmo_recipes_are_olmos_init_normal(recipe_name: str, init_fn: str) -> N
 
 
 STRUCTURAL = {  # what each shipped recipe needs given when no model is passed
-    "hf_bert": {"pad_token_id": 0},
-    "hf_default": {"pad_token_id": None},
-    "hf_gemma": {"pad_token_id": 0},
-    "hf_gpt2": {"n_layer": 2},
-    "hf_roberta": {"pad_token_id": 1},
-    "hf_t5": {"d_model": 64, "d_kv": 16, "num_heads": 4, "d_ff": 128},
-    "hf_vit": {},
-    "mup_gpt2": {"n_layer": 2, "d_model": 64, "base_d_model": 32},
+    "hf_bert": {"initializer_range": 0.02, "pad_token_id": 0},
+    "hf_default": {"initializer_range": 0.02, "pad_token_id": None},
+    "hf_gemma": {"initializer_range": 0.02, "pad_token_id": 0},
+    "hf_gpt2": {"initializer_range": 0.02, "n_layer": 2},
+    "hf_roberta": {"initializer_range": 0.02, "pad_token_id": 1},
+    "hf_t5": {"initializer_factor": 1.0, "d_model": 64, "d_kv": 16, "num_heads": 4, "d_ff": 128},
+    "hf_vit": {"initializer_range": 0.02},
+    "mup_gpt2": {"initializer_range": 0.02, "n_layer": 2, "d_model": 64, "base_d_model": 32},
     "olmo2": {},
     "olmo_mitchell": {"d_model": 64, "block_group_size": 1},
     "torchtitan_llama3": {"n_layers": 2},
@@ -582,26 +582,30 @@ def test_a_config_and_a_tree_that_disagree_are_an_error_naming_both() -> None:
     with pytest.raises(
         initreg.InitregError, match=r"'n_layer' is 2 by model.config.n_layer but 3 by tree: 3 blocks h.\{i\}"
     ):
-        recipes.load("hf_gpt2", spec, config={"n_layer": 2})
+        recipes.load("hf_gpt2", spec, config={"initializer_range": 0.02, "n_layer": 2})
     gappy = {"layers.0.attention.wo.weight": (8, 8), "layers.2.attention.wo.weight": (8, 8), "output.weight": (8, 8)}
     with pytest.raises(initreg.InitregError, match="blocks layers.{i}.* are not numbered 0 ... n-1: 1 is missing"):
         recipes.load("torchtitan_llama3", gappy)
 
 
 @pytest.mark.parametrize(
-    ("name", "variable", "readers"),
+    ("name", "given", "variable", "readers"),
     [
-        ("hf_gpt2", "n_layer", "model.config.n_layer or the number of blocks h.{i}"),
-        ("hf_default", "pad_token_id", "model.config.pad_token_id"),
-        ("olmo_mitchell", "d_model", "model.config.d_model or dimension 1 of *wte.weight"),
-        ("torchtitan_llama3", "n_layers", "model.config.n_layers or the number of blocks layers.{i}"),
+        ("hf_gpt2", {"initializer_range": 0.02}, "n_layer", "model.config.n_layer or the number of blocks h.{i}"),
+        ("hf_gpt2", {"n_layer": 2}, "initializer_range", "model.config.initializer_range"),
+        ("hf_default", {"initializer_range": 0.02}, "pad_token_id", "model.config.pad_token_id"),
+        ("hf_default", {"pad_token_id": 0}, "initializer_range", "model.config.initializer_range/init_std"),
+        ("hf_t5", {"d_model": 8, "d_kv": 2, "num_heads": 4, "d_ff": 16}, "initializer_factor",
+         "model.config.initializer_factor"),
+        ("olmo_mitchell", {}, "d_model", "model.config.d_model or dimension 1 of *wte.weight"),
+        ("torchtitan_llama3", {}, "n_layers", "model.config.n_layers or the number of blocks layers.{i}"),
     ],
-)
+)  # fmt: skip
 def test_a_structural_variable_neither_read_nor_given_is_an_error_naming_recipe_and_variable(
-    name: str, variable: str, readers: str
+    name: str, given: dict[str, object], variable: str, readers: str
 ) -> None:
     with pytest.raises(initreg.InitregError) as raised:
-        recipes.load(name)
+        recipes.load(name, **given)
     assert str(raised.value) == (
         f"recipe {name!r} needs variable {variable!r}, read from {readers}: "
         f"pass the model (load({name!r}, model)) or give {variable}=..."
@@ -629,7 +633,8 @@ def test_phi3_default_config_gets_its_padding_row_zeroed() -> None:
 def test_one_recipe_serves_every_depth() -> None:
     spec = {f"h.{i}.attn.c_proj.weight": (16, 16) for i in range(3)}
     for n_layer in (3, 48):
-        entries = initreg.plan(spec, recipes.load("hf_gpt2", n_layer=n_layer).rules, allow_unused_rules=True)
+        recipe = recipes.load("hf_gpt2", initializer_range=0.02, n_layer=n_layer)
+        entries = initreg.plan(spec, recipe.rules, allow_unused_rules=True)
         assert {entry.initializer.stddev for entry in entries} == {0.02 / math.sqrt(2 * n_layer)}
 
 
@@ -663,10 +668,7 @@ def run_command(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_the_command_uses_the_recipe_and_the_model_variables(tmp_path: Path) -> None:
     done = run_command(tmp_path, "recipe=hf_gpt2", "model=gpt2_small", "model.layers=2", "dry_run=true")
     assert done.returncode == 0, done.stderr
-    assert (
-        "recipe 'hf_gpt2': initializer_range=0.02 (default, a hyper-parameter), n_layer=2 (tree: 2 blocks h.{i})"
-        in done.stdout
-    )
+    assert "recipe 'hf_gpt2': initializer_range=0.02 (given), n_layer=2 (tree: 2 blocks h.{i})" in done.stdout
     rows = {line.split("│")[1].strip(): line for line in done.stdout.splitlines() if line.count("│") > 4}
     assert "0.01 " in rows["h.1.mlp.c_proj.weight"] and "residual_projections" in rows["h.1.mlp.c_proj.weight"]
     assert "0.02 " in rows["h.1.mlp.c_fc.weight"] and "ones()" in rows["h.0.ln_1.weight"]
@@ -687,6 +689,36 @@ def test_the_command_writes_what_init_tree_makes_with_the_recipe(tmp_path: Path)
         made_by = json.loads(file.metadata()["initreg"])
     assert made_by["rules"]["output"]["init"]["stddev"] == "=fan_in ** -0.5"
     assert made_by["recipe"] == "torchtitan_llama3" and made_by["variables"]["n_layers"] == 2
+
+
+def test_the_command_reads_the_config_json_beside_a_checkpoint(tmp_path: Path) -> None:
+    """`model=file` of a save_pretrained folder: the recipe reads initializer_range (0.05) and n_layer from its
+    config.json and says so; the file written equals init_tree with those values."""
+    config = transformers.GPT2Config(
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        vocab_size=100,
+        n_positions=16,
+        bos_token_id=0,
+        eos_token_id=0,
+        initializer_range=0.05,
+    )
+    transformers.GPT2Model(config).save_pretrained(tmp_path / "run")
+    done = run_command(
+        tmp_path, "model=file", "model.path=run/model.safetensors", "model.layout=torch", "recipe=hf_gpt2", "seed=1",
+        "output=out.safetensors",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"the recipe reads model.config from {Path('run', 'config.json')}" in done.stderr
+    assert "initializer_range=0.05 (model.config.initializer_range), n_layer=2 (model.config.n_layer)" in done.stdout
+    written = load_file(tmp_path / "out.safetensors")
+    spec = {name: tuple(array.shape) for name, array in written.items()}
+    recipe = recipes.load("hf_gpt2", spec, initializer_range=0.05)
+    expected = initreg.init_tree(spec, recipe.rules, seed=1, layout="torch")
+    for name, array in expected.items():
+        np.testing.assert_array_equal(written[name], array, err_msg=name)
+    assert np.std(written["h.0.mlp.c_fc.weight"]) > 0.04
 
 
 def test_a_bad_expression_on_the_command_line_is_one_line_naming_the_rule(tmp_path: Path) -> None:

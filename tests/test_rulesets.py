@@ -112,7 +112,7 @@ def test_torch_initialize_gives_the_same_values_from_a_ruleset_as_from_the_optio
 
 
 def test_a_recipe_its_rules_and_its_ruleset_give_the_same_tree() -> None:
-    recipe = recipes.load("hf_gpt2", n_layer=2)
+    recipe = recipes.load("hf_gpt2", initializer_range=0.02, n_layer=2)
     spec = {"h.0.attn.c_proj.weight": (8, 8), "h.1.attn.c_proj.weight": (8, 8), "wte.weight": (20, 8)}
     trees = [
         flatten(initreg.init_tree(spec, rules, 1, allow_unused_rules=True))

@@ -65,7 +65,7 @@ GPT2_XL = {"layers": 48, "d_model": 1600, "vocab": 50257, "positions": 1024}
 def stream_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """The NumPy backend on its fused kernels, or (with numba hidden) on the reference of initreg.rng."""
     if request.param == "reference":
-        monkeypatch.setattr(numpy_backend, "fused_kernels", lambda: None)
+        monkeypatch.setattr(numpy_backend, "fused_kernels", lambda *_: None)
     elif numpy_backend.fused_kernels() is None:
         pytest.skip("numba is not importable")
     return str(request.param)

@@ -203,7 +203,7 @@ def test_each_parameter_tests_only_the_rules_whose_literal_prefix_and_suffix_fit
 
 
 def test_a_name_of_8_kb_plans_at_once_and_a_huge_capture_is_one_error_naming_the_parameter() -> None:
-    gpt2 = recipes.load("mup_gpt2", n_layer=12, d_model=768, base_d_model=256)
+    gpt2 = recipes.load("mup_gpt2", initializer_range=0.02, n_layer=12, d_model=768, base_d_model=256)
     long_name = "h." + "1." * 4000 + "attn.c_attn.weight"
     (entry,) = initreg.plan({long_name: (4, 12)}, gpt2.rules, allow_unused_rules=True)
     assert entry.rule == _last_match_over_all(long_name, gpt2.rules) == "hidden_matrices+query_block"

@@ -4,14 +4,15 @@ The kernels compute what ``initreg.rng`` computes (Philox4x32-10 words, x = 2u -
 and its clips), operation for operation in the same precision and order, tile by tile (TILE
 elements, in parallel over numba's threads), writing float32/float64 in place: no temporary is
 larger than a tile. Every element depends only on its own index, so results do not depend on the
-thread count. Words are bit-identical to ``rng.words_range``. Floats differ from the reference only
-through log: NumPy's log cannot be called from a kernel, and libm's would keep LLVM from vectorizing,
-so log is written out here (within 1 ulp); through erfinv that moves results by a few ulp at most.
-fastmath stays off, so LLVM neither fuses multiply-adds nor reorders sums.
+thread count. Words and floats are bit-identical to the reference's, for every distribution and dtype:
+log is ``special.log``, written out there against the array namespace and here through q's bits, from
+the same constants (NumPy's log cannot be called from a kernel, and libm's would keep LLVM from
+vectorizing). fastmath stays off, so LLVM neither fuses multiply-adds nor reorders sums: each float
+operation is the reference's, in its order.
 
 The kernels are cached on disk, in the user's cache folder (``initreg.backends.kernel_cache``, never
 inside the package): the first run compiles them (seconds), later processes load them. numba sees
-edits to this file, not to constants imported from ``initreg.special``; emptying that folder (or
+edits to this file, not to the constants it imports from ``initreg.special``; emptying that folder (or
 pointing ``INITREG_CACHE_DIR`` elsewhere) forces a rebuild.
 
 Each kernel has a serial and a parallel build of the same code (``kernel_cache.Kernel``): outputs
@@ -28,7 +29,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from initreg import rng
+from initreg import rng, special
 from initreg.backends.fused_moments import BLOCK, NO_TABLE, block_moments, merged_blocks
 from initreg.backends.kernel_cache import Kernel
 from initreg.distributions import Distribution
@@ -54,18 +55,16 @@ _DOUBLE_CENTRAL = np.array(DOUBLE_CENTRAL)
 _DOUBLE_MIDDLE = np.array(DOUBLE_MIDDLE)
 _DOUBLE_TAIL = np.array(DOUBLE_TAIL)
 
-# log(1 + f) = 2 atanh(s) = f - s (f - R), s = f / (2 + f), R = sum_{n >= 1} 2 s^2n / (2n + 1); with
-# 1 + f in [sqrt(1/2), sqrt(2)), s^2 < 0.0295 and the terms up to n leave a relative error below
-# 0.0295^(n + 1) / (2n + 3): 2e-9 for n = 4 (float32), 2e-17 for n = 9 (float64).
-_ATANH_SERIES_32 = (2.0 / np.arange(9.0, 2.0, -2.0)).astype(np.float32)  # 2/9, 2/7, 2/5, 2/3
-_ATANH_SERIES_64 = 2.0 / np.arange(19.0, 2.0, -2.0)
-# ln 2 = high + low with `high` short enough that exponent * high is exact (Cephes' and fdlibm's splits).
-_LN2_32 = np.float32(0.693359375), np.float32(-2.12194440e-4)
-_LN2_64 = 6.93147180369123816490e-01, 1.90821492927058770002e-10
-# Bit patterns of 1 and of sqrt(1/2) rounded down: adding their difference to q's bits moves the
-# exponent field up by one exactly when q's mantissa is >= sqrt(2), which leaves 1 + f in [sqrt(1/2), sqrt(2)).
-_ONE_BITS_32, _SQRT_HALF_BITS_32 = 0x3F800000, 0x3F3504F3
-_ONE_BITS_64, _SQRT_HALF_BITS_64 = 0x3FF0000000000000, 0x3FE6A09E667F3BCD
+# special.log's constants: its atanh series, ln 2 split in two, and the bit patterns of its split.
+_ATANH_SERIES_32 = np.array(special.ATANH_SERIES_32, dtype=np.float32)
+_ATANH_SERIES_64 = np.array(special.ATANH_SERIES_64)
+_LN2_32 = np.float32(special.LN2_32[0]), np.float32(special.LN2_32[1])
+_LN2_64 = special.LN2_64
+_SQRT_HALF_BITS_32, _SQRT_HALF_BITS_64 = special.SQRT_HALF_BITS_32, special.SQRT_HALF_BITS_64
+# Adding the difference of the bit patterns of 1 and sqrt(1/2) to q's bits moves the exponent field up by
+# one exactly when q's mantissa is >= 2 sqrt(1/2), which leaves 1 + f in [sqrt(1/2), 2 sqrt(1/2)).
+_SPLIT_32 = special.ONE_BITS_32 - _SQRT_HALF_BITS_32
+_SPLIT_64 = special.ONE_BITS_64 - _SQRT_HALF_BITS_64
 
 # Helpers are inlined into the kernels so that LLVM can vectorize the inner loops (and are cached as
 # part of them); error_model="numpy" drops Python's division check, whose exception branch would stop
@@ -119,12 +118,12 @@ def _horner(coefficients: np.ndarray, t: Scalar) -> Scalar:
 
 @_inline
 def _log32(q: Scalar) -> Scalar:
-    """log of a positive normal float32, in float32 arithmetic (within 1 ulp of correctly rounded).
+    """special.log of a float32 q in [0, 1], bit for bit, splitting q through its bits.
 
-    q = (1 + f) 2^e with 1 + f in [sqrt(1/2), sqrt(2)), taken from q's bits (f is exact);
-    log q = e ln2 + f - s (f - R) with s and R as above.
+    q = (1 + f) 2^e with 1 + f in [sqrt(1/2), 2 sqrt(1/2)), taken from q's bits (f is exact; q = 0, whose
+    exponent field is 0, reads as 2^-127); log q = e ln2 + f - s (f - z R(z)) as there.
     """
-    bits = np.float32(q).view(np.int32) + np.int32(_ONE_BITS_32 - _SQRT_HALF_BITS_32)
+    bits = np.float32(q).view(np.int32) + np.int32(_SPLIT_32)
     exponent = np.float32((bits >> 23) - 127)
     f = np.int32((bits & 0x7FFFFF) + _SQRT_HALF_BITS_32).view(np.float32) - np.float32(1.0)
     s = f / (np.float32(2.0) + f)
@@ -135,8 +134,8 @@ def _log32(q: Scalar) -> Scalar:
 
 @_inline
 def _log64(q: Scalar) -> Scalar:
-    """log of a positive normal float64, as _log32 in float64 (within 1 ulp)."""
-    bits = np.float64(q).view(np.int64) + np.int64(_ONE_BITS_64 - _SQRT_HALF_BITS_64)
+    """special.log of a float64 q in [0, 1], bit for bit, as _log32 (q = 0 reads as 2^-1023)."""
+    bits = np.float64(q).view(np.int64) + np.int64(_SPLIT_64)
     exponent = np.float64((bits >> 52) - 1023)
     f = np.int64((bits & 0xFFFFFFFFFFFFF) + _SQRT_HALF_BITS_64).view(np.float64) - 1.0
     s = f / (2.0 + f)

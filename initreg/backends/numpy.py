@@ -1,13 +1,22 @@
 """The NumPy backend, the default: the random stream on the CPU, bfloat16 through ml_dtypes.
 
-Draws run the fused, multithreaded kernels of ``initreg.backends.fused_cpu`` when numba can be
-imported (it is imported on the first draw, never by ``import initreg``), and the reference of
-``initreg.rng`` otherwise. The choice depends only on numba being importable, never on a tensor's size,
-so a tensor and each of its slices always come from the same code.
+Draws run the reference of ``initreg.rng`` or the fused, multithreaded kernels of
+``initreg.backends.fused_cpu``; the two give the same bits for every distribution and dtype
+(``tests/test_reference_bits.py``), so the choice between them is one of speed alone, and a tensor and
+each of its slices are the same numbers whichever drew them.
+
+Loading the kernels (importing numba, then reading the compiled code from its cache) costs a process
+about as much as the reference drawing REFERENCE_WORK elements (``bench/bench_startup.py`` measures
+both). A process therefore draws with the reference until the work it has given the reference, each
+draw's elements plus REFERENCE_CALL for the call, reaches REFERENCE_WORK, and then loads the kernels
+and keeps them: a process of small draws (the command on its default model) never imports numba, and
+one with large draws pays at most about twice what the better choice in hindsight would have cost.
 """
 
 from __future__ import annotations
 
+import math
+import threading
 from types import ModuleType
 from typing import Any
 
@@ -15,19 +24,55 @@ from initreg import rng
 from initreg.backends.base import Backend
 from initreg.distributions import Distribution
 from initreg.dtypes import numpy_dtype
-from initreg.lazy import once
 
 Array = Any
 
+# Measured with bench/bench_startup.py: a reference draw costs what about 200 more float32 elements
+# would, and loading the kernels what about 500,000 float32 elements (more for float64, whose
+# reference is slower).
+REFERENCE_CALL = 1 << 8
+REFERENCE_WORK = 1 << 19
 
-@once
-def fused_kernels() -> ModuleType | None:
-    """``initreg.backends.fused_cpu``, or None when numba cannot be imported (imported once, under a lock)."""
-    try:
-        from initreg.backends import fused_cpu
-    except ImportError:
-        return None
-    return fused_cpu
+_lock = threading.Lock()
+_reference_work = [0]  # element-equivalents the reference has been given in this process
+_imported: list[ModuleType | None] = []  # the kernels once imported (None without numba)
+
+
+def fused_kernels(elements: int | None = None, calls: int = 1) -> ModuleType | None:
+    """``initreg.backends.fused_cpu``, or None (the reference), under a lock; None whenever numba cannot be imported.
+
+    Without `elements`: the kernels, imported now if they are not yet. With `elements`, the caller's coming
+    work (`calls` draws of `elements` elements in all, counted as elements + REFERENCE_CALL calls): the
+    kernels if already imported, or once this work takes the reference's total in this process to
+    REFERENCE_WORK; else None, and the work is counted as the reference's.
+    """
+    if _imported:  # once known, read without the lock (a list append is atomic)
+        return _imported[0]
+    with _lock:
+        if not _imported:
+            if elements is not None:
+                _reference_work[0] += elements + calls * REFERENCE_CALL
+                if _reference_work[0] < REFERENCE_WORK:
+                    return None
+            try:
+                from initreg.backends import fused_cpu
+            except ImportError:
+                _imported.append(None)
+            else:
+                _imported.append(fused_cpu)
+        return _imported[0]
+
+
+def loaded_kernels() -> ModuleType | None:
+    """The fused kernels if this process has imported them, else None; never imports them."""
+    return _imported[0] if _imported else None
+
+
+def _sliced_size(shape: tuple[int, ...], index: tuple[slice, ...]) -> int:
+    """The number of elements tensor[index] has."""
+    return math.prod(
+        len(range(*part.indices(size))) for size, part in zip(shape, rng.full_index(shape, index), strict=True)
+    )
 
 
 class NumpyBackend(Backend):
@@ -42,8 +87,8 @@ class NumpyBackend(Backend):
         return array.astype(self.dtype(dtype), copy=False)
 
     def draw(self, dist: Distribution, key: rng.Key, shape: tuple[int, ...], dtype: str) -> Array:
-        """The whole tensor through the fused CPU kernels, or the NumPy reference without numba."""
-        fused = fused_kernels()
+        """The whole tensor through the fused CPU kernels or the reference (see the module's docstring)."""
+        fused = fused_kernels(math.prod(shape))
         if fused is None:
             return super().draw(dist, key, shape, dtype)
         return self.cast(fused.draw(dist, key, shape, dtype), dtype)
@@ -51,15 +96,15 @@ class NumpyBackend(Backend):
     def draw_slice(
         self, dist: Distribution, key: rng.Key, shape: tuple[int, ...], index: tuple[slice, ...], dtype: str
     ) -> Array:
-        """tensor[index] through the fused CPU kernels, or the NumPy reference without numba."""
-        fused = fused_kernels()
+        """tensor[index] through the fused CPU kernels or the reference (see the module's docstring)."""
+        fused = fused_kernels(_sliced_size(shape, index))
         if fused is None:
             return super().draw_slice(dist, key, shape, index, dtype)
         return self.cast(fused.draw_slice(dist, key, shape, index, dtype), dtype)
 
     def words(self, key: rng.Key, start: int, count: int) -> Array:
-        """Words of the main stream through the fused CPU kernels, or the NumPy reference without numba."""
-        fused = fused_kernels()
+        """Words of the main stream through the fused CPU kernels or the reference (see the module's docstring)."""
+        fused = fused_kernels(count)
         if fused is None:
             return super().words(key, start, count)
         return fused.words(key, start, count)

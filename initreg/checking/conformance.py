@@ -11,6 +11,7 @@ its distribution (initreg.checking.statistics).
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,6 +21,7 @@ from initreg.checking.measures import ExactMeasure, MatrixMeasure, Measure, Rand
 from initreg.checking.report import ComponentCheck, Report, TensorCheck
 from initreg.checking.sources import Source, Stored, open_source
 from initreg.checking.statistics import bonferroni, holm, ks_test, moment_tests
+from initreg.checkpoint_config import config_beside
 from initreg.errors import InvalidArgumentError
 from initreg.planning import PlanEntry, plan
 from initreg.progress import WriteProgress
@@ -47,7 +49,7 @@ def check(
     params: a torch module (its named_parameters, torch layout), a mapping of NumPy, JAX or torch
     arrays, or a .safetensors or .npz path (read lazily, at most about `chunk_bytes` of a tensor at
     once). rules_or_recipe: a recipe's name (loaded for the model: its structural variables, such as n_layer, are
-    read from it, and `variables` given must agree), a Recipe, or rules
+    read from it and, for a file, from the config.json beside it; `variables` given must agree), a Recipe, or rules
     (a mapping, with `variables`, or parsed Rules). layout: how fans are read from shapes ("keras" or
     "torch"); by default the source's. alpha: the family-wise false-alarm rate across tensors (Holm).
     A progress bar runs on stderr unless `quiet`. ``assert initreg.check(model, "hf_gpt2").ok``.
@@ -60,7 +62,8 @@ def check(
     try:
         spec = {tensor.name: tensor for tensor in source.tensors}
         model = params if hasattr(params, "named_parameters") else {name: t.shape for name, t in spec.items()}
-        rules, variables = _rules(rules_or_recipe, variables, model)
+        beside = config_beside(params) if isinstance(params, (str, os.PathLike)) else None
+        rules, variables = _rules(rules_or_recipe, variables, model, beside[0] if beside else None)
         entries = plan(
             spec, rules, layout=layout or source.layout, variables=variables,
             allow_unmatched_params=allow_unmatched_params, allow_unused_rules=allow_unused_rules,
@@ -74,12 +77,12 @@ def check(
 
 
 def _rules(
-    rules_or_recipe: Any, variables: Mapping[str, Any] | None, model: Any
+    rules_or_recipe: Any, variables: Mapping[str, Any] | None, model: Any, config: Mapping[str, Any] | None
 ) -> tuple[Any, Mapping[str, Any] | None]:
-    """The rules to plan with and their variables, from a recipe's name (loaded for `model`, which its
-    structural variables are read from), a Recipe, or rules."""
+    """The rules to plan with and their variables, from a recipe's name (loaded for `model` and `config`,
+    the checkpoint's config.json, which its structural variables are read from), a Recipe, or rules."""
     if isinstance(rules_or_recipe, str):
-        return recipes.load(rules_or_recipe, model, **(variables or {})).rules, None
+        return recipes.load(rules_or_recipe, model, config=config, **(variables or {})).rules, None
     if isinstance(rules_or_recipe, recipes.Recipe):
         if variables:
             raise InvalidArgumentError(
