@@ -10,7 +10,8 @@ each item before it asks for the next: the worker starts batch k + 2 only when t
 item after batch k's last. The worker runs in the caller's contextvars context (NumPy's errstate among
 them). An exception the iterator raises reaches the caller where its item would have. When the caller
 stops early (an error, a signal), the worker stops after the batch it is making and closes the
-iterator; it is a daemon thread, so it never holds up the end of the process.
+iterator; it is a daemon thread, so it never holds up the end of the process. Once the iterator ends
+(or raises), the worker has ended before the caller gets its last items.
 """
 
 from __future__ import annotations
@@ -68,7 +69,9 @@ def one_batch_ahead(items: Iterable[Item], nbytes: Callable[[Item], int]) -> Ite
     try:
         while True:
             batch, error, last = batches.get()
-            if not last:
+            if last:
+                worker.join()  # it only closes the iterator now; a process may leave at once after
+            else:
                 requests.put(True)
             while batch:
                 yield batch.popleft()

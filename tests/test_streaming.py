@@ -551,3 +551,9 @@ def test_one_batch_ahead_closes_the_iterator_when_the_caller_stops() -> None:
         if number == 3:
             break
     assert closed.wait(timeout=30)
+
+
+def test_one_batch_ahead_s_worker_has_ended_when_the_items_do() -> None:
+    before = threading.active_count()
+    assert list(ahead.one_batch_ahead(iter(range(5)), lambda item: ahead.BATCH_BYTES)) == list(range(5))
+    assert threading.active_count() == before  # a process may leave at once (the command's os._exit)
