@@ -258,9 +258,11 @@ def _each_swept_value(overrides: Sequence[str]) -> Iterator[list[str]]:
 
 @contextmanager
 def _hydra_settings_checked() -> Iterator[None]:
-    """While the command runs, every config Hydra composes (the run's, the multirun's, each job's) has its
-    `hydra` node checked by _check_hydra_node before Hydra uses it (callbacks, logging, launcher); a
-    multirun's, with each value of each sweep too, so that a bad value stops it before its first job."""
+    """While the command runs, every config Hydra composes to use (the run's, the multirun's, each job's) has
+    its `hydra` node checked by _check_hydra_node before Hydra uses it (callbacks, logging, launcher); a
+    multirun's, with each value of each sweep too, so that a bad value stops it before its first job. The
+    probe Hydra composes first to read `hydra.mode` (get_mode, which ignores its errors) is not checked:
+    the run or multirun it leads to composes again, checked."""
     compose = ConfigLoaderImpl.load_configuration
     defaults: dict[tuple[str | None, tuple[str, ...], RunMode], DictConfig] = {}  # by name, choices, mode
 
@@ -286,6 +288,8 @@ def _hydra_settings_checked() -> Iterator[None]:
             if not error.options and group and loader.repository.group_exists(group):
                 error.options = loader.get_group_options(group)
             raise
+        if run_mode == RunMode.MULTIRUN and kwargs.get("validate_sweep_overrides") is False:
+            return composed  # Hydra's get_mode probe: it reads hydra.mode only and ignores errors; the run is checked
         _check_hydra_node(composed, own_config(loader, config_name, composed, run_mode))
         if run_mode == RunMode.MULTIRUN:  # before the first job runs, not when a later one is composed
             for job_overrides in _each_swept_value(overrides):

@@ -400,7 +400,8 @@ class Registry(Generic[T]):
         with _LOCK:
             taken = name in self._lookup
         if taken:
-            self._warn(entry_point, clash)
+            if _distribution_name(entry_point) != BUILT_IN:  # else initreg's own entry point for what it registered
+                self._warn(entry_point, clash)
             return
         with _importing(_distribution_name(entry_point)):
             value = call_plugin(entry_point.load)  # a plugin's import may fail in any way; it must not break us

@@ -81,7 +81,10 @@ def horner(coefficients: Sequence[float], t: Array, xp: Namespace) -> Array:
 
 
 def log(q: Array, xp: Namespace) -> Array:
-    """log q for q in [0, 1], float32 or float64, in the precision of q (within 1 ulp; 0 gives MIN_EXPONENT ln2).
+    """log q, in the precision of q (float32: within 1 ulp; float64: 2), for q = 0 or a normal float in (0, 1].
+
+    A draw's q = (1 - x)(1 + x) is one of those (at least 2^-24, float64: 2^-53, unless 0); q = 0 gives
+    MIN_EXPONENT ln2.
 
     q = (1 + f) 2^e with 1 + f in [sqrt(1/2), 2 sqrt(1/2)) is found exactly (`split`); then
     log q = e ln2_high + (e ln2_low + (f - s (f - z R(z)))), s = f / (2 + f), z = s^2.
@@ -96,7 +99,7 @@ def log(q: Array, xp: Namespace) -> Array:
 
 
 def split(q: Array, xp: Namespace) -> tuple[Array, Array]:
-    """(m, e) with q = m 2^e exactly, m in [sqrt(1/2), 2 sqrt(1/2)) and e an integer, for q in (0, 1].
+    """(m, e) with q = m 2^e exactly, m in [sqrt(1/2), 2 sqrt(1/2)) and e an integer, for a normal q in (0, 1].
 
     q = 0 gives (1, MIN_EXPONENT), as the kernels' bit split reads it. Through the namespace's frexp where
     it has one (NumPy, CuPy, torch, JAX), else (the array API standard has none) by scaling by 2^64 (2^512),

@@ -688,6 +688,9 @@ def exit_marks(
 
 
 def test_the_console_script_leaves_without_the_teardown_once_its_output_is_written(tmp_path: Path) -> None:
+    assert INITREG is not None and "initreg.cli import console" in Path(INITREG).read_text(), (
+        f"{INITREG} predates the initreg.cli:console entry point: reinstall the project (pip install -e .)"
+    )
     done, marks = exit_marks(tmp_path, [str(INITREG), "init=lecun_normal", "seed=3"])
     assert done.returncode == 0, done.stderr
     assert marks == ["atexit"]  # the atexit functions ran, the teardown did not

@@ -56,6 +56,19 @@ def test_words_are_bit_identical_to_the_reference(start, count):
     assert np.array_equal(fused_cpu.words(KEY, start, count), rng.words_range(KEY, start, count, np))
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_every_start_and_length_within_a_block_matches_the_whole(dtype):
+    """Head (before the first block boundary), whole blocks and tail, for each alignment and short length."""
+    dist, whole_words = UniformDist(-1.0, 1.0), rng.words_range(KEY, 0, 64, np)
+    whole = fused_cpu.draw(dist, KEY, (32,), dtype)
+    for start in range(9):
+        for count in range(13):
+            part = fused_cpu.draw_slice(dist, KEY, (32,), (slice(start, start + count),), dtype)
+            assert part.tobytes() == whole[start : start + count].tobytes(), (start, count)
+            assert np.array_equal(fused_cpu.words(KEY, start, count), whole_words[start : start + count])
+    assert np.array_equal(whole, rng.draw(dist, KEY, (32,), dtype, np))
+
+
 def test_the_first_block_with_key_zero_is_the_philox_known_answer():
     assert fused_cpu.words((0, 0), 0, 4).tolist() == [0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8]
 

@@ -124,7 +124,7 @@ def test_first_draws_through_the_fused_kernels_race(repetition: int, layer: str)
         import initreg
 
         def first_use():
-            return initreg.LecunNormal(seed=3)((1024, 512))  # REFERENCE_WORK elements: it loads the kernels
+            return initreg.LecunNormal(seed=3)((1024, 1024))  # REFERENCE_WORK elements: it loads the kernels
 
         def check(results):
             import numpy as np
@@ -133,7 +133,7 @@ def test_first_draws_through_the_fused_kernels_race(repetition: int, layer: str)
             assert fused_kernels() is not None, "numba is a dependency: the draws must use the fused kernels"
             for result in results:
                 np.testing.assert_array_equal(result, results[0])
-            np.testing.assert_array_equal(results[0], initreg.LecunNormal(seed=3)((1024, 512)))
+            np.testing.assert_array_equal(results[0], initreg.LecunNormal(seed=3)((1024, 1024)))
         """,
         NUMBA_THREADING_LAYER=layer,
     )

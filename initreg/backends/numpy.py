@@ -9,8 +9,9 @@ Loading the kernels (importing numba, then reading the compiled code from its ca
 about as much as the reference drawing REFERENCE_WORK elements (``bench/bench_startup.py`` measures
 both). A process therefore draws with the reference until the work it has given the reference, each
 draw's elements plus REFERENCE_CALL for the call, reaches REFERENCE_WORK, and then loads the kernels
-and keeps them: a process of small draws (the command on its default model) never imports numba, and
-one with large draws pays at most about twice what the better choice in hindsight would have cost.
+and keeps them: a process of small draws (the command on its default model) never imports numba, one
+draw of REFERENCE_WORK elements or more loads the kernels at once, and many small draws adding up to more
+cost at most about twice (2.4 times for float64 normals) what the better choice in hindsight would have.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ from initreg.dtypes import numpy_dtype
 
 Array = Any
 
-# Measured with bench/bench_startup.py: a reference draw costs what about 200 more float32 elements
-# would, and loading the kernels what about 500,000 float32 elements (more for float64, whose
-# reference is slower).
-REFERENCE_CALL = 1 << 8
-REFERENCE_WORK = 1 << 19
+# Measured with bench/bench_startup.py (2 cores): a reference draw costs what 260 (float64 normal) to 860
+# (float32 uniform) more elements would; loading the kernels, 0.6 CPU s, what 0.76M (float64 normal) to
+# 4.4M (float32 uniform) elements would. REFERENCE_WORK is below every float32 break-even and within 1.4x
+# of every float64 one.
+REFERENCE_CALL = 1 << 9
+REFERENCE_WORK = 1 << 20
 
 _lock = threading.Lock()
 _reference_work = [0]  # element-equivalents the reference has been given in this process

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+from initreg.backends import numpy as numpy_backend
 from initreg.backends.base import Backend
 from initreg.errors import BackendUnavailableError
 from initreg.plugin_registry import BUILT_IN, Entry, Failure, PluginWarning, Registry, call_plugin
@@ -18,6 +19,9 @@ def _check_backend(value: Any) -> str | None:
 
 
 backends: Registry[Backend] = Registry("backend", "initreg.backends", _check_backend)
+# The default backend is registered here as well as by its entry point, so that the default needs no scan
+# of every installed distribution's entry points (about 0.1 s in a large environment).
+backends.register(DEFAULT_BACKEND, numpy_backend.backend)
 
 
 def get_backend(backend: str | Backend | None = None) -> Backend:
