@@ -13,9 +13,10 @@ deleted afterwards:
 - JAX: ``jax.nn.initializers.lecun_normal`` (jitted, CPU) for every weight of initreg's plan, zeros and
   ones for the rest, then ``safetensors.numpy.save_file`` (bench/bench_tree.py's JAX row).
 
-The command runs once on its default model first, untimed, so that its kernels are in the cache as
-after any first run. Columns: whole wall time (interpreter start, imports and the write included), the peak RSS of the
-process (``os.wait4``), and each row's wall time over initreg's. A first table times, in this process,
+The command runs once on GPT-2 XL with one block first, untimed, so that the kernels it uses are in
+the cache as after any first run (the default model draws too little to load them). Columns: whole
+wall time (interpreter start, imports and the write included), the peak RSS of the process
+(``os.wait4``), and each row's wall time over initreg's. A first table times, in this process,
 one 64 MiB piece: its draw into fresh memory and into a reused buffer, its statistics by the fused pass
 and by np.mean + np.var over blocks of 2^18 elements (as the table computed them before), and the draw
 with its statistics in one pass (``fused_cpu.fill_with_moments``, into a reused buffer: what the
@@ -48,7 +49,7 @@ main()
 WARM_UP = """
 import sys
 from initreg.cli import main
-sys.argv = ["initreg", f"output={sys.argv[1]}"]
+sys.argv = ["initreg", "model=gpt2_xl", "model.layers=1", f"output={sys.argv[1]}", "progress=false"]
 main()
 """
 
@@ -132,6 +133,7 @@ def main() -> None:
         rows_file.write_text(json.dumps(peer_rows(spec, rules)))
         out = str(Path(folder) / "tree.safetensors")
         run(WARM_UP, [str(Path(folder) / "warm.safetensors")])  # kernels compiled and cached, as after install
+        (Path(folder) / "warm.safetensors").unlink()
         runs = {
             "initreg model=gpt2_xl (the command)": run(INITREG, [str(args.layers), out]),
             "transformers GPT2Model() + save_file": run(TRANSFORMERS, [str(args.layers), out]),
