@@ -4,9 +4,18 @@ How a JAX PRNG key maps onto initreg's stream: the key's data (``jax.random.key_
 words for the default threefry keys) read as one big-endian integer is the seed, and the adapter's
 `path` (default "") is the path. So ``kernel_init(init)(jax.random.key(s), shape)`` equals
 ``initreg.init_slice(init, shape, (), seed=s, path="")`` for 0 <= s < 2**32, and the keys Flax derives
-for each parameter (by folding in the module path) give each parameter its own stream. The values are
-made on the host with the NumPy backend, through ``jax.pure_callback``, so the adapter also works
-under ``jax.jit`` and ``jax.vmap``.
+for each parameter (by folding in the module path) give each parameter its own stream.
+
+Where the values are made: on a GPU or TPU backend, the element-wise initializers (the VarianceScaling
+family, RandomNormal, TruncatedNormal, RandomUniform: ``ElementwiseInitializer``) in real dtypes are traced
+on ``jax.numpy`` (initreg.interop.jax_stream: key derivation, Philox and the samples), so they run on the
+device, inside ``jax.jit``, ``jax.vmap`` and sharded outputs, and so are constants (their distinct values
+broadcast); the Philox words are the NumPy reference's bit for bit, samples within a few ulp (XLA's log and
+multiply-adds; see docs/interop.md). On a CPU backend, and for everything without a traced form
+(whole-tensor initializers such as Orthogonal, index rules, complex dtypes, third-party initializers), the
+values are made on the host by initreg's CPU kernel through ``jax.pure_callback`` (which works under ``jit``
+and ``vmap`` too): on a CPU it is faster than the traced form and compiles in a fraction of the time
+(docs/performance.md, "JAX"). ``host`` picks either way.
 
 ``init_sharded`` makes one parameter as a sharded ``jax.Array`` with ``jax.make_array_from_callback``:
 each device's shard is ``init_slice`` of its index, so each process makes only its own devices' shards, and
@@ -44,15 +53,18 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from initreg import rng
 from initreg.distributions import NormalDist, UniformDist
 from initreg.dtypes import numpy_dtype, standardize_dtype
 from initreg.errors import InvalidArgumentError, choices
-from initreg.initializers.base import Initializer, Shape, standardize_shape
+from initreg.initializers.base import ElementwiseInitializer, Initializer, Shape, standardize_shape
+from initreg.initializers.constant import Constant
 from initreg.initializers.random import RandomNormal
 from initreg.initializers.variance_scaling import VarianceScaling, jax_rank_message
+from initreg.interop import jax_stream
 from initreg.slicing import as_initializer, init_slice, normalize_index, stream_seed
 
 KernelInit = Callable[..., jax.Array]
@@ -63,13 +75,18 @@ COMPLEX_TRUNCATED_STD = 0.95311164380491208  # JAX's constant for the complex no
 SECOND_PART_STREAM = 1
 
 
-def seed_from_key_data(words: Any) -> int:
-    """The seed of one key's data: its uint32 words w0, w1, ... read big-endian, w0 2^32 + w1 for threefry."""
-    data = np.asarray(words)
+def check_key_data(data: Any) -> None:
+    """Raises unless `data` (a NumPy array or a traced one) is the data of one key: a 1-D uint32 array."""
     if data.dtype != np.uint32 or data.ndim != 1:
         raise InvalidArgumentError(
             f"expected the data of one JAX PRNG key (a 1-D uint32 array); got shape {data.shape} and dtype {data.dtype}"
         )
+
+
+def seed_from_key_data(words: Any) -> int:
+    """The seed of one key's data: its uint32 words w0, w1, ... read big-endian, w0 2^32 + w1 for threefry."""
+    data = np.asarray(words)
+    check_key_data(data)
     return int.from_bytes(data.astype(">u4").tobytes(), "big")
 
 
@@ -87,14 +104,19 @@ def kernel_init(
     in_axis: Axis | None = None,
     out_axis: Axis | None = None,
     batch_axis: Axis | None = None,
+    host: bool | None = None,
 ) -> KernelInit:
     """A Flax-style ``init(key, shape, dtype=dtype)`` drawing `initializer` from initreg's stream.
 
     `initializer` is anything ``initreg.get`` takes; `layout` names the weight layout for fans ("keras",
     which is Flax's [..., in, out], by default); `dtype` is the default dtype (float32 if None);
     `in_axis`/`out_axis`/`batch_axis` give JAX's fans (see the module docstring). The stream is
-    (seed_from_key(key), path).
+    (seed_from_key(key), path). `host`: True makes the values on the host through ``jax.pure_callback``,
+    False traces them on the device wherever the initializer has a traced form; None (the default) makes
+    them on the host when JAX's default backend is the CPU, where that is faster (see the module docstring).
     """
+    if host is not None and not isinstance(host, bool):
+        raise InvalidArgumentError(f"host must be True, False or None; got {host!r}")
     init = as_initializer(initializer)
     jax_axes = None if in_axis is None and out_axis is None and batch_axis is None else (in_axis, out_axis, batch_axis)
     if jax_axes is not None:
@@ -111,12 +133,44 @@ def kernel_init(
         standard_shape, dtype_name = standardize_shape(shape), parameter_dtype(init, dtype)
         shaped = init if jax_axes is None else with_jax_fans(init, len(standard_shape), *jax_axes)
         shaped.check(standard_shape, COMPLEX_PARTS.get(dtype_name, dtype_name), layout)  # here, not in the callback
+        jax_stream.check_dtype_available(dtype_name)
+        words = jax.random.key_data(key)
+        check_key_data(words)
+        on_host = jax.default_backend() == "cpu" if host is None else host
+        if not on_host and isinstance(shaped, ElementwiseInitializer) and dtype_name not in COMPLEX_PARTS:
+            dist = shaped.distribution_for(standard_shape, layout)
+            traced: jax.Array = jax_stream.draw(dist, stream_key(words, path), standard_shape, dtype_name)
+            return traced
+        if not on_host and isinstance(shaped, Constant):
+            return constant_values(shaped, standard_shape, dtype_name)
         result = jax.ShapeDtypeStruct(standard_shape, numpy_dtype(dtype_name))  # type: ignore[no-untyped-call]
-        host = _HostValues(shaped, standard_shape, dtype_name, path, layout)
-        values: jax.Array = jax.pure_callback(host, result, jax.random.key_data(key), vmap_method="sequential")
+        callback = _HostValues(shaped, standard_shape, dtype_name, path, layout)
+        values: jax.Array = jax.pure_callback(callback, result, words, vmap_method="sequential")
         return values
 
     return init_fn
+
+
+def constant_values(init: Constant, shape: Shape, dtype: str) -> jax.Array:
+    """A Constant's values without a callback: the distinct ones (the value's own shape, cast as on the host
+    by init_slice: they do not depend on the key) become a constant, broadcast to `shape` by XLA."""
+    value_shape = np.shape(init.value)
+    offset = len(shape) - len(value_shape)
+    distinct = tuple(
+        slice(None) if axis >= offset and value_shape[axis - offset] == size else slice(0, min(size, 1))
+        for axis, size in enumerate(shape)
+    )
+    values = init_slice(init, shape, distinct, seed=0, path="", dtype=dtype)
+    return jnp.broadcast_to(jnp.asarray(values), shape)
+
+
+def stream_key(words: Any, path: str) -> tuple[Any, Any]:
+    """The Philox key (two uint32) of (the seed of one key's data `words`, `path`): rng.derive_key on the host
+    when the words are concrete (eager calls), jax_stream.derive_key traced when they are not (jit, vmap)."""
+    if isinstance(words, jax.core.Tracer):
+        return jax_stream.derive_key(words, path)
+    first, second = rng.derive_key(seed_from_key_data(words), path)
+    return np.uint32(first), np.uint32(second)
 
 
 def jax_fan_axes(
