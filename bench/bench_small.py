@@ -4,12 +4,14 @@
 
 Section 1: --tensors parameters of shape (--size,), random_normal(stddev=0.02), in one
 ``initreg.init_tree`` call (warm: after one call that loads the kernels), and the same count of
-``torch.nn.init.normal_(t, 0.0, 0.02)`` calls over preallocated torch tensors of that shape. Each
-is the best of --repeats, first on the machine as it is ("quiet"), then with --busy processes of
-this script spinning in a pure-Python loop beside it ("busy"), in the same run; each also with one
-kernel call per tensor (drawing.MIN_BATCH set above the tree's size), as before small tensors of one
-distribution were drawn together. The plan (``initreg.plan`` of the same tree) is timed on its own;
-"its draws" is the rest.
+``torch.nn.init.normal_(t, 0.0, 0.02)`` calls over preallocated torch tensors of that shape, what a
+user writes to initialize them with torch. Each is the best of --repeats, wall time
+(``time.perf_counter``) and CPU time of this process (``time.process_time``) each, first on the
+machine as it is ("quiet"), then with --busy processes of this script spinning in a pure-Python
+loop beside it ("busy"), in the same run; each also with one kernel call per tensor
+(drawing.MIN_BATCH set above the tree's size), as before small tensors of one distribution were
+drawn together. The plan (``planning.assign`` of the same tree, what init_tree plans with) is timed
+on its own; "its draws" is the rest.
 
 Section 2, where the parallel kernel pays: one float32 truncated-normal draw (lecun_normal's kind)
 of n elements through the serial build and through the parallel build of the same kernel
@@ -32,7 +34,7 @@ import torch
 from machine import cpu_model
 
 import initreg
-from initreg import drawing, rng
+from initreg import drawing, planning, rng
 from initreg.backends import fused_cpu, kernel_cache
 from initreg.distributions import TruncatedNormalDist
 
@@ -59,18 +61,19 @@ def busy(processes: int) -> Iterator[None]:
             spinner.join()
 
 
-def best(function: Callable[[], object], repeats: int) -> float:
-    """The least wall time of `repeats` calls, in seconds."""
-    times = []
+def best(function: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """The least wall time and the least CPU time of this process of `repeats` calls, in seconds."""
+    walls, cpus = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         function()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        cpus.append(time.process_time() - cpu)
+        walls.append(time.perf_counter() - wall)
+    return min(walls), min(cpus)
 
 
-def small_tensors(tensors: int, size: int, repeats: int) -> tuple[float, float, float]:
-    """(init_tree s, its plan s, torch loop s) for `tensors` tensors of shape (size,)."""
+def small_tensors(tensors: int, size: int, repeats: int) -> dict[str, tuple[float, float]]:
+    """{"init_tree", "plan", "torch": (wall s, CPU s)} for `tensors` tensors of shape (size,)."""
     spec = {f"p{i}": (size,) for i in range(tensors)}
     initreg.init_tree(spec, RULES, seed=0)  # warm: kernels loaded
     parameters = [torch.empty(size) for _ in range(tensors)]
@@ -80,8 +83,11 @@ def small_tensors(tensors: int, size: int, repeats: int) -> tuple[float, float, 
             torch.nn.init.normal_(parameter, 0.0, 0.02)
 
     torch_loop()
-    whole = best(lambda: initreg.init_tree(spec, RULES, seed=0), repeats)
-    return whole, best(lambda: initreg.tree.plan(spec, RULES), repeats), best(torch_loop, repeats)
+    return {
+        "init_tree": best(lambda: initreg.init_tree(spec, RULES, seed=0), repeats),
+        "plan": best(lambda: planning.assign(spec, RULES), repeats),
+        "torch": best(torch_loop, repeats),
+    }
 
 
 def crossover(repeats: int) -> list[tuple[int, float, float]]:
@@ -97,7 +103,9 @@ def crossover(repeats: int) -> list[tuple[int, float, float]]:
         timed = []
         for build in (fused_cpu._fill32.serial, fused_cpu._fill32.parallel):
             build(*arguments)
-            timed.append(best(lambda b=build, a=arguments, c=calls: [b(*a) for _ in range(c)], repeats) / calls * 1e6)
+            timed.append(
+                best(lambda b=build, a=arguments, c=calls: [b(*a) for _ in range(c)], repeats)[0] / calls * 1e6
+            )
         rows.append((n, *timed))
     return rows
 
@@ -115,15 +123,23 @@ def main() -> None:
           f"{numba.get_num_threads()} threads, torch {torch.get_num_threads()} threads, "
           f"PARALLEL_FROM = {kernel_cache.PARALLEL_FROM}, MIN_BATCH = {drawing.MIN_BATCH}")  # fmt: skip
     print()
-    print(f"| {args.tensors:,} tensors of ({args.size},) | init_tree s | its plan s | its draws s | torch loop s |")
-    print("|---|---:|---:|---:|---:|")
+    print(
+        f"| {args.tensors:,} tensors of ({args.size},), wall s / CPU s | init_tree | its plan | its draws "
+        "| torch loop | init_tree / torch loop |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
     batched_from = drawing.MIN_BATCH
     for label, load in (("quiet", 0), (f"{args.busy} busy process(es) beside", args.busy)):
         for threshold, calls in ((batched_from, ""), (args.tensors + 1, ", one kernel call per tensor (before)")):
             drawing.MIN_BATCH = threshold
             with busy(load):
-                ours, planning, theirs = small_tensors(args.tensors, args.size, args.repeats)
-            print(f"| {label}{calls} | {ours:.3f} | {planning:.3f} | {ours - planning:.3f} | {theirs:.3f} |")
+                timed = small_tensors(args.tensors, args.size, args.repeats)
+            (wall, cpu), (plan_wall, plan_cpu), (torch_wall, torch_cpu) = timed.values()
+            print(
+                f"| {label}{calls} | {wall:.3f} / {cpu:.3f} | {plan_wall:.3f} / {plan_cpu:.3f} | "
+                f"{wall - plan_wall:.3f} / {cpu - plan_cpu:.3f} | {torch_wall:.3f} / {torch_cpu:.3f} | "
+                f"{wall / torch_wall:.2f}x / {cpu / torch_cpu:.2f}x |"
+            )
     drawing.MIN_BATCH = batched_from
     print()
     print("| n (float32 elements) | serial build us/call | parallel build us/call | machine |")

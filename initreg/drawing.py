@@ -16,8 +16,8 @@ from initreg.backends.registry import get_backend
 from initreg.errors import InitregError, prefix_message
 from initreg.initializers.base import Array, ElementwiseInitializer, Initializer, Shape
 from initreg.initializers.overlay import Overlay
-from initreg.planning import PlanEntry, plan
-from initreg.rng import derive_key
+from initreg.planning import Assignment, Assignments, PlanEntry, assign
+from initreg.rng import derive_key, derive_keys
 from initreg.rules import RuleOptions, Rules
 from initreg.slicing import stream_seed
 from initreg.spec import unflatten
@@ -98,62 +98,82 @@ def init_tree(
     (seed, p) always gives the same values, whatever else is in the tree. A tied alias in the spec
     gets the very array of its parameter.
     """
-    entries = plan(spec, rules, dtype=dtype, **options)
-    return unflatten(with_aliases(entries, generate_all(entries, stream_seed(seed), get_backend(backend))), like=spec)
+    planned = assign(spec, rules, dtype=dtype, **options)
+    values = generate_all(planned, stream_seed(seed), get_backend(backend))
+    return unflatten(_named(planned.paths, values, planned.aliases), like=spec)
 
 
-def generate_all(entries: Sequence[PlanEntry], seed: int, backend: Backend) -> list[Array]:
-    """`generate_checked` of each entry; on NumPy with the fused kernels, many small tensors in few calls.
+def generate_all(planned: Assignments, seed: int, backend: Backend) -> list[Array]:
+    """`generate_checked` of each parameter; on NumPy with the fused kernels, many small tensors in few calls.
 
     An ElementwiseInitializer's tensors of at most BATCHED_UP_TO elements, when MIN_BATCH or more share
     a distribution and dtype, are drawn together (`fused_cpu.draw_many`, up to BATCH_ELEMENTS elements a
-    call): the same values, each a view of the array of its call (a copy where cast to a narrower dtype).
+    call, their keys derived in one pass): the same values, each a view of the array of its call (a copy
+    where cast to a narrower dtype).
     """
-    values: list[Array] = [None] * len(entries)
-    kernels = fused_kernels(sum(e.size for e in entries), len(entries)) if type(backend) is NumpyBackend else None
+    values: list[Array] = [None] * len(planned.paths)
+    kernels = None
+    if type(backend) is NumpyBackend:
+        kernels = loaded_kernels() or fused_kernels(_elements(planned), len(planned.paths))
     if kernels is not None:
-        for (dist, dtype), group in _small_groups(entries).items():
-            for start in range(0, len(group) if len(group) >= MIN_BATCH else 0, BATCH_ELEMENTS // BATCHED_UP_TO):
-                batch = group[start : start + BATCH_ELEMENTS // BATCHED_UP_TO]
-                keys = [derive_key(seed, entries[position].path) for position in batch]
-                drawn = kernels.draw_many(dist, keys, [entries[position].shape for position in batch], dtype)
+        import numpy as np  # loaded with the kernels; `import initreg` does not load it
+
+        per_call = BATCH_ELEMENTS // BATCHED_UP_TO
+        paths, chosen, shapes = planned.paths, planned.chosen, [assigned.shape for assigned in planned.assignments]
+        for (dist, dtype), group in _small_groups(planned).items():
+            for start in range(0, len(group) if len(group) >= MIN_BATCH else 0, per_call):
+                batch = group[start : start + per_call]
+                keys = np.frombuffer(derive_keys(seed, [paths[position] for position in batch]), "<u4").reshape(-1, 2)
+                drawn = kernels.draw_many(dist, keys, [shapes[chosen[position]] for position in batch], dtype)
                 if drawn[0].dtype != backend.dtype(dtype):  # computed in float32 for a narrower dtype
                     drawn = [backend.cast(value, dtype) for value in drawn]
                 for position, value in zip(batch, drawn, strict=True):
                     values[position] = value
     return [
-        generate_checked(entry, seed, backend) if value is None else value
-        for entry, value in zip(entries, values, strict=True)
+        generate_checked(planned.entry(position), seed, backend) if value is None else value
+        for position, value in enumerate(values)
     ]
 
 
-def _small_groups(entries: Sequence[PlanEntry]) -> dict[tuple[Distribution, str], list[int]]:
-    """{(distribution, dtype): positions} of the entries an ElementwiseInitializer draws with at most
+def _elements(planned: Assignments) -> int:
+    """The number of elements of all the planned parameters."""
+    sizes = [math.prod(assigned.shape) for assigned in planned.assignments]
+    return sum(sizes[chosen] for chosen in planned.chosen)
+
+
+def _small_groups(planned: Assignments) -> dict[tuple[Distribution, str], list[int]]:
+    """{(distribution, dtype): positions} of the parameters an ElementwiseInitializer draws with at most
     BATCHED_UP_TO elements; one whose distribution cannot be made is left to `generate_checked` to report."""
     groups: dict[tuple[Distribution, str], list[int]] = {}
-    found: dict[tuple[int, Shape, str | None, str], list[int] | None] = {}  # trees repeat initializers and shapes
-    for position, entry in enumerate(entries):
-        seen = (id(entry.initializer), entry.shape, entry.layout, entry.dtype)
-        if seen not in found:
-            found[seen] = _group_of(entry, groups)
-        group = found[seen]
+    joins = [_group_of(assigned, groups) for assigned in planned.assignments]
+    for position, chosen in enumerate(planned.chosen):
+        group = joins[chosen]
         if group is not None:
             group.append(position)
     return groups
 
 
-def _group_of(entry: PlanEntry, groups: dict[tuple[Distribution, str], list[int]]) -> list[int] | None:
-    """The list of `groups` that `entry` joins (made if new), or None if it is drawn on its own."""
-    initializer = entry.initializer
-    if not isinstance(initializer, ElementwiseInitializer) or entry.size > BATCHED_UP_TO:
+def _group_of(assigned: Assignment, groups: dict[tuple[Distribution, str], list[int]]) -> list[int] | None:
+    """The list of `groups` that parameters of `assigned` join (made if new), or None if each is drawn on its own."""
+    initializer = assigned.initializer
+    if not isinstance(initializer, ElementwiseInitializer) or math.prod(assigned.shape) > BATCHED_UP_TO:
         return None
     try:
-        dist = initializer.distribution_for(entry.shape, entry.layout)
+        dist = initializer.distribution_for(assigned.shape, assigned.layout)
     except InitregError:
         return None
-    return groups.setdefault((dist, entry.dtype), [])
+    return groups.setdefault((dist, assigned.dtype), [])
 
 
 def with_aliases(entries: Sequence[PlanEntry], values: Sequence[Any]) -> dict[str, Any]:
     """{path: value} of planned entries and their values, with each tied alias holding its parameter's value."""
-    return {name: value for entry, value in zip(entries, values, strict=True) for name in (entry.path, *entry.aliases)}
+    return _named([entry.path for entry in entries], values, {entry.path: entry.aliases for entry in entries})
+
+
+def _named(paths: Sequence[str], values: Sequence[Any], aliases: Mapping[str, tuple[str, ...]]) -> dict[str, Any]:
+    """{path: value}, with each alias in `aliases` ({parameter: its aliases}) holding its parameter's value."""
+    named = dict(zip(paths, values, strict=True))
+    for parameter, names in aliases.items():
+        for alias in names:
+            named[alias] = named[parameter]
+    return named

@@ -81,7 +81,9 @@ class PathPattern:
     """A compiled pattern: `match` gives the captures of a matching path, None for another path.
 
     `prefix` and `suffix` are the literal text every matching path starts and ends with (`prefix`
-    is the whole pattern when it has no wildcard, and `suffix` is then empty).
+    is the whole pattern when it has no wildcard, and `suffix` is then empty). `fits_by_ends`: the
+    pattern is ``prefix*suffix`` (one ``*``, no other wildcard), so a path matches it exactly when
+    its ends fit, without overlapping: every path `PatternIndex.candidates` lists it for.
     """
 
     text: str
@@ -91,6 +93,7 @@ class PathPattern:
     suffix: str
     capture_end: int = field(default=0, repr=False)  # tokens up to the last capture: those read for captures
     by_ends: bool = field(default=False, repr=False)  # a literal, or literal * literal: its ends decide
+    fits_by_ends: bool = field(default=False, repr=False)  # literal * literal
 
     def matches(self, path: str) -> bool:
         """Whether the whole path matches (captures are not read)."""
@@ -217,7 +220,8 @@ def compile_pattern(text: str) -> PathPattern:
     capture_end = max((i + 1 for i, token in enumerate(merged) if token.kind == "capture"), default=0)
     kinds = [token.kind for token in merged]
     by_ends = set(kinds) <= {"literal", "star"} and kinds.count("star") <= 1  # then literal? star? literal?
-    return PathPattern(text, tuple(merged), tuple(captures), prefix, suffix, capture_end, by_ends)
+    fits_by_ends = by_ends and "star" in kinds
+    return PathPattern(text, tuple(merged), tuple(captures), prefix, suffix, capture_end, by_ends, fits_by_ends)
 
 
 def _merged_runs(tokens: Sequence[_Token]) -> list[_Token]:
@@ -275,19 +279,26 @@ class PatternIndex:
     """The patterns that may match a path, found by their literal prefix and suffix.
 
     `candidates(path)` lists, in ascending order, the positions of the patterns whose prefix and
-    suffix fit the path without overlapping; a pattern left out cannot match it.
+    suffix fit the path without overlapping; a pattern left out cannot match it, and one that
+    `fits_by_ends` matches it.
     """
 
     def __init__(self, patterns: Sequence[PathPattern]) -> None:
         self._groups: dict[str, dict[str, list[int]]] = {}
+        self._everywhere: list[int] = []  # those without literal ends (such as "*"): candidates for every path
         for position, pattern in enumerate(patterns):
-            self._groups.setdefault(pattern.prefix, {}).setdefault(pattern.suffix, []).append(position)
+            if not pattern.prefix and not pattern.suffix:
+                self._everywhere.append(position)
+            else:
+                self._groups.setdefault(pattern.prefix, {}).setdefault(pattern.suffix, []).append(position)
         self._prefix_lengths = sorted({len(prefix) for prefix in self._groups})
         self._suffix_lengths = {prefix: sorted({len(s) for s in group}) for prefix, group in self._groups.items()}
 
     def candidates(self, path: str) -> list[int]:
         """The positions of the patterns whose literal prefix and suffix fit `path`, ascending."""
-        found: list[int] = []
+        found = self._everywhere.copy()
+        if not self._groups:
+            return found
         for length in self._prefix_lengths:
             if length > len(path):
                 break

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from initreg.dtypes import numpy_dtype
@@ -68,14 +69,14 @@ class PlanEntry:
 
 
 def _check_coverage(
-    paths: Sequence[str], rules: Sequence[Rule], index: PatternIndex, winners: Mapping[str, Any],
+    paths: Sequence[str], rules: Sequence[Rule], index: PatternIndex, unmatched: Sequence[str],
     aliases: Sequence[str], *, allow_unmatched_params: bool, allow_unused_rules: bool,
 ) -> None:  # fmt: skip
-    """Raises for parameters without a rule and rules whose pattern matches no path or alias, unless allowed.
+    """Raises for `unmatched` parameters (without a rule) and rules whose pattern matches no path or alias,
+    unless allowed.
 
     A rule that matches parameters but is overridden by later rules for all of them is not unused.
     """
-    unmatched = [path for path in paths if path not in winners]
     if unmatched and not allow_unmatched_params:
         known = ", ".join(f"{rule.name!r} ({rule.match!r})" for rule in rules) or "(none)"
         raise InvalidArgumentError(
@@ -138,38 +139,52 @@ def _first_captures(rule: Rule, names: Sequence[str]) -> dict[str, int] | None:
     return None
 
 
-Match = tuple[Rule, dict[str, int]]  # a rule and the captures of the name it matched
+Match = tuple[Rule, Mapping[str, int]]  # a rule and the captures of the name it matched
+Winners = tuple[Match, Sequence[Match]]  # a whole-tensor rule's match and those of the index rules after it
+_NO_CAPTURES: Mapping[str, int] = MappingProxyType({})  # what a pattern without captures gives, shared
 
 
-def _winners(names: Sequence[str], rules: Sequence[Rule], index: PatternIndex) -> tuple[Match, list[Match]] | None:
+def _alone(rules: Sequence[Rule]) -> list[Winners | None]:
+    """Per rule, its Winners (shared) if it wins whenever it is a name's last candidate: a whole-tensor rule
+    whose pattern `fits_by_ends` then matches without captures, with no index rule after it; else None."""
+    return [((rule, _NO_CAPTURES), ()) if rule.pattern.fits_by_ends and rule.index is None else None for rule in rules]
+
+
+def _winners(
+    names: Sequence[str], rules: Sequence[Rule], index: PatternIndex, alone: Sequence[Winners | None]
+) -> Winners | None:
     """The last whole-tensor rule matching any of a tensor's names, and the index rules after it, in order.
 
-    Only `index`'s candidates for the names are tested: the others cannot match.
+    Only `index`'s candidates for the names are tested: the others cannot match, and one whose pattern
+    `fits_by_ends` matches (without captures). `alone` is `_alone(rules)`.
     """
-    overlays: list[Match] = []
     if len(names) == 1:
         positions = index.candidates(names[0])
     else:
         positions = sorted({position for name in names for position in index.candidates(name)})
+    if positions and alone[positions[-1]] is not None:
+        return alone[positions[-1]]
+    overlays: list[Match] = []
     for position in reversed(positions):
         rule = rules[position]
-        captured = _first_captures(rule, names)
+        captured = _NO_CAPTURES if rule.pattern.fits_by_ends else _first_captures(rule, names)
         if captured is None:
             continue
         if rule.index is None:
-            return (rule, captured), overlays[::-1]
+            return (rule, captured), overlays[::-1] if overlays else ()
         overlays.append((rule, captured))
     return None
 
 
 def _tied_winners(
-    names: Sequence[str], rules: Sequence[Rule], index: PatternIndex, shape: Shape, layout: str | None
-) -> tuple[Match, list[Match]] | None:
+    names: Sequence[str], rules: Sequence[Rule], index: PatternIndex, alone: Sequence[Winners | None], shape: Shape,
+    layout: str | None,
+) -> Winners | None:  # fmt: skip
     """`_winners` for a tensor with several names, refusing names whose own winners disagree (see above)."""
-    together = _winners(names, rules, index)
+    together = _winners(names, rules, index, alone)
     own: dict[int, tuple[Match, str]] = {}  # rule position -> its match, the name it won for
     for name in names:
-        found = _winners((name,), rules, index)
+        found = _winners((name,), rules, index, alone)
         if found is not None:
             own.setdefault(rules.index(found[0][0]), (found[0], name))
     if together is None or len(own) < 2:
@@ -217,6 +232,44 @@ def _overlay(base: Initializer, overlays: Sequence[Match], shape: Shape, layout:
     return Overlay(base, parts)
 
 
+@dataclass(frozen=True)
+class Assignment:
+    """What the parameters of one rule (with the captures its expressions read, and its index rules), shape and
+    dtype get."""
+
+    rule: str
+    initializer: Initializer
+    shape: Shape
+    dtype: str
+    layout: str | None
+    fan_in: int
+    fan_out: int
+    target_std: float
+
+
+@dataclass(frozen=True)
+class Assignments:
+    """A plan in columns: parameter i, ``paths[i]``, gets ``assignments[chosen[i]]``; `aliases` is
+    {parameter: its other names}. Trees of many parameters share few assignments."""
+
+    paths: list[str]
+    chosen: list[int]
+    assignments: list[Assignment]
+    aliases: Mapping[str, tuple[str, ...]]
+
+    def entry(self, position: int) -> PlanEntry:
+        """The PlanEntry of parameter `position`."""
+        path, assigned = self.paths[position], self.assignments[self.chosen[position]]
+        return PlanEntry(
+            path, assigned.shape, assigned.dtype, assigned.rule, assigned.initializer, assigned.layout,
+            assigned.fan_in, assigned.fan_out, assigned.target_std, self.aliases.get(path, ()),
+        )  # fmt: skip
+
+    def entries(self) -> list[PlanEntry]:
+        """The PlanEntry of every parameter, in tree order."""
+        return [self.entry(position) for position in range(len(self.paths))]
+
+
 def plan(
     spec: Mapping[str, Any], rules: Rules, *, dtype: Any = None, **options: Unpack[RuleOptions]
 ) -> list[PlanEntry]:
@@ -229,57 +282,73 @@ def plan(
     mapping of rules). ties: {alias: parameter}, other names of a parameter (see the module docstring).
     An initializer's own seed in a rule warns (IgnoredSeedWarning), or raises with initializer_seeds="refuse".
     """
+    return assign(spec, rules, dtype=dtype, **options).entries()
+
+
+def assign(spec: Mapping[str, Any], rules: Rules, *, dtype: Any = None, **options: Unpack[RuleOptions]) -> Assignments:
+    """`plan` in columns: each distinct (rule, shape, dtype, the captures its expressions read, the index
+    rules after it with theirs) is assigned once."""
     ruleset = RuleSet.build(rules, dtype=dtype, **options)
     ruleset.check_initializer_seeds()
     parsed, dtype, layout = list(ruleset.rules), ruleset.dtype, ruleset.layout
     flat = flatten(spec)
     aliases = _tie(flat, ruleset.ties)
-    index = PatternIndex([rule.pattern for rule in parsed])
-    winners = {}
+    index, alone = PatternIndex([rule.pattern for rule in parsed]), _alone(parsed)
+    matched: list[Winners | None] = []  # each parameter's winners, in tree order
     for path in flat:
         if path in aliases:
             with about(f"parameter {path!r}"):
                 shape, _ = shape_and_dtype(flat[path], dtype)
-                found = _tied_winners((path, *aliases[path]), parsed, index, shape, layout)
+                matched.append(_tied_winners((path, *aliases[path]), parsed, index, alone, shape, layout))
         else:
-            found = _winners((path,), parsed, index)
-        if found is not None:
-            winners[path] = found
+            matched.append(_winners((path,), parsed, index, alone))
     _check_coverage(
-        list(flat), parsed, index, winners, [alias for names in aliases.values() for alias in names],
+        list(flat), parsed, index, [path for path, found in zip(flat, matched, strict=True) if found is None],
+        [alias for names in aliases.values() for alias in names],
         allow_unmatched_params=ruleset.allow_unmatched_params, allow_unused_rules=ruleset.allow_unused_rules,
     )  # fmt: skip
-    entries = []
-    described: dict[tuple[int, Shape, str | None], tuple[int, int, float]] = {}  # trees repeat their shapes
-    for path, leaf in flat.items():
-        if path not in winners:
+    paths: list[str] = []
+    chosen: list[int] = []
+    assignments: list[Assignment] = []
+    known: dict[tuple[Any, ...], int] = {}  # (rule, captures its template reads, shape, dtype, index rules) -> position
+    for (path, leaf), found in zip(flat.items(), matched, strict=True):
+        if found is None:
             continue
-        (rule, captured), overlays = winners[path]
-        name = "+".join([rule.name, *(matched.name for matched, _ in overlays)]) if overlays else rule.name
+        (rule, captured), overlays = found
         try:  # what `about` does, without the cost of a context manager per parameter
             shape, own_dtype = shape_and_dtype(leaf, dtype)
-            chosen_layout = rule.layout or layout
-            base = rule.initializer_for(captured, shape, chosen_layout)
-            seen = (id(base), shape, chosen_layout)
-            if seen not in described:
-                described[seen] = (*base.fans(shape, chosen_layout), base.target_std(shape, chosen_layout))
-            initializer = _overlay(base, overlays, shape, chosen_layout)
+            read = tuple(captured.items()) if captured and not isinstance(rule.init, Initializer) else ()
+            key = (id(rule), read, shape, own_dtype, _overlays_key(overlays) if overlays else ())
+            position = known.get(key)
+            if position is None:
+                assignments.append(_assignment(rule, captured, overlays, shape, rule.dtype or own_dtype, layout))
+                position = known[key] = len(assignments) - 1
         except InitregError as error:
-            prefix_message(error, f"parameter {path!r} (rule {name!r})")
+            prefix_message(error, f"parameter {path!r} (rule {_rule_name(rule, overlays)!r})")
             raise
-        fan_in, fan_out, target_std = described[seen]
-        entries.append(
-            PlanEntry(
-                path=path,
-                shape=shape,
-                dtype=rule.dtype or own_dtype,
-                rule=name,
-                initializer=initializer,
-                layout=chosen_layout,
-                fan_in=fan_in,
-                fan_out=fan_out,
-                target_std=initializer.target_std(shape, chosen_layout) if overlays else target_std,
-                aliases=aliases.get(path, ()),
-            )
-        )
-    return entries
+        paths.append(path)
+        chosen.append(position)
+    return Assignments(paths, chosen, assignments, aliases)
+
+
+def _overlays_key(overlays: Sequence[Match]) -> tuple[Any, ...]:
+    return tuple((id(rule), tuple(captured.items())) for rule, captured in overlays)
+
+
+def _rule_name(rule: Rule, overlays: Sequence[Match]) -> str:
+    """The name of a whole-tensor rule, joined by those of the index rules after it with "+"."""
+    return "+".join([rule.name, *(matched.name for matched, _ in overlays)]) if overlays else rule.name
+
+
+def _assignment(
+    rule: Rule, captured: Mapping[str, int], overlays: Sequence[Match], shape: Shape, dtype: str, layout: str | None
+) -> Assignment:
+    """The Assignment of `rule` (with the captures of the path it matched) and its index rules to `shape`."""
+    chosen_layout = rule.layout or layout
+    base = rule.initializer_for(captured, shape, chosen_layout)
+    fan_in, fan_out = base.fans(shape, chosen_layout)
+    target_std = base.target_std(shape, chosen_layout)
+    initializer = _overlay(base, overlays, shape, chosen_layout)
+    if overlays:
+        target_std = initializer.target_std(shape, chosen_layout)
+    return Assignment(_rule_name(rule, overlays), initializer, shape, dtype, chosen_layout, fan_in, fan_out, target_std)

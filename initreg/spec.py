@@ -9,7 +9,7 @@ the parameter ``dense.kernel``.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from initreg.dtypes import standardize_dtype
@@ -42,22 +42,46 @@ def _key_name(key: Any) -> str:
     return str(key)
 
 
-def _children(node: Any) -> list[tuple[Any, str]] | None:
-    """(key, name) pairs of a subtree node, or None for a leaf."""
+def _children(node: Any) -> Iterable[tuple[Any, str, Any]] | None:
+    """(key, name, child) of each child of a subtree node, in order, or None for a leaf."""
     if type(node) is dict or isinstance(node, Mapping):
-        return [(key, _key_name(key)) for key in node]
+        if all(type(key) is str and key for key in node):  # the common case: each key is its name
+            return zip(node, node, node.values(), strict=True)  # (zip reuses its tuple as the loop unpacks it)
+        return [(key, _key_name(key), node[key]) for key in node]
     if isinstance(node, (list, tuple)) and not _is_shape(node):
-        return [(index, str(index)) for index in range(len(node))]
+        return [(index, str(index), child) for index, child in enumerate(node)]
     return None
 
 
-def _walk(node: Any, prefix: str) -> Iterator[tuple[str, Leaf]]:
-    children = _children(node)
-    if children is None:
-        yield prefix, node
-        return
-    for key, name in children:
-        yield from _walk(node[key], f"{prefix}.{name}" if prefix else name)
+def _is_leaf(node: Any) -> bool:
+    """Whether a node is a leaf: a shape, or anything that is neither a mapping nor a list or tuple."""
+    if type(node) is tuple:  # the common leaf, tested first: trees can hold many thousands of shapes
+        return _is_shape(node)
+    if isinstance(node, Mapping):
+        return False
+    return not isinstance(node, (list, tuple)) or _is_shape(node)
+
+
+def _flatten_into(flat: dict[str, Shape | Array], node: Any, prefix: str, shapes: dict[Shape, Shape]) -> None:
+    """Adds the leaves under the subtree `node` to `flat` by dotted path; `shapes` holds those standardized."""
+    for _, name, child in _children(node) or ():
+        path = f"{prefix}.{name}" if prefix else name
+        if not _is_leaf(child):
+            _flatten_into(flat, child, path, shapes)
+            continue
+        if path in flat:
+            raise InvalidArgumentError(f"parameter path {path!r} appears twice in the spec")
+        if is_array(child):
+            flat[path] = child
+        elif isinstance(child, (list, tuple)):  # a leaf only when it is a shape
+            try:  # what `about` does, without the cost of a context manager per parameter
+                shape = shapes.get(tuple(child))
+                flat[path] = shape if shape is not None else shapes.setdefault(tuple(child), standardize_shape(child))
+            except InitregError as error:
+                prefix_message(error, f"parameter {path!r}")
+                raise
+        else:
+            raise InvalidArgumentError(f"parameter {path!r} is {child!r}; valid: a shape (list of ints) or an array")
 
 
 def flatten(spec: Mapping[str, Any]) -> dict[str, Shape | Array]:
@@ -65,21 +89,7 @@ def flatten(spec: Mapping[str, Any]) -> dict[str, Shape | Array]:
     if not isinstance(spec, Mapping):
         raise InvalidArgumentError(f"a parameter spec must be a mapping of paths to shapes or arrays; got {spec!r}")
     flat: dict[str, Shape | Array] = {}
-    shapes: dict[tuple[int, ...], Shape] = {}  # trees repeat their shapes
-    for path, leaf in _walk(spec, ""):
-        if path in flat:
-            raise InvalidArgumentError(f"parameter path {path!r} appears twice in the spec")
-        if is_array(leaf):
-            flat[path] = leaf
-        elif isinstance(leaf, (list, tuple)):  # _walk yields one as a leaf only when it is a shape
-            try:  # what `about` does, without the cost of a context manager per parameter
-                shape = shapes.get(tuple(leaf))
-                flat[path] = shape if shape is not None else shapes.setdefault(tuple(leaf), standardize_shape(leaf))
-            except InitregError as error:
-                prefix_message(error, f"parameter {path!r}")
-                raise
-        else:
-            raise InvalidArgumentError(f"parameter {path!r} is {leaf!r}; valid: a shape (list of ints) or an array")
+    _flatten_into(flat, spec, "", {})  # trees repeat their shapes
     return flat
 
 
@@ -113,18 +123,17 @@ def _rebuild(node: Any, prefix: str, flat: Mapping[str, Any]) -> Any:
     children = _children(node)
     if children is None:
         return flat.get(prefix, _LEFT_OUT) if prefix else flat[prefix]  # a leaf at the root must be there
-    built = []
-    for key, name in children:
-        value = _rebuild(node[key], f"{prefix}.{name}" if prefix else name, flat)
+    built = {}
+    for key, name, child in children:
+        path = f"{prefix}.{name}" if prefix else name
+        value = flat.get(path, _LEFT_OUT) if _is_leaf(child) else _rebuild(child, path, flat)
         if value is not _LEFT_OUT:
-            built.append((key, value))
-    if isinstance(node, Mapping):
-        return dict(built)
-    return type(node)(value for _, value in built)
+            built[key] = value
+    return built if isinstance(node, Mapping) else type(node)(built.values())
 
 
 def shape_and_dtype(leaf: Any, default_dtype: str) -> tuple[Shape, str]:
     """An array leaf's shape and dtype, or a shape leaf with the tree's dtype."""
-    if is_array(leaf):
+    if type(leaf) is not tuple and is_array(leaf):  # a flattened spec holds its shapes as tuples
         return standardize_shape(tuple(leaf.shape)), standardize_dtype(leaf.dtype)
     return leaf, default_dtype

@@ -4,7 +4,8 @@ Each job has its own module, whose public names this one re-exports:
 
 - initreg.spec: a spec (a tree of shapes or arrays) as dotted paths (`flatten`, `unflatten`);
 - initreg.rules: ``{name: {match, init, dtype?, layout?, index?, optional?}}`` as `Rule`s (`parse_rules`);
-- initreg.planning: which rule, initializer, dtype and layout each parameter gets (`plan`, `PlanEntry`);
+- initreg.planning: which rule, initializer, dtype and layout each parameter gets (`plan`, `PlanEntry`; in
+  columns, `assign`);
 - initreg.drawing: drawing the planned parameters (`generate`, `init_tree`);
 - initreg.write: streaming them into a .safetensors file (`save_entries`, `save_tree`).
 
@@ -15,7 +16,7 @@ not on the other parameters, their order, or the initializer's own seed.
 from __future__ import annotations
 
 from initreg.drawing import draw_peak_bytes, generate, init_tree, require_draw, with_aliases
-from initreg.planning import PlanEntry, plan
+from initreg.planning import Assignment, Assignments, PlanEntry, assign, plan
 from initreg.rules import RULE_KEYS, Rule, RuleOptions, Rules, RuleSet, parse_rules
 from initreg.spec import Leaf, flatten, unflatten
 from initreg.write import (
@@ -30,6 +31,8 @@ from initreg.write import (
 __all__ = [
     "DEFAULT_CHUNK_BYTES",
     "RULE_KEYS",
+    "Assignment",
+    "Assignments",
     "Leaf",
     "PlanEntry",
     "Rule",
@@ -37,6 +40,7 @@ __all__ = [
     "RuleSet",
     "Rules",
     "assemble",
+    "assign",
     "chunk_indices",
     "draw_peak_bytes",
     "flatten",

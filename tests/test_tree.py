@@ -54,11 +54,26 @@ def test_unflatten_like_rebuilds_the_given_structure() -> None:
     }
 
 
+def test_int_keys_tuples_of_subtrees_arrays_and_left_out_leaves_keep_their_places() -> None:
+    spec = {0: {"w": (2,)}, "b": ((3,), {"c": [4, 5]}), "e": np.zeros((2, 2)), "f": {"g": (1,), 7: ()}}
+    flat = tree.flatten(spec)
+    assert list(flat) == ["0.w", "b.0", "b.1.c", "e", "f.g", "f.7"]
+    assert flat["b.1.c"] == (4, 5) and flat["e"] is spec["e"]
+    values = {path: f"value of {path}" for path in flat if path not in ("b.0", "f.g")}
+    assert tree.unflatten(values, like=spec) == {
+        0: {"w": "value of 0.w"},
+        "b": ({"c": "value of b.1.c"},),
+        "e": "value of e",
+        "f": {7: "value of f.7"},
+    }
+
+
 @pytest.mark.parametrize(
     ("spec", "named"),
     [
         ({"a": {"b": (1,)}, "a.b": (2,)}, "'a.b' appears twice"),
         ({"a": "wide"}, "'a'"),
+        ({"a": {True: (1,)}}, "got True"),
         ({"a": (2, -1)}, "negative"),
         ({"a": {"b": (2, 1.5)}}, "a.b"),
         ({"": (1,)}, "''"),

@@ -463,12 +463,28 @@ def draw_many(
     """
     kind, params = parameters(dist, dtype)
     offsets = np.zeros(len(shapes) + 1, dtype=np.int64)
-    np.cumsum([math.prod(shape) for shape in shapes], out=offsets[1:])
+    np.cumsum(np.fromiter(map(math.prod, shapes), dtype=np.int64, count=len(shapes)), out=offsets[1:])
     out = np.empty(int(offsets[-1]), dtype=compute_dtype(dtype))
     kernel = _fill_many64 if out.dtype == np.float64 else _fill_many32
-    kernel(out.shape[0], out, offsets, np.array(keys, dtype=np.uint64).reshape(-1, 2), kind, params)
-    bounds = offsets.tolist()
-    return [out[bounds[run] : bounds[run + 1]].reshape(shape) for run, shape in enumerate(shapes)]
+    kernel(out.shape[0], out, offsets, np.asarray(keys, dtype=np.uint64).reshape(-1, 2), kind, params)
+    return _views(out, shapes, offsets.tolist())
+
+
+def _views(flat: np.ndarray, shapes: Sequence[tuple[int, ...]], bounds: list[int]) -> list[np.ndarray]:
+    """flat[bounds[i] : bounds[i + 1]].reshape(shapes[i]) for each i; a run of one shape (not ()) is cut as the
+    rows of one reshape, which makes its views in C."""
+    views: list[np.ndarray] = []
+    first = 0
+    for end in range(1, len(shapes) + 1):
+        if end < len(shapes) and shapes[end] == shapes[first]:
+            continue
+        shape = shapes[first]
+        if shape:
+            views.extend(flat[bounds[first] : bounds[end]].reshape(end - first, *shape))
+        else:  # rows of a (count,) array would be NumPy scalars, not 0-d arrays
+            views.extend(flat[bounds[run] : bounds[run + 1]].reshape(()) for run in range(first, end))
+        first = end
+    return views
 
 
 def draw_into(out: np.ndarray, dist: Distribution, key: rng.Key) -> None:
