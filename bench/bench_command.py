@@ -13,11 +13,14 @@ deleted afterwards:
 - JAX: ``jax.nn.initializers.lecun_normal`` (jitted, CPU) for every weight of initreg's plan, zeros and
   ones for the rest, then ``safetensors.numpy.save_file`` (bench/bench_tree.py's JAX row).
 
-The command runs once on its default model first, untimed, so that its kernels are in the cache as
-after any first run. Columns: whole wall time (interpreter start, imports and the write included), the peak RSS of the
-process (``os.wait4``), and each row's wall time over initreg's. A first table times, in this process,
-one 64 MiB piece's draw, its statistics by the fused pass the table uses, and by np.mean + np.var over
-blocks of 2^18 elements as the table computed them before.
+The command runs once on GPT-2 XL with one block first, untimed, so that the kernels it uses are in
+the cache as after any first run (the default model draws too little to load them). Columns: whole
+wall time (interpreter start, imports and the write included), the peak RSS of the process
+(``os.wait4``), and each row's wall time over initreg's. A first table times, in this process,
+one 64 MiB piece: its draw into fresh memory and into a reused buffer, its statistics by the fused pass
+and by np.mean + np.var over blocks of 2^18 elements (as the table computed them before), and the draw
+with its statistics in one pass (``fused_cpu.fill_with_moments``, into a reused buffer: what the
+command's write does).
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ main()
 WARM_UP = """
 import sys
 from initreg.cli import main
-sys.argv = ["initreg", f"output={sys.argv[1]}"]
+sys.argv = ["initreg", "model=gpt2_xl", "model.layers=1", f"output={sys.argv[1]}", "progress=false"]
 main()
 """
 
@@ -77,15 +80,18 @@ def run(code: str, arguments: list[str]) -> tuple[float, int, str]:
 
 
 def piece_costs(repeats: int = 3) -> dict[str, float]:
-    """Seconds per 64 MiB float32 piece: its draw, the fused statistics pass, and np.mean + np.var by blocks."""
+    """Seconds per 64 MiB float32 piece: its draw (fresh, reused memory), its statistics (fused pass, np.mean +
+    np.var by blocks), and both in one pass."""
     import numpy as np
 
     from initreg import rng
     from initreg.backends import fused_cpu, fused_moments
     from initreg.distributions import TruncatedNormalDist
 
-    piece = fused_cpu.draw(TruncatedNormalDist(0.0, 0.025), rng.derive_key(0, "w"), (1 << 24,), "float32")
-    fused_moments.moments(piece)
+    dist, key = TruncatedNormalDist(0.0, 0.025), rng.derive_key(0, "w")
+    piece = fused_cpu.draw(dist, key, (1 << 24,), "float32")
+    buffer = np.empty_like(piece)
+    fused_moments.moments(piece), fused_cpu.fill_with_moments(buffer, dist, key, 0)
 
     def numpy_moments() -> None:
         for start in range(0, piece.size, 1 << 18):  # the former table code's blocks
@@ -93,9 +99,13 @@ def piece_costs(repeats: int = 3) -> dict[str, float]:
             np.mean(block, dtype=np.float64), np.var(block, dtype=np.float64)
 
     costs = {
-        "draw (fused kernel)": lambda: fused_cpu.draw(TruncatedNormalDist(0.0, 0.025), (1, 2), (1 << 24,), "float32"),
+        "draw (fused kernel, fresh memory)": lambda: fused_cpu.draw(dist, key, (1 << 24,), "float32"),
+        "draw into a reused buffer": lambda: fused_cpu.draw_into(buffer, dist, key),
         "statistics, one fused pass": lambda: fused_moments.moments(piece),
         "statistics, np.mean + np.var (before)": numpy_moments,
+        "draw + statistics in one pass, reused buffer (the command)": lambda: fused_cpu.fill_with_moments(
+            buffer, dist, key, 0
+        ),
     }
     timed = {}
     for name, work in costs.items():
@@ -123,6 +133,7 @@ def main() -> None:
         rows_file.write_text(json.dumps(peer_rows(spec, rules)))
         out = str(Path(folder) / "tree.safetensors")
         run(WARM_UP, [str(Path(folder) / "warm.safetensors")])  # kernels compiled and cached, as after install
+        (Path(folder) / "warm.safetensors").unlink()
         runs = {
             "initreg model=gpt2_xl (the command)": run(INITREG, [str(args.layers), out]),
             "transformers GPT2Model() + save_file": run(TRANSFORMERS, [str(args.layers), out]),

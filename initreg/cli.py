@@ -408,7 +408,7 @@ def _draw(entries: Sequence[PlanEntry], settings: Mapping[str, Any], backend: Ba
     with _created_folder(path.parent), np.errstate(over="ignore", invalid="ignore"):  # Moments tells of inf, NaN
         save_entries(
             entries, seed, path, backend=backend, chunk_bytes=chunk_bytes, metadata=metadata, quiet=quiet,
-            observe=lambda entry, piece: moments[entry.path].add(piece), stream=stream,
+            measure=lambda entry, found: moments[entry.path].merge(*found), stream=stream,
         )  # fmt: skip
     return {name: moment.std for name, moment in moments.items()}
 

@@ -46,6 +46,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
+from initreg.ahead import one_batch_ahead
 from initreg.dtypes import numpy_dtype
 from initreg.errors import InitregError, InvalidArgumentError, WriteError, choices
 from initreg.initializers.base import MAX_RANK, magnitude
@@ -282,14 +283,15 @@ def _write_safetensors(
         file.write(memoryview(array.reshape(-1).view(np.uint8)))
 
 
-def _write_pieces(file: IO[bytes], tensor: TensorInfo, pieces: Iterable[Any]) -> None:
-    """Writes `tensor`'s pieces one after another, checking their dtype and that they fill it exactly."""
+def _checked_bytes(tensor: TensorInfo, pieces: Iterable[Any]) -> Iterator[memoryview]:
+    """The bytes of `tensor`'s pieces one after another, checking their dtype and that they fill it exactly."""
     import numpy as np
 
     expected = numpy_dtype(tensor.dtype).newbyteorder("<")  # compared as a dtype: .name is slow
     written = 0
     for piece in pieces:
         array = _little_endian(np.asarray(piece))
+        del piece
         if array.dtype != expected:
             raise InvalidArgumentError(
                 f"a piece of tensor {tensor.name!r} has dtype {array.dtype.name!r}; valid: {tensor.dtype!r}"
@@ -298,8 +300,9 @@ def _write_pieces(file: IO[bytes], tensor: TensorInfo, pieces: Iterable[Any]) ->
             raise InvalidArgumentError(
                 f"the pieces of tensor {tensor.name!r} hold more than its {tensor.nbytes} bytes (shape {tensor.shape})"
             )
-        file.write(memoryview(array.reshape(-1).view(np.uint8)))
         written += array.nbytes
+        yield memoryview(array.reshape(-1).view(np.uint8))
+        del array
     if written != tensor.nbytes:
         raise InvalidArgumentError(
             f"the pieces of tensor {tensor.name!r} hold {written} of its {tensor.nbytes} bytes (shape {tensor.shape})"
@@ -379,9 +382,12 @@ def save_streamed(
     that order. Then, tensor by tensor, ``pieces(tensor)`` yields arrays (anything `numpy.asarray`
     takes) of the tensor's dtype whose values, in row-major order one after another, are the tensor's
     row-major values: a range of rows of a row-major tensor is a contiguous range of its bytes, so
-    each piece is written at its offset as it comes, and dropped. Only one piece is held at a time.
-    For the same values the file is byte-identical to `save`'s. The file's size is checked against the
-    free space before the first piece is asked for.
+    each piece is written at its offset as it comes, and dropped. The pieces are asked for in a worker
+    thread, one batch ahead (see `initreg.ahead`): the next pieces are made while the last ones are
+    written, and a piece is written before the one after the next batch is asked for, so that about two
+    pieces (or two batches of BATCH_BYTES) are held at a time. For the same values the file is
+    byte-identical to `save`'s. The file's size is checked against the free space before the first
+    piece is asked for.
     """
     if file_format(path) != "safetensors":
         raise InvalidArgumentError(f"streamed writing makes .safetensors files; got {os.fspath(path)!r}")
@@ -389,8 +395,10 @@ def save_streamed(
     free_space_for(path, planned_size(tensors, "safetensors", metadata))
     with atomic_file(path) as file:
         file.write(header)
-        for tensor in tensors:
-            _write_pieces(file, tensor, pieces(tensor))
+        ordered = (data for tensor in tensors for data in _checked_bytes(tensor, pieces(tensor)))
+        for data in one_batch_ahead(ordered, len):
+            file.write(data)
+            del data  # dropped before the next is asked for: a piece's memory may be reused
     return Path(path)
 
 

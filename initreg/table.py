@@ -94,9 +94,9 @@ class Moments(moments.Moments):
         super().__init__()
         self.entry = entry
 
-    def add(self, piece: Any) -> None:
-        """Takes in the values of `piece` (any shape)."""
-        super().add(piece)
+    def merge(self, count: int, mean: float, m2: float) -> None:
+        """Takes in the moments (count, mean, m2) of a piece's values (see initreg.moments)."""
+        super().merge(count, mean, m2)
         if not math.isfinite(self.mean):
             entry = self.entry
             raise InvalidArgumentError(

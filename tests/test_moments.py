@@ -1,5 +1,8 @@
 """Moments of drawn values (initreg.moments, initreg.backends.fused_moments) against exact float64 sums.
 
+The fill with moments (fused_cpu.fill_with_moments) writes the plain draw's bytes and measures them as
+the fused pass does, bit for bit, in both builds of its kernel.
+
 The reference is math.fsum: its mean is within 1 ulp and its m2 within 4 ulp of the exact ones, so each
 test allows the fused pass's stated bound, (533 + k + 2 kappa) u relative for the variance with k blocks
 and kappa = max|x| / std, plus that.
@@ -14,8 +17,10 @@ import pytest
 pytest.importorskip("numba")
 
 from initreg import moments as moments_module
-from initreg.backends import fused_moments, kernel_cache
+from initreg.backends import fused_cpu, fused_moments, kernel_cache
+from initreg.distributions import NormalDist, TruncatedNormalDist, UniformDist
 from initreg.moments import Moments, piece_moments
+from initreg.rng import derive_key
 
 U = 2.0**-53
 DTYPES = [np.float16, ml_dtypes.bfloat16, np.float32, np.float64]
@@ -113,3 +118,42 @@ def test_pieces_merged_equal_the_whole_within_the_bound(fused, monkeypatch):
 
 def test_no_values_have_a_nan_std():
     assert math.isnan(Moments().std)
+
+
+DISTRIBUTIONS = {
+    "uniform": UniformDist(-0.3, 0.7),
+    "normal": NormalDist(0.1, 0.02),
+    "truncated": TruncatedNormalDist(-0.2, 0.5, -1.5, 2.5),
+}
+
+
+@pytest.mark.parametrize("build", ["serial", "parallel"])
+@pytest.mark.parametrize("dist", DISTRIBUTIONS.values(), ids=DISTRIBUTIONS.keys())
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(("first", "size"), [(0, 1), (3, 4095), (5, 16_385), (0, 3 * 16_384), (123_457, 300_001)])
+def test_the_fill_with_moments_writes_the_draw_and_measures_it_as_the_fused_pass(
+    build, dist, dtype, first, size, monkeypatch
+):
+    monkeypatch.setattr(kernel_cache, "PARALLEL_FROM", 0 if build == "parallel" else 2**62)
+    key = derive_key(7, "w")
+    out = np.full(size, np.nan, dtype)
+    found = fused_cpu.fill_with_moments(out, dist, key, first)
+    drawn = fused_cpu.draw(dist, key, (first + size,), dtype)[first:]
+    assert out.tobytes() == drawn.tobytes()
+    assert found == fused_moments.moments(drawn)
+    assert_within_the_bound(found, drawn)
+
+
+def test_the_fill_with_moments_of_nothing_is_empty_and_bad_outputs_are_refused():
+    assert fused_cpu.fill_with_moments(np.empty(0, np.float32), NormalDist(0.0, 1.0), (1, 2), 0) == (0, 0.0, 0.0)
+    for bad, named in [
+        (np.empty(4, np.float16), "float32 or float64 array; got float16"),
+        (np.empty((2, 2), np.float32), "flat C-contiguous"),
+        (np.empty(8, np.float32)[::2], "flat C-contiguous"),
+    ]:
+        with pytest.raises(ValueError, match=named):
+            fused_cpu.fill_with_moments(bad, NormalDist(0.0, 1.0), (1, 2), 0)
+    frozen = np.empty(4, np.float32)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable array; got a read-only one"):
+        fused_cpu.fill_with_moments(frozen, NormalDist(0.0, 1.0), (1, 2), 0)

@@ -4,7 +4,8 @@ A tiny chunk size makes many pieces of every tensor (rows, single rows split alo
 elements), on the fused kernels and on the reference stream, in every float dtype. The pieces cover
 each tensor in order and stay within the chunk size; an initializer that cannot slice comes whole.
 Errors and SIGTERM leave no file behind. The command streams by default and gives the same file
-with stream=false.
+with stream=false. Large float32/float64 pieces are drawn with their moments into two reused buffers,
+one batch ahead of the writer (initreg.ahead), and still make the in-memory file.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ import pytest
 from safetensors.numpy import load_file
 
 import initreg
-from initreg import io, tree
+from initreg import ahead, io, tree, write
 from initreg.backends import numpy as numpy_backend
 from initreg.errors import InvalidArgumentError
 
@@ -437,3 +439,121 @@ def test_stream_false_holds_little_more_than_the_tree(
     peak = traced_peak(lambda: cli._draw([entry], settings, backend, tmp_path / f"w{suffix}"))
     assert peak <= 1.3 * entry.nbytes, peak / entry.nbytes
     assert (tmp_path / f"w{suffix}").read_bytes() == (tmp_path / f"warm{suffix}").read_bytes()
+
+
+LARGE_SPEC = {"embed": (700, 1000), "head": (1000, 300), "bias": (3000,), "wide": (3, 200_000), "table": (600, 500)}
+LARGE_RULES = {
+    "weights": {"match": "*", "init": "lecun_normal"},
+    "head": {"match": "head", "init": {"name": "random_uniform", "minval": -2, "maxval": 3}, "dtype": "float64"},
+    "wide": {"match": "wide", "init": {"name": "truncated_normal", "stddev": 0.5}},
+    "table": {"match": "table", "init": "ones"},
+}
+
+
+@pytest.mark.parametrize("chunk_bytes", [1 << 20, 1_500_000, 8 << 20])
+def test_pieces_drawn_with_their_moments_into_reused_buffers_make_the_in_memory_file(
+    tmp_path: Path, chunk_bytes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if numpy_backend.fused_kernels() is None:
+        pytest.skip("numba is not importable")
+    fused = numpy_backend.fused_kernels()
+    filled: list[int] = []
+    fill = fused.fill_with_moments
+    monkeypatch.setattr(fused, "fill_with_moments", lambda out, *args: filled.append(out.size) or fill(out, *args))
+    measured: dict[str, list[tuple[int, float, float]]] = {}
+    observed: dict[str, list[tuple[int, float, float]]] = {}
+    entries = tree.plan(LARGE_SPEC, LARGE_RULES)
+    streamed = tree.save_entries(
+        entries, 4, tmp_path / "streamed.safetensors", chunk_bytes=chunk_bytes,
+        observe=lambda entry, piece: observed.setdefault(entry.path, []).append(initreg.moments.piece_moments(piece)),
+        measure=lambda entry, found: measured.setdefault(entry.path, []).append(found),
+    )  # fmt: skip
+    whole = io.save(tree.flatten(initreg.init_tree(LARGE_SPEC, LARGE_RULES, seed=4)), tmp_path / "whole.safetensors")
+    assert streamed.read_bytes() == whole.read_bytes()
+    assert measured == observed  # the draw's own moments are the fused pass's, bit for bit
+    assert sum(filled) == sum(math.prod(LARGE_SPEC[name]) for name in ("embed", "head", "bias", "wide"))
+    assert max(filled) * 8 >= 1 << 20  # pieces large enough to go through the two buffers
+    assert len(measured["table"]) == len(observed["table"]) >= 1  # Constant: measured after its draw
+
+
+def test_piece_buffers_alternate_and_reuse_their_memory() -> None:
+    buffers = write.PieceBuffers()
+    first, second = buffers.take(1000, np.dtype(np.float32)), buffers.take(10, np.dtype(np.float64))
+    third, fourth = buffers.take(500, np.dtype(np.float64)), buffers.take(20, np.dtype(np.float32))
+    assert not np.shares_memory(first, second)
+    assert np.shares_memory(first, third) and np.shares_memory(second, fourth)
+    assert (third.size, third.dtype, fourth.size, fourth.dtype) == (500, np.float64, 20, np.float32)
+    grown = buffers.take(2000, np.dtype(np.float32))  # larger than the first buffer: a new one
+    assert grown.size == 2000 and not np.shares_memory(grown, first)
+
+
+class Tracked:
+    """An item of BATCH_BYTES that counts how many of its kind are alive."""
+
+    alive = 0
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        Tracked.alive += 1
+
+    def __del__(self) -> None:
+        Tracked.alive -= 1
+
+
+def test_one_batch_ahead_makes_the_next_item_while_one_is_used_holding_at_most_two() -> None:
+    making_second = threading.Event()
+
+    def items() -> Any:
+        for number in range(20):
+            if number == 1:
+                making_second.set()
+            yield Tracked(number)
+
+    seen = []
+    for item in ahead.one_batch_ahead(items(), lambda item: ahead.BATCH_BYTES):
+        assert making_second.wait(timeout=30)  # item 1 is being made while item 0 is held
+        assert Tracked.alive <= 2
+        seen.append(item.number)
+        del item
+    assert seen == list(range(20))
+    small = list(ahead.one_batch_ahead(iter(range(100_000)), lambda item: 8))  # batches of many items
+    assert small == list(range(100_000))
+
+
+def test_one_batch_ahead_raises_the_iterator_s_error_after_its_items_and_keeps_the_context() -> None:
+    import contextvars
+
+    where: contextvars.ContextVar[str] = contextvars.ContextVar("where", default="unset")
+    where.set("caller")
+
+    def items() -> Any:
+        yield where.get()
+        yield threading.current_thread() is threading.main_thread()
+        raise InvalidArgumentError("the third item fails")
+
+    made = []
+    with pytest.raises(InvalidArgumentError, match="the third item fails"):
+        for item in ahead.one_batch_ahead(items(), lambda item: 1):
+            made.append(item)
+    assert made == ["caller", False]
+
+
+def test_one_batch_ahead_closes_the_iterator_when_the_caller_stops() -> None:
+    closed = threading.Event()
+
+    def items() -> Any:
+        try:
+            yield from range(1000)
+        finally:
+            closed.set()
+
+    for number in ahead.one_batch_ahead(items(), lambda item: ahead.BATCH_BYTES):
+        if number == 3:
+            break
+    assert closed.wait(timeout=30)
+
+
+def test_one_batch_ahead_s_worker_has_ended_when_the_items_do() -> None:
+    before = threading.active_count()
+    assert list(ahead.one_batch_ahead(iter(range(5)), lambda item: ahead.BATCH_BYTES)) == list(range(5))
+    assert threading.active_count() == before  # a process may leave at once (the command's os._exit)

@@ -30,6 +30,7 @@ import numba
 import numpy as np
 
 from initreg import rng, special
+from initreg.backends.fused_moments import BLOCK, NO_TABLE, block_moments, merged_blocks
 from initreg.backends.kernel_cache import Kernel
 from initreg.distributions import Distribution
 from initreg.dtypes import compute_dtype
@@ -380,6 +381,42 @@ def _fill_words(out: np.ndarray, start: int, key: np.ndarray) -> None:
             tile[i] = _word_at(start + first + i, key)
 
 
+# The fill with moments measures each BLOCK of the values it has just written, while the tile is in cache,
+# with fused_moments' helpers (inlined: an edit there is seen only once this file changes too, or the
+# cache folder is emptied); its work items are whole blocks, so the blocks start where `moments` starts them.
+_MOMENT_TILE = max(1, TILE // BLOCK) * BLOCK
+
+
+@Kernel
+def _fill_moments32(
+    out: np.ndarray, first: int, key: np.ndarray, kind: int, params: np.ndarray, blocks: np.ndarray
+) -> tuple[float, float]:
+    """out[p] = float32 sample of element first + p; returns fused_moments.moments(out)'s (mean, m2)."""
+    n = out.shape[0]
+    for item in numba.prange((n + _MOMENT_TILE - 1) // _MOMENT_TILE):
+        start, stop = item * _MOMENT_TILE, min((item + 1) * _MOMENT_TILE, n)
+        _samples32(out[start:stop], first + start, 1, key, kind, params)
+        for block in range(start // BLOCK, (stop + BLOCK - 1) // BLOCK):
+            low = block * BLOCK
+            blocks[block, 0], blocks[block, 1] = block_moments(out, NO_TABLE, low, min(low + BLOCK, n))
+    return merged_blocks(blocks, n)
+
+
+@Kernel
+def _fill_moments64(
+    out: np.ndarray, first: int, key: np.ndarray, kind: int, params: np.ndarray, blocks: np.ndarray
+) -> tuple[float, float]:
+    """_fill_moments32 in float64."""
+    n = out.shape[0]
+    for item in numba.prange((n + _MOMENT_TILE - 1) // _MOMENT_TILE):
+        start, stop = item * _MOMENT_TILE, min((item + 1) * _MOMENT_TILE, n)
+        _samples64(out[start:stop], first + start, 1, key, kind, params)
+        for block in range(start // BLOCK, (stop + BLOCK - 1) // BLOCK):
+            low = block * BLOCK
+            blocks[block, 0], blocks[block, 1] = block_moments(out, NO_TABLE, low, min(low + BLOCK, n))
+    return merged_blocks(blocks, n)
+
+
 _WHOLE = np.zeros(1, dtype=np.int64)  # the run starts of a whole tensor: one run, from element 0
 
 
@@ -455,6 +492,27 @@ def draw_into(out: np.ndarray, dist: Distribution, key: rng.Key) -> None:
     if out.dtype.name not in ("float32", "float64") or not out.flags.c_contiguous or not out.flags.writeable:
         raise ValueError(f"draw_into writes a writeable C-contiguous float32 or float64 array; got {out.dtype.name}")
     _fill_into(out.reshape(-1), dist, key, _WHOLE, out.size, 1, out.dtype.name)
+
+
+def fill_with_moments(out: np.ndarray, dist: Distribution, key: rng.Key, first: int) -> tuple[int, float, float]:
+    """Elements first .. first + out.size - 1 of `dist`'s stream `key` written into `out`, with their moments.
+
+    `out` is a flat, writeable, C-contiguous float32 or float64 array; its values are `draw`'s elements
+    of those indices in that dtype, bit for bit, and (count, mean, m2) is what
+    ``fused_moments.moments(out)`` gives, bit for bit (its error bound), computed in the same pass:
+    each block is measured while it is in cache.
+    """
+    if out.dtype.name not in ("float32", "float64") or out.ndim != 1 or not out.flags.c_contiguous:
+        raise ValueError(f"fill_with_moments writes a flat C-contiguous float32 or float64 array; got {out.dtype.name}")
+    if not out.flags.writeable:
+        raise ValueError("fill_with_moments writes a writeable array; got a read-only one")
+    if out.size == 0:
+        return 0, 0.0, 0.0
+    kind, params = parameters(dist, out.dtype.name)
+    kernel = _fill_moments64 if out.dtype == np.float64 else _fill_moments32
+    blocks = np.empty(((out.size + BLOCK - 1) // BLOCK, 2))
+    mean, m2 = kernel(out.size, out, first, np.array(key, dtype=np.uint64), kind, params, blocks)
+    return out.size, float(mean), float(m2)
 
 
 def draw_slice(

@@ -20,6 +20,9 @@ the variance is at most (533 + k + 2 kappa) u: 5.4e-13 for a 64 MiB float32 piec
 tensor whose values lie within 100 standard deviations. The corrected mean is within
 2u max|x| + (k + 2) u std (m is within (k + 3) u max|x|, and the correction's k terms, each within 2u,
 sum to at most std in absolute value over the weights).
+
+``fused_cpu.fill_with_moments`` runs the same block and merge steps (`block_moments`, `merged_blocks`)
+on each block right after drawing it: its moments are these, bit for bit, with the same bound.
 """
 
 from __future__ import annotations
@@ -91,19 +94,19 @@ def _deviations(values: np.ndarray, table: np.ndarray, first: int, stop: int, sh
     return sums.sum(), squares.sum()
 
 
-@Kernel
-def _moments(values: np.ndarray, table: np.ndarray, blocks: np.ndarray) -> tuple[float, float]:
-    """(mean, m2) of `values` (see the module's docstring); `blocks` holds each block's (mean, m2)."""
-    n = values.shape[0]
+@numba.njit(error_model="numpy", inline="always")
+def block_moments(values: np.ndarray, table: np.ndarray, first: int, stop: int) -> tuple[float, float]:
+    """(mean, m2) of values[first:stop]: a + r / b and S - r^2 / b (see the module's docstring)."""
+    size = stop - first
+    a = _sum(values, table, first, stop) / size
+    r, s = _deviations(values, table, first, stop, a)
+    return a + r / size, max(s - r * r / size, 0.0)  # m2 >= 0 exactly; rounding could leave -1 ulp
+
+
+@numba.njit(error_model="numpy", inline="always")
+def merged_blocks(blocks: np.ndarray, n: int) -> tuple[float, float]:
+    """(mean, m2) of n values from their blocks' (mean, m2), blocks of BLOCK elements, merged in order."""
     count = blocks.shape[0]
-    for block in numba.prange(count):
-        first = block * BLOCK
-        stop = min(first + BLOCK, n)
-        size = stop - first
-        a = _sum(values, table, first, stop) / size
-        r, s = _deviations(values, table, first, stop, a)
-        blocks[block, 0] = a + r / size
-        blocks[block, 1] = max(s - r * r / size, 0.0)  # >= 0 exactly; rounding could leave -1 ulp
     mean = 0.0
     for block in range(count):
         mean += min(BLOCK, n - block * BLOCK) * blocks[block, 0]
@@ -116,6 +119,16 @@ def _moments(values: np.ndarray, table: np.ndarray, blocks: np.ndarray) -> tuple
     return mean + residual / n, m2
 
 
+@Kernel
+def _moments(values: np.ndarray, table: np.ndarray, blocks: np.ndarray) -> tuple[float, float]:
+    """(mean, m2) of `values` (see the module's docstring); `blocks` holds each block's (mean, m2)."""
+    n = values.shape[0]
+    for block in numba.prange(blocks.shape[0]):
+        first = block * BLOCK
+        blocks[block, 0], blocks[block, 1] = block_moments(values, table, first, min(first + BLOCK, n))
+    return merged_blocks(blocks, n)
+
+
 @functools.cache
 def _table(dtype: str) -> np.ndarray:
     """Every value of a 16-bit float dtype as float64, indexed by its bits (made on first use: bfloat16's
@@ -125,7 +138,7 @@ def _table(dtype: str) -> np.ndarray:
     return table
 
 
-_NO_TABLE = np.empty(0)
+NO_TABLE = np.empty(0)  # the table argument for float32 and float64 values
 
 
 def moments(values: Any) -> tuple[int, float, float]:
@@ -140,7 +153,7 @@ def moments(values: Any) -> tuple[int, float, float]:
     if name in ("float16", "bfloat16"):
         flat, table = flat.view(np.uint16), _table(name)
     elif name in ("float32", "float64"):
-        table = _NO_TABLE
+        table = NO_TABLE
     else:
         raise TypeError(f"moments of a {name} array; valid: float16, bfloat16, float32, float64")
     blocks = np.empty(((flat.size + BLOCK - 1) // BLOCK, 2))
