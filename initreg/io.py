@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import IO, Any, NoReturn
 
 from initreg.ahead import one_batch_ahead
+from initreg.direct_write import staged_writes
 from initreg.dtypes import numpy_dtype
 from initreg.errors import InitregError, InvalidArgumentError, WriteError, choices
 from initreg.initializers.base import MAX_RANK, magnitude
@@ -278,9 +279,10 @@ def _write_safetensors(
 ) -> None:
     import numpy as np
 
-    file.write(safetensors_header(infos, metadata))
-    for array in arrays.values():
-        file.write(memoryview(array.reshape(-1).view(np.uint8)))
+    with staged_writes(file, planned_size(infos, "safetensors", metadata)) as write:
+        write(memoryview(safetensors_header(infos, metadata)))
+        for array in arrays.values():
+            write(memoryview(array.reshape(-1).view(np.uint8)))
 
 
 def _checked_bytes(tensor: TensorInfo, pieces: Iterable[Any]) -> Iterator[memoryview]:
@@ -387,17 +389,18 @@ def save_streamed(
     written, and a piece is written before the one after the next batch is asked for, so that about two
     pieces (or two batches of BATCH_BYTES) are held at a time. For the same values the file is
     byte-identical to `save`'s. The file's size is checked against the free space before the first
-    piece is asked for.
+    piece is asked for. A large file is written past the page cache (`initreg.direct_write`).
     """
     if file_format(path) != "safetensors":
         raise InvalidArgumentError(f"streamed writing makes .safetensors files; got {os.fspath(path)!r}")
     header = safetensors_header(tensors, metadata)
-    free_space_for(path, planned_size(tensors, "safetensors", metadata))
-    with atomic_file(path) as file:
-        file.write(header)
+    size = planned_size(tensors, "safetensors", metadata)
+    free_space_for(path, size)
+    with atomic_file(path) as file, staged_writes(file, size) as write:
+        write(memoryview(header))
         ordered = (data for tensor in tensors for data in _checked_bytes(tensor, pieces(tensor)))
         for data in one_batch_ahead(ordered, len):
-            file.write(data)
+            write(data)
             del data  # dropped before the next is asked for: a piece's memory may be reused
     return Path(path)
 
