@@ -380,7 +380,7 @@ def _metadata(settings: Mapping[str, Any]) -> dict[str, str]:
         "recipe": choices_made.get("recipe"),
         "variables": settings["variables"],
     }
-    return {"format": "pt", "initreg": json.dumps(made_by, sort_keys=True, default=str)}
+    return {"format": "pt", "initreg": json.dumps(made_by, default=str)}  # rules in the order they apply
 
 
 # --- the app -----------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from safetensors import safe_open
 from safetensors.numpy import load_file
 
 import initreg
@@ -116,6 +117,12 @@ def test_overrides_of_init_rules_dtype_and_output(tmp_path: Path) -> None:
     rows = table_rows(done.stdout)
     assert rows["dense_2.bias"][3] == "last" and rows["dense_1.bias"][3] == "biases"
     assert "mode='fan_avg'" in rows["dense_0.kernel"][4]
+    with safe_open(tmp_path / "sub" / "params.safetensors", "np") as file:
+        made_by = json.loads(file.metadata()["initreg"])
+    assert list(made_by["rules"])[-1] == "last"  # in the order they apply (the last match wins), not sorted
+    spec = {name: tuple(tensor.shape) for name, tensor in written.items()}
+    replanned = {entry.path: entry.rule for entry in initreg.plan(spec, made_by["rules"])}
+    assert replanned == {name: row[3] for name, row in rows.items() if name in spec}
 
 
 def test_npz_output_holds_the_same_values(tmp_path: Path) -> None:
