@@ -113,8 +113,8 @@ def generate_all(planned: Assignments, seed: int, backend: Backend) -> list[Arra
     """
     values: list[Array] = [None] * len(planned.paths)
     kernels = None
-    if type(backend) is NumpyBackend:
-        kernels = loaded_kernels() or fused_kernels(_elements(planned), len(planned.paths))
+    if type(backend) is NumpyBackend:  # not counted: the draws left to generate_checked count themselves
+        kernels = fused_kernels(_elements(planned), len(planned.paths), counted=False)
     if kernels is not None:
         import numpy as np  # loaded with the kernels; `import initreg` does not load it
 

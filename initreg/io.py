@@ -279,8 +279,9 @@ def _write_safetensors(
 ) -> None:
     import numpy as np
 
-    with staged_writes(file, planned_size(infos, "safetensors", metadata)) as write:
-        write(memoryview(safetensors_header(infos, metadata)))
+    header = safetensors_header(infos, metadata)
+    with staged_writes(file, _safetensors_size(header, infos)) as write:
+        write(memoryview(header))
         for array in arrays.values():
             write(memoryview(array.reshape(-1).view(np.uint8)))
 
@@ -363,7 +364,12 @@ def planned_size(tensors: Sequence[TensorInfo], format: str, metadata: Mapping[s
     """The bytes a file of `tensors` takes: exactly for "safetensors", an upper bound for "npz"."""
     if format == "npz":
         return npz_size({tensor.name: tensor for tensor in tensors})
-    return len(safetensors_header(tensors, metadata)) + sum(tensor.nbytes for tensor in tensors)
+    return _safetensors_size(safetensors_header(tensors, metadata), tensors)
+
+
+def _safetensors_size(header: bytes, tensors: Iterable[TensorInfo]) -> int:
+    """The bytes of a .safetensors file of `tensors` whose header is `header`."""
+    return len(header) + sum(tensor.nbytes for tensor in tensors)
 
 
 def npz_size(arrays: Mapping[str, Any]) -> int:
@@ -394,7 +400,7 @@ def save_streamed(
     if file_format(path) != "safetensors":
         raise InvalidArgumentError(f"streamed writing makes .safetensors files; got {os.fspath(path)!r}")
     header = safetensors_header(tensors, metadata)
-    size = planned_size(tensors, "safetensors", metadata)
+    size = _safetensors_size(header, tensors)
     free_space_for(path, size)
     with atomic_file(path) as file, staged_writes(file, size) as write:
         write(memoryview(header))

@@ -5,7 +5,7 @@ contiguous range of the file) of at most `chunk_bytes` each, so that memory is b
 `chunk_bytes`, not by the tree. The file is byte-identical to ``io.save`` of `init_tree`'s arrays.
 
 Where the NumPy backend draws an element-wise initializer in float32 or float64 and its fused kernels
-are loaded (or the parameter is large enough that drawing it would load them: REFERENCE_WORK elements),
+are loaded (or drawing the parameter would load them: ``backends.numpy.fused_kernels``),
 the streamed write draws each piece with ``fused_cpu.fill_with_moments``: the values the backend gives,
 bit for bit, and their moments (initreg.moments) from the same pass. Such a piece of at least
 BATCH_BYTES is drawn into one of two arrays used in turn (`PieceBuffers`), not into fresh memory whose
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from initreg import io, memory
 from initreg.ahead import BATCH_BYTES
-from initreg.backends.numpy import REFERENCE_WORK, NumpyBackend, fused_kernels, loaded_kernels
+from initreg.backends.numpy import NumpyBackend, fused_kernels
 from initreg.backends.registry import get_backend
 from initreg.drawing import generate_checked, require_draw
 from initreg.dtypes import numpy_dtype
@@ -167,9 +167,8 @@ def _measured_chunks(
 
     with about(f"parameter {entry.path!r} (rule {entry.rule!r})"):
         dist = _filled_distribution(entry, backend)
-    fused = loaded_kernels()
-    if fused is None and dist is not None and entry.size >= REFERENCE_WORK:
-        fused = fused_kernels()  # the backend would load them while drawing this entry
+    # not counted: if the kernels would not serve this entry, generate_chunks's draws count themselves
+    fused = None if dist is None else fused_kernels(entry.size, counted=False)
     if fused is None or dist is None:
         for piece in generate_chunks(entry, seed, backend, chunk_bytes):
             yield piece, piece_moments(piece) if measured else None

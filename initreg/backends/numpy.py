@@ -40,21 +40,24 @@ _reference_work = [0]  # element-equivalents the reference has been given in thi
 _imported: list[ModuleType | None] = []  # the kernels once imported (None without numba)
 
 
-def fused_kernels(elements: int | None = None, calls: int = 1) -> ModuleType | None:
+def fused_kernels(elements: int | None = None, calls: int = 1, *, counted: bool = True) -> ModuleType | None:
     """``initreg.backends.fused_cpu``, or None (the reference), under a lock; None whenever numba cannot be imported.
 
     Without `elements`: the kernels, imported now if they are not yet. With `elements`, the caller's coming
     work (`calls` draws of `elements` elements in all, counted as elements + REFERENCE_CALL calls): the
     kernels if already imported, or once this work takes the reference's total in this process to
-    REFERENCE_WORK; else None, and the work is counted as the reference's.
+    REFERENCE_WORK; else None, and the work is counted as the reference's, unless not `counted` (a caller
+    that only asks, whose draws through this backend then count themselves).
     """
     if _imported:  # once known, read without the lock (a list append is atomic)
         return _imported[0]
     with _lock:
         if not _imported:
             if elements is not None:
-                _reference_work[0] += elements + calls * REFERENCE_CALL
-                if _reference_work[0] < REFERENCE_WORK:
+                work = _reference_work[0] + elements + calls * REFERENCE_CALL
+                if work < REFERENCE_WORK:
+                    if counted:
+                        _reference_work[0] = work
                     return None
             try:
                 from initreg.backends import fused_cpu
