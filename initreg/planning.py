@@ -347,8 +347,6 @@ def _assignment(
     chosen_layout = rule.layout or layout
     base = rule.initializer_for(captured, shape, chosen_layout)
     fan_in, fan_out = base.fans(shape, chosen_layout)
-    target_std = base.target_std(shape, chosen_layout)
     initializer = _overlay(base, overlays, shape, chosen_layout)
-    if overlays:
-        target_std = initializer.target_std(shape, chosen_layout)
+    target_std = initializer.target_std(shape, chosen_layout)
     return Assignment(_rule_name(rule, overlays), initializer, shape, dtype, chosen_layout, fan_in, fan_out, target_std)
