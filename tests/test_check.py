@@ -166,15 +166,18 @@ def test_std_off_by_ten_percent_on_100k_elements() -> None:
 # --- real models, initialized by their own code --------------------------------------------------
 
 
-def _gpt2(seed: int) -> object:
+def _gpt2(seed: int, **config: float) -> object:
+    """A 3-layer GPT2LMHeadModel initialized by its own code; `config` overrides GPT2Config's fields."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(seed)
-    config = GPT2Config(
-        n_embd=64, n_layer=3, n_head=2, vocab_size=1000, n_positions=256, bos_token_id=0, eos_token_id=0
-    )
-    return GPT2LMHeadModel(config)
+    return GPT2LMHeadModel(
+        GPT2Config(
+            n_embd=64, n_layer=3, n_head=2, vocab_size=1000, n_positions=256, bos_token_id=0, eos_token_id=0,
+            **config,
+        )
+    )  # fmt: skip
 
 
 def _llama(seed: int) -> object:
@@ -485,21 +488,7 @@ def test_a_checkpoint_is_checked_with_the_initializer_range_of_the_config_json_b
     """save_pretrained writes config.json beside the weights: initializer_range (here 0.05, not transformers'
     0.02) and the depth are read from it; the same weights with a config saying 0.02 fail; a config.json
     that contradicts the tree is an error naming both."""
-    import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    torch.manual_seed(0)
-    config = GPT2Config(
-        n_embd=64,
-        n_layer=3,
-        n_head=2,
-        vocab_size=1000,
-        n_positions=256,
-        bos_token_id=0,
-        eos_token_id=0,
-        initializer_range=0.05,
-    )
-    GPT2LMHeadModel(config).save_pretrained(tmp_path / "wide")
+    _gpt2(0, initializer_range=0.05).save_pretrained(tmp_path / "wide")  # type: ignore[attr-defined]
     assert _command(tmp_path, "model.path=wide/model.safetensors", "recipe=hf_gpt2").returncode == 0
     config_json = tmp_path / "wide" / "config.json"
     saved = json.loads(config_json.read_text())
