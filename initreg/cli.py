@@ -256,29 +256,61 @@ def _each_swept_value(overrides: Sequence[str]) -> Iterator[list[str]]:
                 yield [*fixed, f"{override.get_key_element()}={value}"]
 
 
+OWN_SOURCES = {  # the command's config sources: (provider, path) as Hydra lists them
+    ("hydra", "hydra.conf"), ("main", CONFIG_PACKAGE), ("initreg", ""), ("initreg", "command"), ("schema", ""),
+}  # fmt: skip
+
+
+def _chosen_options(config: DictConfig) -> tuple[str, ...]:
+    """The ``hydra/<group>=<option>`` of ALLOWED_HYDRA_CHOICES that `config` chose."""
+    choices_made = config.hydra.runtime.choices
+    return tuple(f"{group}={choices_made[group]}" for group in ALLOWED_HYDRA_CHOICES if group in choices_made)
+
+
+def _mode_is_the_commands(loader: ConfigLoaderImpl, overrides: Sequence[str]) -> bool:
+    """Whether `hydra.mode` composed with `overrides` is the command's own: no override names Hydra (a
+    ``hydra`` key, group or package) and every config source is the command's own (OWN_SOURCES: no
+    --config-dir, no other search-path plugin), whose options never set Hydra's settings
+    (tests/test_cli.py::test_no_option_of_the_commands_groups_sets_hydras_settings)."""
+    if {(source.provider, source.path) for source in loader.repository.get_sources()} != OWN_SOURCES:
+        return False
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except (HydraException, ValueError, TypeError, RecursionError):
+        return False
+    return not any("hydra" in f"{override.key_or_group}@{override.package}" for override in parsed)
+
+
 @contextmanager
 def _hydra_settings_checked() -> Iterator[None]:
     """While the command runs, every config Hydra composes to use (the run's, the multirun's, each job's) has
     its `hydra` node checked by _check_hydra_node before Hydra uses it (callbacks, logging, launcher); a
-    multirun's, with each value of each sweep too, so that a bad value stops it before its first job. The
-    probe Hydra composes first to read `hydra.mode` (get_mode, which ignores its errors) is not checked:
-    the run or multirun it leads to composes again, checked."""
+    multirun's, with each value of each sweep too, so that a bad value stops it before its first job.
+
+    Hydra first composes the whole config only to read `hydra.mode` (get_mode's probe, which ignores
+    errors). Where that mode is the command's own (_mode_is_the_commands), the probe is answered with the
+    command's own config, which the run's check needs anyway: one composition fewer. Otherwise the probe
+    composes as in Hydra, unchecked: the run or multirun it leads to composes again, checked.
+    """
     compose = ConfigLoaderImpl.load_configuration
     defaults: dict[tuple[str | None, tuple[str, ...], RunMode], DictConfig] = {}  # by name, choices, mode
 
     def own_config(
-        loader: ConfigLoaderImpl, config_name: str | None, composed: DictConfig, mode: RunMode
+        loader: ConfigLoaderImpl, config_name: str | None, options: tuple[str, ...], mode: RunMode
     ) -> DictConfig:
-        """The command's config with no overrides but `composed`'s launcher and sweeper (composed once)."""
-        choices_made = composed.hydra.runtime.choices
-        options = tuple(f"{group}={choices_made[group]}" for group in ALLOWED_HYDRA_CHOICES if group in choices_made)
+        """The command's config with no overrides but the launcher and sweeper `options` (composed once)."""
         if (config_name, options, mode) not in defaults:
-            defaults[config_name, options, mode] = compose(loader, config_name, list(options), mode)
+            made = compose(loader, config_name, list(options), mode)
+            defaults[config_name, options, mode] = defaults[config_name, _chosen_options(made), mode] = made
         return defaults[config_name, options, mode]
 
     def checked(
         loader: ConfigLoaderImpl, config_name: str | None, overrides: list[str], run_mode: RunMode, **kwargs: Any
     ) -> DictConfig:
+        if run_mode == RunMode.MULTIRUN and kwargs.get("validate_sweep_overrides") is False:  # the probe
+            if _mode_is_the_commands(loader, overrides):
+                return own_config(loader, config_name, (), RunMode.RUN)
+            return compose(loader, config_name, overrides, run_mode, **kwargs)
         try:
             composed = compose(loader, config_name, overrides, run_mode, **kwargs)
         except (ValueError, TypeError, RecursionError) as error:  # Hydra's parser and defaults list on bad input
@@ -288,9 +320,7 @@ def _hydra_settings_checked() -> Iterator[None]:
             if not error.options and group and loader.repository.group_exists(group):
                 error.options = loader.get_group_options(group)
             raise
-        if run_mode == RunMode.MULTIRUN and kwargs.get("validate_sweep_overrides") is False:
-            return composed  # Hydra's get_mode probe: it reads hydra.mode only and ignores errors; the run is checked
-        _check_hydra_node(composed, own_config(loader, config_name, composed, run_mode))
+        _check_hydra_node(composed, own_config(loader, config_name, _chosen_options(composed), run_mode))
         if run_mode == RunMode.MULTIRUN:  # before the first job runs, not when a later one is composed
             for job_overrides in _each_swept_value(overrides):
                 checked(loader, config_name, job_overrides, RunMode.RUN)

@@ -730,3 +730,67 @@ def test_a_thread_still_running_at_the_end_is_waited_for(tmp_path: Path) -> None
     done, marks = exit_marks(tmp_path, [str(INITREG), "seed=3"], INITREG_TEST_LATE_THREAD="1")
     assert done.returncode == 0, done.stderr
     assert marks == ["late thread", "atexit", "teardown"]
+
+
+COUNT_COMPOSITIONS = """
+import sys
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+import initreg.cli
+
+compose, made = ConfigLoaderImpl.load_configuration, []
+def counted(*args, **kwargs):
+    made.append(kwargs.get("validate_sweep_overrides", True))
+    return compose(*args, **kwargs)
+ConfigLoaderImpl.load_configuration = counted
+sys.argv = ["initreg", *sys.argv[1:]]
+try:
+    initreg.cli.main()
+finally:
+    print("compositions:", len(made), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize(
+    ("arguments", "compositions"),
+    [
+        (["init=lecun_normal", "seed=3"], 2),  # the run's and the command's own, which answers Hydra's probe
+        (["hydra.mode=RUN"], 3),  # an override names Hydra: the probe composes as in Hydra
+        (["+init@_global_.x=he_normal"], 2),  # a package outside Hydra's node
+    ],
+)
+def test_hydras_mode_probe_is_answered_by_the_commands_own_config_where_nothing_can_change_it(
+    tmp_path: Path, arguments: list[str], compositions: int
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", COUNT_COMPOSITIONS, "dry_run=true", *arguments],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[-1] == f"compositions: {compositions}"
+
+
+def test_a_config_folder_of_the_users_is_probed_as_in_hydra(tmp_path: Path) -> None:
+    """An option from --config-dir may set hydra.mode, which only Hydra's own probe reads: it is kept."""
+    (tmp_path / "conf" / "model").mkdir(parents=True)
+    mlp = (Path(initreg.__file__).parent.parent / "configs" / "command" / "model" / "mlp.yaml").read_text()
+    multirun = "# @package _global_\nhydra:\n  mode: MULTIRUN\nmodel:\n" + textwrap.indent(mlp, "  ")
+    (tmp_path / "conf" / "model" / "multi.yaml").write_text(multirun)
+    done = initreg_command(tmp_path, "--config-dir", str(tmp_path / "conf"), "model=multi", "dry_run=true")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("job 0: model=multi "), done.stdout
+
+
+def test_no_option_of_the_commands_groups_sets_hydras_settings() -> None:
+    """What lets the command's own config answer Hydra's mode probe (cli._mode_is_the_commands): no yaml
+    shipped in a group (configs/command, configs/public) has a `hydra` node or chooses a hydra/ option."""
+    from omegaconf import OmegaConf
+
+    root = Path(initreg.__file__).parent.parent / "configs"
+    options = [path for path in root.rglob("*.yaml") if path != root / "command" / "config.yaml"]
+    assert len(options) > 20
+    for path in options:
+        text = path.read_text()
+        loaded = OmegaConf.to_container(OmegaConf.create(text))
+        assert isinstance(loaded, dict)
+        assert "hydra" not in loaded or not text.startswith("# @package _global_"), path
+        assert "hydra" not in str(loaded.get("defaults", "")), path
