@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from initreg import moments, registry
 from initreg.errors import InvalidArgumentError, printable
 from initreg.initializers.overlay import Overlay, region_text
+from initreg.text_table import Column, TextTable, print_table
 
 if TYPE_CHECKING:
-    from rich.table import Table
-
     from initreg.initializers.base import Initializer
     from initreg.planning import PlanEntry
 
@@ -49,19 +48,14 @@ def _omitted_row(omitted: Sequence[PlanEntry], columns: int) -> list[str]:
     return ["...", "", "", "", note] + [""] * (columns - 5)
 
 
-def plan_table(entries: Sequence[PlanEntry], measured: Mapping[str, float] | None, *, full: bool) -> Table:
+def plan_table(entries: Sequence[PlanEntry], measured: Mapping[str, float] | None, *, full: bool) -> TextTable:
     """One row per parameter; fans for a plan, the measured std once drawn. Unless `full`, a plan of more
     than 2 * TABLE_EDGE_ROWS tensors shows its first and last TABLE_EDGE_ROWS and one row for the rest."""
-    from rich.table import Table
-    from rich.text import Text
-
     names = {entry.value: entry.name for entry in registry.initializers.entries(load_plugins=False)}
-    made = Table(title="plan (dry run)" if measured is None else None)
-    for column in ("path", "shape", "dtype", "rule", "initializer"):
-        made.add_column(column, no_wrap=column == "path")
     extra = ("fan_in", "fan_out", "target std") if measured is None else ("target std", "measured std")
-    for column in extra:
-        made.add_column(column, justify="right")
+    columns = [*map(Column, ("path", "shape", "dtype", "rule")), Column("initializer", wrap=True)]
+    title = "plan (dry run)" if measured is None else None
+    made = TextTable([*columns, *(Column(name, right=True) for name in extra)], title)
     summarized = not full and len(entries) > 2 * TABLE_EDGE_ROWS
     head, tail = (entries[:TABLE_EDGE_ROWS], entries[-TABLE_EDGE_ROWS:]) if summarized else (entries, [])
     rows = [_row(entry, measured, names) for entry in head]
@@ -69,19 +63,17 @@ def plan_table(entries: Sequence[PlanEntry], measured: Mapping[str, float] | Non
         rows.append(_omitted_row(entries[TABLE_EDGE_ROWS:-TABLE_EDGE_ROWS], len(made.columns)))
     rows += [_row(entry, measured, names) for entry in tail]
     for row in rows:
-        made.add_row(*(Text(printable(cell)) for cell in row))  # names from a file are not markup
+        made.add_row(*(printable(cell) for cell in row))
     return made
 
 
-def show(*renderables: Any) -> None:
-    """Prints tables and lines; a line is plain text (not rich markup), its control characters escaped."""
-    from rich.console import Console
-    from rich.text import Text
-
-    console = Console(highlight=False)
-    if not console.is_terminal:
-        console = Console(highlight=False, width=200)
-    console.print(*(Text(printable(item)) if isinstance(item, str) else item for item in renderables))
+def show(*items: TextTable | str) -> None:
+    """Prints tables (initreg.text_table.print_table) and lines, a line's control characters escaped."""
+    for item in items:
+        if isinstance(item, str):
+            print(printable(item))
+        else:
+            print_table(item)
 
 
 class Moments(moments.Moments):

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from initreg.checking.statistics import SubTest
 from initreg.errors import printable
-
-if TYPE_CHECKING:
-    from rich.table import Table
+from initreg.text_table import Column, TextTable
 
 VERDICTS = ("ok", "fail", "unchecked")
 
@@ -133,17 +131,11 @@ class Report:
             "tensors": [tensor.to_dict() for tensor in self.tensors],
         }  # fmt: skip
 
-    def table(self) -> Table:
+    def table(self) -> TextTable:
         """The command's table: one row per tensor, failures first, with the verdict and its reason."""
-        from rich.table import Table
-        from rich.text import Text
-
-        table = Table()
-        for column in ("path", "shape", "dtype", "rule", "intended"):
-            table.add_column(column, no_wrap=column == "path")
-        for column in ("intended std", "measured std", "p"):
-            table.add_column(column, justify="right")
-        table.add_column("verdict")
+        columns = [*map(Column, ("path", "shape", "dtype", "rule")), Column("intended", wrap=True)]
+        columns += [Column(name, right=True) for name in ("intended std", "measured std", "p")]
+        table = TextTable([*columns, Column("verdict", wrap=True)])
         for tensor in ordered(self.tensors):
             intended_std = [c.intended.get("std", math.nan) for c in tensor.components]
             cells = [
@@ -152,8 +144,8 @@ class Report:
                 _number(_overall_std(tensor)), f"{tensor.p_value:.2g}" if tensor.tested else "-",
                 tensor.verdict + (": " + "; ".join(tensor.reasons) if tensor.reasons else ""),
             ]  # fmt: skip
-            style = {"fail": "red", "unchecked": "yellow"}.get(tensor.verdict, "")
-            table.add_row(*(Text(printable(cell), style=style) for cell in cells))
+            colour = {"fail": "red", "unchecked": "yellow"}.get(tensor.verdict)
+            table.add_row(*(printable(cell) for cell in cells), colour=colour)
         return table
 
 
