@@ -7,6 +7,7 @@ bar is made, never by ``import initreg``.
 
 from __future__ import annotations
 
+import sys
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -30,7 +31,7 @@ class WriteProgress:
         self._task: TaskID | None = None
 
     def __enter__(self) -> WriteProgress:
-        if self.quiet:
+        if self.quiet or (self.console is None and not sys.stderr.isatty()):
             return self
         from rich.console import Console
         from rich.progress import (
