@@ -1,4 +1,5 @@
-"""The progress bar: drawn on a terminal, silent when asked or when stderr is not a terminal.
+"""The progress bar: drawn on a terminal once a write has lasted SHOW_AFTER seconds, silent when asked,
+when stderr is not a terminal or when the write is done sooner.
 
 In process through rich consoles (a forced terminal into a buffer); end to end through a pseudo
 terminal as stderr, for the library and for the `initreg` command, and through a pipe.
@@ -29,7 +30,7 @@ def terminal_console() -> tuple[Console, io.StringIO]:
 
 def test_the_bar_renders_on_a_terminal() -> None:
     console, buffer = terminal_console()
-    with WriteProgress(3_000_000, 2, console=console) as progress:
+    with WriteProgress(3_000_000, 2, console=console, show_after=0) as progress:
         assert progress.shown
         progress.start("dense.kernel")
         progress.advance(1_000_000)
@@ -48,13 +49,36 @@ def test_the_bar_is_silent_when_asked_or_off_a_terminal(quiet: bool) -> None:
     else:
         buffer = io.StringIO()
         console = Console(file=buffer)  # not a terminal
-    with WriteProgress(100, 1, quiet=quiet, console=console) as progress:
+    with WriteProgress(100, 1, quiet=quiet, console=console, show_after=0) as progress:
         progress.start("w")
         progress.advance(100)
         assert not progress.shown
     assert buffer.getvalue() == ""
 
 
+def test_the_bar_appears_once_the_write_has_lasted_show_after_with_what_was_done(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import initreg.progress
+
+    clock = [100.0]
+    monkeypatch.setattr(initreg.progress.time, "monotonic", lambda: clock[0])
+    console, buffer = terminal_console()
+    with WriteProgress(3_000_000, 2, console=console, show_after=0.5) as progress:
+        progress.start("dense.kernel")
+        progress.advance(1_000_000)
+        clock[0] += 0.49
+        progress.advance(1_000_000)
+        assert not progress.shown and buffer.getvalue() == ""
+        clock[0] += 0.01
+        progress.start("dense.bias")
+        assert progress.shown
+        progress.advance(1_000_000)
+    shown = buffer.getvalue()
+    assert "tensor 2/2 dense.bias" in shown and "3.0/3.0 MB" in shown and "dense.kernel" not in shown
+
+
+SHOWN_AT_ONCE = "import initreg.progress; initreg.progress.SHOW_AFTER = 0\n"
 SAVE_TREE = """
 import sys
 from initreg import tree
@@ -89,7 +113,8 @@ def stderr_on_a_terminal(command: list[str], cwd: Path) -> str:
 
 @pytest.mark.parametrize("quiet", [False, True])
 def test_save_tree_draws_the_bar_on_a_terminal_unless_quiet(tmp_path: Path, quiet: bool) -> None:
-    command = [sys.executable, "-c", SAVE_TREE, str(tmp_path / "t.safetensors"), "quiet" if quiet else "shown"]
+    script = SHOWN_AT_ONCE + SAVE_TREE
+    command = [sys.executable, "-c", script, str(tmp_path / "t.safetensors"), "quiet" if quiet else "shown"]
     shown = stderr_on_a_terminal(command, tmp_path)
     if quiet:
         assert shown == ""
@@ -109,8 +134,8 @@ INITREG = shutil.which("initreg", path=str(Path(sys.executable).parent))
 
 @pytest.mark.parametrize("setting", ["progress=true", "progress=false"])
 def test_the_command_draws_the_bar_on_a_terminal_unless_turned_off(tmp_path: Path, setting: str) -> None:
-    assert INITREG is not None, "the initreg console script is not installed next to the interpreter"
-    shown = stderr_on_a_terminal([INITREG, setting, "chunk_mb=0.01"], tmp_path)
+    script = SHOWN_AT_ONCE + "from initreg.cli import console; console()"  # the console script's code
+    shown = stderr_on_a_terminal([sys.executable, "-c", script, setting, "chunk_mb=0.01"], tmp_path)
     if setting == "progress=false":
         assert shown == ""
     else:
