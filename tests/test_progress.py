@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import os
 import pty
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -127,9 +126,6 @@ def test_save_tree_is_silent_when_stderr_is_a_pipe(tmp_path: Path) -> None:
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0
     assert done.stderr == ""
-
-
-INITREG = shutil.which("initreg", path=str(Path(sys.executable).parent))
 
 
 @pytest.mark.parametrize("setting", ["progress=true", "progress=false"])
