@@ -37,7 +37,6 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
@@ -71,7 +70,6 @@ if TYPE_CHECKING:
     from initreg.planning import PlanEntry
 
 CONFIG_PACKAGE = "initreg.configs.command"
-PUBLIC_PACKAGE = "initreg.configs.public"
 SOURCE = "initreg://"  # initreg's Hydra config source (hydra_plugins/initreg_config_source)
 EXIT_BAD_INPUT = 2
 MAX_NAME_BYTES = 255  # the longest file name most file systems take
@@ -133,11 +131,6 @@ def _show_warning(message: Warning | str, category: type[Warning], *_: Any, **__
 # --- registry names as config-group options ----------------------------------------------------
 
 
-def _shipped_options(package: str, group: str) -> set[str]:
-    folder = files(package) / group
-    return {item.name.removesuffix(".yaml") for item in folder.iterdir() if item.name.endswith(".yaml")}
-
-
 class CommandSearchPath(SearchPathPlugin):
     """The command's groups: initreg:// (init, recipe) and initreg://command (backend), after its own configs."""
 
@@ -148,22 +141,14 @@ class CommandSearchPath(SearchPathPlugin):
 
 
 def _use_initreg_plugin() -> None:
-    """Registers initreg's config source (in case Hydra's scan of hydra_plugins missed it), puts it on the
-    command's search path, and warns about a plugin's initializer name that a public preset hides."""
+    """Registers initreg's config source (in case Hydra's scan of hydra_plugins missed it) and puts it on the
+    command's search path."""
     from hydra.core.plugins import Plugins
 
     from hydra_plugins.initreg_config_source.config_source import InitregConfigSource
 
     Plugins.instance().register(InitregConfigSource)
     Plugins.instance().register(CommandSearchPath)
-    presets = _shipped_options(PUBLIC_PACKAGE, "init")
-    for name, origin in registry.initializers.available().items():
-        if name in presets and origin != registry.BUILT_IN:
-            warnings.warn(
-                f"init={name} selects the preset init/{name}.yaml, "
-                f"which hides the init {name!r} registered by {origin}",
-                stacklevel=2,
-            )
 
 
 ALLOWED_HYDRA_KEYS = ("sweep.dir", "verbose", "mode")  # hydra.<key> an override may set

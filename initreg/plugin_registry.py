@@ -29,7 +29,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from initreg.errors import NameClashError, UnknownNameError
 
@@ -325,12 +325,19 @@ class Registry(Generic[T]):
         (with a PluginWarning) is unknown when asked for.
         """
         with _LOCK:
-            found = {name: self._entries[canonical].origin for name, canonical in self._lookup.items()}
-            for name, loading in self._loading.items():
-                found.setdefault(name, _distribution_name(loading.entry_point))
-            for name, candidates in self._plugin_names().items():
-                found.setdefault(name, _distribution_name(_chosen(candidates)[0]))
-        return dict(sorted(found.items()))
+            names = {*self._lookup, *self._loading, *self._plugin_names()}
+            return {name: cast(str, self.origin(name)) for name in sorted(names)}
+
+    def origin(self, name: str) -> str | None:
+        """The distribution `name` comes from (BUILT_IN for initreg's), None if it is no name or alias, without
+        loading a plugin; entry points are read only for a name that is not registered already."""
+        with _LOCK:
+            if name in self._lookup:
+                return self._entries[self._lookup[name]].origin
+            if name in self._loading:
+                return _distribution_name(self._loading[name].entry_point)
+            candidates = self._plugin_names().get(name)
+            return None if candidates is None else _distribution_name(_chosen(candidates)[0])
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):

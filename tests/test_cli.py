@@ -297,7 +297,7 @@ def test_a_plugin_initializer_is_selectable_by_name_with_its_parameters(tmp_path
     info = site / "initreg_box_plugin-1.0.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: initreg-box-plugin\nVersion: 1.0\n")
-    # the second name is taken by a shipped preset: a warning says the plugin's is hidden
+    # the second name is taken by a shipped preset: choosing it, a warning says the plugin's is hidden
     points = "box = initreg_box_plugin:Box\ngpt2_normal = initreg_box_plugin:Box\n"
     (info / "entry_points.txt").write_text("[initreg.initializers]\n" + points)
     (site / "initreg_box_plugin.py").write_text(textwrap.dedent(PLUGIN))
@@ -306,8 +306,14 @@ def test_a_plugin_initializer_is_selectable_by_name_with_its_parameters(tmp_path
     kernel = load_file(tmp_path / "box.safetensors")["dense_0.kernel"]
     assert -0.25 <= kernel.min() < -0.24 and 0.24 < kernel.max() < 0.25
     assert table_rows(done.stdout)["dense_0.kernel"][4] == "box(width=0.25)"
-    assert done.stderr.count("\n") == 1
-    assert "hides the init 'gpt2_normal' registered by initreg-box-plugin" in done.stderr
+    assert done.stderr == ""
+    hidden = initreg_command(tmp_path, "init=gpt2_normal", "dry_run=true", extra_path=site)
+    assert hidden.returncode == 0, hidden.stderr
+    assert table_rows(hidden.stdout)["dense_0.kernel"][4].startswith("random_normal(")  # the preset
+    assert hidden.stderr == (
+        "initreg: warning: init=gpt2_normal selects the shipped init/gpt2_normal.yaml, "
+        "which hides the init 'gpt2_normal' registered by initreg-box-plugin\n"
+    )
 
 
 def test_help_lists_the_groups_of_initregs_config_source(tmp_path: Path) -> None:

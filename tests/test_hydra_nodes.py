@@ -96,6 +96,7 @@ def test_the_known_plugins_table_matches_their_entry_points(distribution: str, g
 def test_a_known_plugins_name_that_is_not_installed_names_its_package(monkeypatch: pytest.MonkeyPatch) -> None:
     without_extra = {name: origin for name, origin in available() if origin != "initreg-extra"}
     monkeypatch.setattr(initreg.registry.initializers, "available", lambda: without_extra)
+    monkeypatch.setattr(initreg.registry.initializers, "origin", without_extra.get)
     source = InitregConfigSource("initreg", "initreg://")
     assert source.is_config("init/torch_default") and source.is_config("init/he_normall")
     assert not source.is_config("init/zzz_nothing_like_it")  # Hydra's own message lists the options

@@ -132,6 +132,27 @@ def test_entry_points_are_read_lazily_once_and_again_after_refresh(
     assert reads == [INITIALIZERS, INITIALIZERS]
 
 
+def test_origin_names_the_distribution_without_loading_a_plugin_and_reads_entry_points_only_when_needed(
+    add_distribution: AddDistribution, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_distribution(
+        "initreg-fake-good",
+        {INITIALIZERS: {"wide_normal": "initreg_fake_good:Wide"}},
+        {"initreg_fake_good": GOOD_INITIALIZER},
+    )
+    reads: list[str] = []
+    original = plugin_registry._entry_points
+    monkeypatch.setattr(plugin_registry, "_entry_points", lambda group: reads.append(group) or original(group))
+    registry.initializers.refresh()
+    assert registry.initializers.origin("lecun_normal") == registry.BUILT_IN
+    assert registry.initializers.origin("LecunNormal") == registry.BUILT_IN  # an alias
+    assert reads == []  # initreg's own names need no entry point
+    assert registry.initializers.origin("wide_normal") == "initreg-fake-good"
+    assert registry.initializers.origin("no_such_initializer") is None
+    assert reads == [INITIALIZERS] and "initreg_fake_good" not in sys.modules  # listed, not loaded
+    assert registry.initializers.available()["wide_normal"] == "initreg-fake-good"
+
+
 def test_a_plugin_is_imported_only_when_its_name_is_asked_for_or_all_are_listed(
     add_distribution: AddDistribution,
 ) -> None:

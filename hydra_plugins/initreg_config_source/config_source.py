@@ -16,8 +16,9 @@ A path after the scheme picks what is served (`SERVED`): ``initreg://`` the publ
 Either way the group of a registry (`Served.registered`) has one option per registered name, made on
 demand and typed: ``init/<name>`` is the initializer's structured config (initreg.schemas), a preset is
 merged onto the structured config of the initializer it names, ``backend/<name>`` is ``{name: <name>}``.
-A yaml in the package wins over a registered name of the same spelling. Plugins are listed by their
-entry points and loaded only when their node is asked for.
+A yaml in the package wins over a registered name of the same spelling (choosing it warns when the
+name is a plugin's). Plugins are listed by their entry points and loaded only when their node is asked
+for; entry points are read only for a name that initreg does not register itself.
 
 A name that is not there but close to one that is, or that a known plugin registers
 (initreg.known_plugins), loads as a one-line error that says so. The app's own configs win: its
@@ -27,6 +28,7 @@ under one of these groups is left to it.
 
 from __future__ import annotations
 
+import warnings
 from importlib import resources
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -108,6 +110,7 @@ class InitregConfigSource(ConfigSource):
         if yaml is not None:
             text = yaml.read_text(encoding="utf-8")
             config = self._typed_preset(path, _loaded(text)) if path.startswith(INIT + "/") else _loaded(text)
+            self._warn_if_hiding(path)
             return self._result(config, self._get_header_dict(text))
         name = self._registered_name(path)
         if name is not None:
@@ -140,9 +143,9 @@ class InitregConfigSource(ConfigSource):
         return found if found is not None and found.is_file() else None
 
     def _registered_name(self, path: str) -> str | None:
-        """The name of ``<registered group>/<name>`` if it is registered, else None."""
+        """The name of ``<registered group>/<name>`` if it is registered (plugins are not loaded), else None."""
         group, _, name = path.rpartition("/")
-        return name if group == self._served().registered and name in self._registered() else None
+        return name if group == self._served().registered and self._registry().origin(name) is not None else None
 
     def _registered(self) -> dict[str, str]:
         """Every registered name and alias with its distribution, read once per source (Hydra makes one
@@ -150,6 +153,18 @@ class InitregConfigSource(ConfigSource):
         if self._names is None:
             self._names = self._registry().available()
         return self._names
+
+    def _warn_if_hiding(self, path: str) -> None:
+        """Warns when the yaml option `path` wins over a plugin's registered name of the same spelling."""
+        group, _, name = path.rpartition("/")
+        if group != self._served().registered:
+            return
+        from initreg.registry import BUILT_IN
+
+        origin = self._registry().origin(name)
+        if origin is not None and origin != BUILT_IN:
+            message = f"{group}={name} selects the shipped {path}{YAML}, which hides the {group} {name!r} registered by"
+            warnings.warn(f"{message} {origin}", stacklevel=2)
 
     def _registry(self) -> Any:
         from initreg import registry
@@ -177,7 +192,7 @@ class InitregConfigSource(ConfigSource):
         from omegaconf.errors import OmegaConfBaseException
 
         name = preset.get("name")
-        if not isinstance(name, str) or name not in self._registered():
+        if not isinstance(name, str) or self._registry().origin(name) is None:
             raise ConfigLoadError(f"{path}{YAML}: 'name' must be a registered initializer, not {name!r}")
         try:
             return OmegaConf.merge(self._node(name), preset)
