@@ -218,6 +218,55 @@ def test_sigterm_and_sighup_while_writing_leave_nothing(tmp_path, writer, name, 
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.parametrize(("write", "name"), [(to_safetensors, "w.safetensors"), (to_zarr, "w.zarr")])
+def test_a_signal_while_the_pool_starts_a_thread_leaves_no_task_running(tmp_path, monkeypatch, write, name):
+    """ThreadPoolExecutor.submit records a worker thread only after starting it: SIGTERM's handler raising
+    in between must not leave that thread's task running after the write gave up (zarr would remake the
+    removed temporary folder for its chunk)."""
+    import signal
+    import threading
+    import time
+
+    from initreg.io import exit_on_signal
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)  # the pool starts a second thread
+    start = threading.Thread.start
+    started: list[threading.Thread] = []
+    unrecorded_busy, gave_up = threading.Event(), threading.Event()
+    late: list[str] = []
+
+    def start_then_signal(thread: threading.Thread) -> None:
+        pooled = threading.current_thread() is threading.main_thread() and thread.name.startswith("ThreadPoolExecutor-")
+        if pooled:
+            started.append(thread)
+        start(thread)
+        if pooled and len(started) == 2:
+            assert unrecorded_busy.wait(10)
+            exit_on_signal(signal.SIGTERM, None)  # before submit records the thread
+
+    def slow(block):
+        if len(started) == 2 and threading.current_thread() is started[1]:
+            unrecorded_busy.set()
+            time.sleep(0.3)
+        else:
+            unrecorded_busy.wait(10)  # so that the second thread takes the second task
+        if gave_up.is_set():
+            late.append(threading.current_thread().name)
+        return block
+
+    monkeypatch.setattr(threading.Thread, "start", start_then_signal)
+    tree = init_tree({"w": (64, 1024)}, {"all": {"match": "*", "init": "he_normal"}}, chunks=(8, 1024))
+    slowed = tree["w"].map_blocks(slow, meta=np.empty((0, 0), np.float32))
+    with dask.config.set(scheduler="threads"), pytest.raises(SystemExit) as raised:
+        write({"w": slowed}, tmp_path / name)
+    gave_up.set()
+    monkeypatch.undo()
+    started[1].join(10)
+    assert raised.value.code == 128 + signal.SIGTERM
+    assert late == []
+    assert os.listdir(tmp_path) == []
+
+
 @pytest.mark.skipif(not hasattr(os, "posix_fallocate"), reason="needs posix_fallocate")
 def test_the_safetensors_file_is_allocated_before_chunks_are_mapped(tmp_path):
     """A sparse file written through a memory map dies with SIGBUS when the disk fills; an allocated one cannot."""
