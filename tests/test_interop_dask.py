@@ -267,6 +267,42 @@ def test_a_signal_while_the_pool_starts_a_thread_leaves_no_task_running(tmp_path
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.skipif(os.name != "posix", reason="needs POSIX signals")
+def test_a_signal_while_zarr_writes_the_metadata_leaves_nothing(tmp_path, monkeypatch):
+    """Zarr writes from its own event loop thread: a signal's handler raising while the main thread waits for
+    the group's metadata must not let that write go on after the temporary folder is removed."""
+    import asyncio
+    import signal
+    import threading
+
+    from zarr.storage import LocalStore
+
+    from initreg.io import exit_on_signal
+
+    set_key = LocalStore.set
+    signaled: list[str] = []
+    written = threading.Event()
+
+    async def set_after_a_signal(store, key, value):
+        if not signaled:
+            signaled.append(key)
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
+            await asyncio.sleep(0.3)  # the main thread gives up meanwhile
+        await set_key(store, key, value)
+        written.set()
+
+    monkeypatch.setattr(LocalStore, "set", set_after_a_signal)
+    tree = init_tree({"w": (64, 64)}, {"all": {"match": "*", "init": "he_normal"}})
+    previous = signal.signal(signal.SIGUSR1, exit_on_signal)
+    try:
+        with dask.config.set(scheduler="threads"), pytest.raises(SystemExit):
+            to_zarr(tree, tmp_path / "w.zarr")
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert written.wait(10)
+    assert os.listdir(tmp_path) == []
+
+
 @pytest.mark.skipif(not hasattr(os, "posix_fallocate"), reason="needs posix_fallocate")
 def test_the_safetensors_file_is_allocated_before_chunks_are_mapped(tmp_path):
     """A sparse file written through a memory map dies with SIGBUS when the disk fills; an allocated one cannot."""

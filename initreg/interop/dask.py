@@ -202,9 +202,16 @@ def to_zarr(tree: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
     target = _new_target(path)
     free_space_for(target, sum(array.nbytes for array in leaves.values()))
     with replacing(target) as temporary:
-        stores = [da.to_zarr(array, str(temporary), component=name, compute=False) for name, array in leaves.items()]
+        with GatedThreadPool(1) as pool:  # a signal cutting .result() short: leaving the block still waits for it
+            stores = pool.submit(_zarr_stores, leaves, temporary).result()
         compute_all(stores)
     return target
+
+
+def _zarr_stores(leaves: Mapping[str, da.Array], folder: Path) -> list[Any]:
+    """Makes the zarr group at `folder` and its arrays (their metadata, written from zarr's event loop thread)
+    and returns the delayed writes of `leaves` into them."""
+    return [da.to_zarr(array, str(folder), component=name, compute=False) for name, array in leaves.items()]
 
 
 class MappedTensor:
