@@ -218,6 +218,91 @@ def test_sigterm_and_sighup_while_writing_leave_nothing(tmp_path, writer, name, 
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.parametrize(("write", "name"), [(to_safetensors, "w.safetensors"), (to_zarr, "w.zarr")])
+def test_a_signal_while_the_pool_starts_a_thread_leaves_no_task_running(tmp_path, monkeypatch, write, name):
+    """ThreadPoolExecutor.submit records a worker thread only after starting it: SIGTERM's handler raising
+    in between must not leave that thread's task running after the write gave up (zarr would remake the
+    removed temporary folder for its chunk)."""
+    import signal
+    import threading
+    import time
+
+    from initreg.io import exit_on_signal
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)  # the pool starts a second thread
+    start = threading.Thread.start
+    started: list[threading.Thread] = []
+    unrecorded_busy, gave_up = threading.Event(), threading.Event()
+    late: list[str] = []
+
+    def start_then_signal(thread: threading.Thread) -> None:
+        pooled = threading.current_thread() is threading.main_thread() and thread.name.startswith("ThreadPoolExecutor-")
+        if pooled:
+            started.append(thread)
+        start(thread)
+        if pooled and len(started) == 2:
+            assert unrecorded_busy.wait(10)
+            exit_on_signal(signal.SIGTERM, None)  # before submit records the thread
+
+    def slow(block):
+        if len(started) == 2 and threading.current_thread() is started[1]:
+            unrecorded_busy.set()
+            time.sleep(0.3)
+        else:
+            unrecorded_busy.wait(10)  # so that the second thread takes the second task
+        if gave_up.is_set():
+            late.append(threading.current_thread().name)
+        return block
+
+    monkeypatch.setattr(threading.Thread, "start", start_then_signal)
+    tree = init_tree({"w": (64, 1024)}, {"all": {"match": "*", "init": "he_normal"}}, chunks=(8, 1024))
+    slowed = tree["w"].map_blocks(slow, meta=np.empty((0, 0), np.float32))
+    with dask.config.set(scheduler="threads"), pytest.raises(SystemExit) as raised:
+        write({"w": slowed}, tmp_path / name)
+    gave_up.set()
+    monkeypatch.undo()
+    started[1].join(10)
+    assert raised.value.code == 128 + signal.SIGTERM
+    assert late == []
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.skipif(os.name != "posix", reason="needs POSIX signals")
+def test_a_signal_while_zarr_writes_the_metadata_leaves_nothing(tmp_path, monkeypatch):
+    """Zarr writes from its own event loop thread: a signal's handler raising while the main thread waits for
+    the group's metadata must not let that write go on after the temporary folder is removed."""
+    import asyncio
+    import signal
+    import threading
+
+    from zarr.storage import LocalStore
+
+    from initreg.io import exit_on_signal
+
+    set_key = LocalStore.set
+    signaled: list[str] = []
+    written = threading.Event()
+
+    async def set_after_a_signal(store, key, value):
+        if not signaled:
+            signaled.append(key)
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
+            await asyncio.sleep(0.3)  # the main thread gives up meanwhile
+        await set_key(store, key, value)
+        written.set()
+
+    monkeypatch.setattr(LocalStore, "set", set_after_a_signal)
+    tree = init_tree({"w": (64, 64)}, {"all": {"match": "*", "init": "he_normal"}})
+    previous = signal.signal(signal.SIGUSR1, exit_on_signal)
+    try:
+        with dask.config.set(scheduler="threads"), pytest.raises(SystemExit):
+            to_zarr(tree, tmp_path / "w.zarr")
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert written.wait(10)
+    assert os.listdir(tmp_path) == []
+
+
 @pytest.mark.skipif(not hasattr(os, "posix_fallocate"), reason="needs posix_fallocate")
 def test_the_safetensors_file_is_allocated_before_chunks_are_mapped(tmp_path):
     """A sparse file written through a memory map dies with SIGBUS when the disk fills; an allocated one cannot."""

@@ -11,9 +11,10 @@ one chunk, made whole in one task.
 the target (a path every worker can reach), so no process ever holds more than its chunks. They run on
 the active distributed Client, else on local threads. Both check the free space first (for zarr, the
 uncompressed size) and write to a temporary name next to the target, renamed at the end; after a
-failure, SIGTERM or SIGHUP the temporary is removed (once no local task is running). The safetensors
-file is allocated in full before any chunk is written through a memory map, so that a full disk is an
-error, not a SIGBUS. It is byte-identical to ``initreg.io.save`` of the in-memory tree.
+failure, SIGTERM or SIGHUP the temporary is removed (once no local task is running, and none starts
+after). The safetensors file is allocated in full before any chunk is written through a memory map, so
+that a full disk is an error, not a SIGBUS. It is byte-identical to ``initreg.io.save`` of the in-memory
+tree.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from __future__ import annotations
 import errno
 import os
 import sys
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import dask
 import dask.array as da
@@ -42,6 +44,9 @@ from initreg.spec import flatten, unflatten
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class ParameterSource:
@@ -99,14 +104,56 @@ def init_tree(
     return unflatten(with_aliases(entries, [parameter_array(entry, seed, chunks) for entry in entries]), like=spec)
 
 
+class GatedThreadPool(ThreadPoolExecutor):
+    """A ThreadPoolExecutor whose shutdown waits for every task that is running, on any of its threads,
+    and after which no task starts, not even one queued before.
+
+    ``ThreadPoolExecutor.submit`` starts a worker thread and only then records it. An exception raised
+    in between (a signal's handler runs in the main thread, which submits dask's tasks) leaves a thread
+    that ``shutdown(wait=True)`` does not join, free to run a queued task after the write was cleaned
+    up. Here each task passes a gate that does not depend on knowing the threads.
+    """
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        super().__init__(max_workers)
+        self._gate = threading.Condition()
+        self._running = 0
+        self._closed = False
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        """Schedules ``fn(*args, **kwargs)`` to run if the pool is not shut down by the time a thread takes it."""
+        return super().submit(self._through_gate, fn, *args, **kwargs)
+
+    def _through_gate(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        with self._gate:
+            if self._closed:
+                raise CancelledError
+            self._running += 1
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            with self._gate:
+                self._running -= 1
+                self._gate.notify_all()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Closes the gate (a task not started by now never starts) and, if `wait`, waits for the running ones."""
+        with self._gate:
+            self._closed = True
+            if wait:
+                self._gate.wait_for(lambda: not self._running)
+        super().shutdown(wait, cancel_futures=cancel_futures)
+
+
 def compute_all(collections: Sequence[Any]) -> None:
     """Computes `collections` (for their writes): on the distributed Client dask would use, if any,
     else on a local thread pool. If a task fails, this raises only once no task is running any more,
-    so that cleaning up after it is final. Interrupted (Ctrl-C, SIGTERM), it cancels the Client's futures.
+    so that cleaning up after it is final. Interrupted (Ctrl-C, SIGTERM), it cancels the Client's futures,
+    or, on local threads, the tasks not yet started.
     """
     client = _active_client()
     if client is None:
-        with ThreadPoolExecutor(os.cpu_count()) as pool:  # leaving the block waits for running tasks
+        with GatedThreadPool(os.cpu_count()) as pool:  # leaving the block waits for running tasks
             dask.compute(*collections, scheduler="threads", pool=pool)
         return
     from distributed import wait
@@ -155,9 +202,16 @@ def to_zarr(tree: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
     target = _new_target(path)
     free_space_for(target, sum(array.nbytes for array in leaves.values()))
     with replacing(target) as temporary:
-        stores = [da.to_zarr(array, str(temporary), component=name, compute=False) for name, array in leaves.items()]
+        with GatedThreadPool(1) as pool:  # a signal cutting .result() short: leaving the block still waits for it
+            stores = pool.submit(_zarr_stores, leaves, temporary).result()
         compute_all(stores)
     return target
+
+
+def _zarr_stores(leaves: Mapping[str, da.Array], folder: Path) -> list[Any]:
+    """Makes the zarr group at `folder` and its arrays (their metadata, written from zarr's event loop thread)
+    and returns the delayed writes of `leaves` into them."""
+    return [da.to_zarr(array, str(folder), component=name, compute=False) for name, array in leaves.items()]
 
 
 class MappedTensor:
