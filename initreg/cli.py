@@ -116,8 +116,8 @@ def _reported_errors() -> Iterator[None]:
     """Turns bad input (ours, Hydra's, OmegaConf's, the file system's) into one line and exit 2."""
     try:
         yield
-    except BrokenPipeError:  # stdout closed by the reader (`initreg --help | head`): see main()
-        raise
+    except BrokenPipeError:  # inside Hydra's job too, which would report it as the job's error
+        _stdout_closed()
     except (InitregError, HydraException, OmegaConfBaseException, OSError) as error:
         if _show_tracebacks:
             raise
@@ -497,11 +497,16 @@ def _quiet_when_stdout_closes(command: Callable[[], None]) -> Callable[[], None]
             command()
             sys.stdout.flush()
         except BrokenPipeError:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            raise SystemExit(1) from None
+            _stdout_closed()
 
     return run
+
+
+def _stdout_closed() -> NoReturn:
+    """Ends with status 1 and no message, stdout pointed at devnull so that the flush at exit cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    raise SystemExit(1) from None
 
 
 @_quiet_when_stdout_closes

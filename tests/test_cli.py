@@ -620,6 +620,17 @@ def test_help_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     assert process.stderr.read() == b""
 
 
+def test_a_table_into_a_pipe_its_reader_closes_ends_quietly(tmp_path: Path) -> None:
+    """`initreg ... | head -1`: the table (over 64 KiB, more than a pipe holds) meets the closed pipe."""
+    command = [str(INITREG), "model=gpt2_xl", "dry_run=true", "table=full"]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    assert "plan (dry run)" in process.stdout.readline().decode()
+    process.stdout.close()
+    assert process.wait(timeout=120) == 1
+    assert process.stderr.read() == b""
+
+
 @pytest.mark.parametrize("signum", ["SIGTERM", "SIGHUP"])
 def test_sigterm_and_sighup_while_writing_leave_nothing(tmp_path: Path, signum: str) -> None:
     import signal
