@@ -99,9 +99,8 @@ def test_plugin_initializer_is_found_by_name_with_its_distribution(add_distribut
     assert 0.9 < float(values.std()) < 1.1
 
 
-def test_entry_points_are_read_lazily_once_and_again_after_refresh(
-    add_distribution: AddDistribution, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _good_plugin_with_counted_reads(add_distribution: AddDistribution, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Installs initreg-fake-good (`wide_normal`); returns the list each read of entry points adds its group to."""
     add_distribution(
         "initreg-fake-good",
         {INITIALIZERS: {"wide_normal": "initreg_fake_good:Wide"}},
@@ -116,6 +115,13 @@ def test_entry_points_are_read_lazily_once_and_again_after_refresh(
 
     monkeypatch.setattr(plugin_registry, "_entry_points", counting)
     registry.initializers.refresh()
+    return reads
+
+
+def test_entry_points_are_read_lazily_once_and_again_after_refresh(
+    add_distribution: AddDistribution, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads = _good_plugin_with_counted_reads(add_distribution, monkeypatch)
     assert reads == []  # refresh reads nothing
     registry.initializers.get("lecun_normal")
     assert reads == []  # a built-in name needs no entry point
@@ -135,15 +141,7 @@ def test_entry_points_are_read_lazily_once_and_again_after_refresh(
 def test_origin_names_the_distribution_without_loading_a_plugin_and_reads_entry_points_only_when_needed(
     add_distribution: AddDistribution, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    add_distribution(
-        "initreg-fake-good",
-        {INITIALIZERS: {"wide_normal": "initreg_fake_good:Wide"}},
-        {"initreg_fake_good": GOOD_INITIALIZER},
-    )
-    reads: list[str] = []
-    original = plugin_registry._entry_points
-    monkeypatch.setattr(plugin_registry, "_entry_points", lambda group: reads.append(group) or original(group))
-    registry.initializers.refresh()
+    reads = _good_plugin_with_counted_reads(add_distribution, monkeypatch)
     assert registry.initializers.origin("lecun_normal") == registry.BUILT_IN
     assert registry.initializers.origin("LecunNormal") == registry.BUILT_IN  # an alias
     assert reads == []  # initreg's own names need no entry point
