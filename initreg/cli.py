@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, cast
 import hydra
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra.core.config_search_path import ConfigSearchPath
+from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ValueType
@@ -244,6 +245,7 @@ def _each_swept_value(overrides: Sequence[str]) -> Iterator[list[str]]:
 OWN_SOURCES = {  # the command's config sources: (provider, path) as Hydra lists them
     ("hydra", "hydra.conf"), ("main", CONFIG_PACKAGE), ("initreg", ""), ("initreg", "command"), ("schema", ""),
 }  # fmt: skip
+HYDRAS_STORE = {"hydra", "_dummy_empty_config_.yaml"}  # what Hydra itself puts in its ConfigStore
 
 
 def _chosen_options(config: DictConfig) -> tuple[str, ...]:
@@ -254,10 +256,12 @@ def _chosen_options(config: DictConfig) -> tuple[str, ...]:
 
 def _mode_is_the_commands(loader: ConfigLoaderImpl, overrides: Sequence[str]) -> bool:
     """Whether `hydra.mode` composed with `overrides` is the command's own: no override names Hydra (a
-    ``hydra`` key, group or package) and every config source is the command's own (OWN_SOURCES: no
-    --config-dir, no other search-path plugin), whose options never set Hydra's settings
+    ``hydra`` key, group or package), every config source is the command's own (OWN_SOURCES: no
+    --config-dir, no other search-path plugin) and Hydra's ConfigStore holds Hydra's configs alone; the
+    command's options never set Hydra's settings
     (tests/test_cli.py::test_no_option_of_the_commands_groups_sets_hydras_settings)."""
-    if {(source.provider, source.path) for source in loader.repository.get_sources()} != OWN_SOURCES:
+    sources = {(source.provider, source.path) for source in loader.repository.get_sources()}
+    if sources != OWN_SOURCES or set(ConfigStore.instance().repo) != HYDRAS_STORE:
         return False
     try:
         parsed = OverridesParser.create().parse_overrides(list(overrides))

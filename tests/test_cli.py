@@ -759,6 +759,11 @@ def counted(*args, **kwargs):
     made.append(kwargs.get("validate_sweep_overrides", True))
     return compose(*args, **kwargs)
 ConfigLoaderImpl.load_configuration = counted
+if sys.argv[1] == "--store":  # as code that stores a config of its own in Hydra's ConfigStore
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(group="model", name="stored", node={"params": {"w": [2, 2]}})
+    del sys.argv[1]
 sys.argv = ["initreg", *sys.argv[1:]]
 try:
     initreg.cli.main()
@@ -773,13 +778,14 @@ finally:
         (["init=lecun_normal", "seed=3"], 2),  # the run's and the command's own, which answers Hydra's probe
         (["hydra.mode=RUN"], 3),  # an override names Hydra: the probe composes as in Hydra
         (["+init@_global_.x=he_normal"], 2),  # a package outside Hydra's node
+        (["--store", "seed=3"], 3),  # Hydra's ConfigStore holds more than Hydra's configs
     ],
 )
 def test_hydras_mode_probe_is_answered_by_the_commands_own_config_where_nothing_can_change_it(
     tmp_path: Path, arguments: list[str], compositions: int
 ) -> None:
     done = subprocess.run(
-        [sys.executable, "-c", COUNT_COMPOSITIONS, "dry_run=true", *arguments],
+        [sys.executable, "-c", COUNT_COMPOSITIONS, *arguments, "dry_run=true"],
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
