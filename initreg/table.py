@@ -53,7 +53,8 @@ def plan_table(entries: Sequence[PlanEntry], measured: Mapping[str, float] | Non
     than 2 * TABLE_EDGE_ROWS tensors shows its first and last TABLE_EDGE_ROWS and one row for the rest."""
     names = {entry.value: entry.name for entry in registry.initializers.entries(load_plugins=False)}
     extra = ("fan_in", "fan_out", "target std") if measured is None else ("target std", "measured std")
-    columns = [*map(Column, ("path", "shape", "dtype", "rule")), Column("initializer", wrap=True)]
+    columns = [Column("path"), Column("shape", wrap=True), Column("dtype"), Column("rule")]
+    columns.append(Column("initializer", wrap=True))
     title = "plan (dry run)" if measured is None else None
     made = TextTable([*columns, *(Column(name, right=True) for name in extra)], title)
     summarized = not full and len(entries) > 2 * TABLE_EDGE_ROWS

@@ -1,9 +1,10 @@
 """The tables the commands print: cells in a box of Unicode lines, fitted to the terminal's width.
 
-On a terminal (or with COLUMNS set) the columns of text that may wrap (an initializer's description) are
-narrowed, the widest first, until the table fits, and their cells wrap between words onto more lines;
-words are never cut, and the other columns (paths, shapes, numbers) keep their cells whole, so a table
-that cannot fit is wider than the terminal. Anywhere else (a pipe, a log) every row stays on one line.
+On a terminal (or with COLUMNS set) the columns are narrowed, the widest first, until the table fits:
+headers and the columns of text that may wrap (an initializer's description, a shape) wrap between words
+onto more lines, and only if that is not enough are the wrappable columns' words cut. The other columns
+(paths, names, numbers) keep their cells whole, so a table of long paths may still be wider than the
+terminal. Anywhere else (a pipe, a log) every row stays on one line.
 Rows may have a colour, shown only on a terminal and unless NO_COLOR is set.
 """
 
@@ -20,6 +21,7 @@ from typing import TextIO
 
 COLOURS = {"red": "\x1b[31m", "yellow": "\x1b[33m"}  # ANSI SGR codes of the colours rows may have
 RESET = "\x1b[0m"
+NARROWEST = 8  # a wrappable column narrower than its longest word is cut to no fewer characters
 
 
 @dataclass(frozen=True)
@@ -69,24 +71,31 @@ def text_width(text: str) -> int:
 
 
 def _fitted_widths(table: TextTable, width: int | None) -> list[int]:
-    """Each column's width: its widest cell, the wrappable ones narrowed (the widest first, one character
-    at a time) until the table fits in `width`, none below its longest word."""
+    """Each column's width: its widest cell, narrowed (the widest column first, one character at a time)
+    until the table fits in `width`: first down to its longest word (a header wraps between words, the cells
+    of a wrappable column too), then, the wrappable columns only, down to NARROWEST, cutting words."""
     texts = [[column.header, *(cells[i] for cells, _ in table.rows)] for i, column in enumerate(table.columns)]
     widths = [max(map(text_width, column_texts)) for column_texts in texts]
     if width is None:
         return widths
-    least = [
-        max(text_width(word) for text in column_texts for word in [*text.split(), ""]) if column.wrap else natural
-        for column, column_texts, natural in zip(table.columns, texts, widths, strict=True)
+    whole = [
+        max(_longest_word(column.header), *(map(_longest_word if column.wrap else text_width, column_texts[1:])))
+        for column, column_texts in zip(table.columns, texts, strict=True)
     ]
+    cut = [min(least, NARROWEST) if column.wrap else least for column, least in zip(table.columns, whole, strict=True)]
     excess = sum(widths) + 3 * len(widths) + 1 - width
-    while excess > 0:
-        narrower = [i for i, current in enumerate(widths) if current > least[i]]
-        if not narrower:
-            break
-        widths[max(narrower, key=lambda i: widths[i])] -= 1
-        excess -= 1
+    for least in (whole, cut):
+        while excess > 0:
+            narrower = [i for i, current in enumerate(widths) if current > least[i]]
+            if not narrower:
+                break
+            widths[max(narrower, key=lambda i: widths[i])] -= 1
+            excess -= 1
     return widths
+
+
+def _longest_word(text: str) -> int:
+    return max((text_width(word) for word in text.split()), default=0)
 
 
 def _rule(left: str, line: str, between: str, right: str, widths: Sequence[int]) -> str:
@@ -96,9 +105,10 @@ def _rule(left: str, line: str, between: str, right: str, widths: Sequence[int])
 def _cell_lines(
     cells: Sequence[str], columns: Sequence[Column], widths: Sequence[int], bar: str, colour: str | None
 ) -> list[str]:
-    """One row's lines: each cell wrapped to its column's width (if it wraps) and justified."""
+    """One row's lines (`bar` "┃" for the header, whose cells all wrap between words): each cell wrapped to
+    its column's width, if it wraps, and justified."""
     wrapped = [
-        (textwrap.wrap(cell, width, break_long_words=False, break_on_hyphens=False) or [""]) if column.wrap else [cell]
+        (textwrap.wrap(cell, width, break_on_hyphens=False) or [""]) if column.wrap or bar == "┃" else [cell]
         for cell, column, width in zip(cells, columns, widths, strict=True)
     ]
     lines = []

@@ -33,17 +33,36 @@ def test_without_a_width_each_row_is_one_line_between_a_title_and_a_box() -> Non
     assert len({text_width(line) for line in lines[1:]}) == 1  # every line of the box as wide
 
 
-@pytest.mark.parametrize("width", [80, 60, 45])
-def test_a_width_narrows_the_wrappable_column_and_never_cuts_a_word(width: int) -> None:
+def first_row(lines: list[str]) -> list[list[str]]:
+    """The cells of the first row's lines (after the title, the header and its rule)."""
+    body = lines[lines.index(next(line for line in lines if line.startswith("┡"))) + 1 :]
+    return [cells(line) for line in body[: body.index(next(line for line in body if "│ b " in line))]]
+
+
+@pytest.mark.parametrize("width", [80, 70, 63])
+def test_a_width_narrows_the_wrappable_column_between_words_while_its_longest_word_fits(width: int) -> None:
     lines = a_table().render(width).splitlines()[1:]
-    narrowest = 14 + 32 + 7 + 10  # the path, the longest word, the std and the borders
-    assert all(text_width(line) <= max(width, narrowest) for line in lines)
-    assert max(map(text_width, lines)) == max(width, narrowest)
-    first_row = [cells(line) for line in lines[3 : lines.index(next(line for line in lines[3:] if "│ b" in line))]]
-    assert first_row[0][0] == "dense_0.kernel" and first_row[0][2] == "0.06202"
-    assert " ".join(row[1] for row in first_row) == DESCRIPTION  # wrapped between words, nothing lost
-    if width < len(DESCRIPTION) + 40:
-        assert len(first_row) > 1
+    assert max(map(text_width, lines)) == width  # 63: the path, the longest word (32), the std and the borders
+    row = first_row(lines)
+    assert row[0][0] == "dense_0.kernel" and row[0][2] == "0.06202"
+    assert " ".join(line[1] for line in row) == DESCRIPTION and len(row) > 1  # wrapped between words
+
+
+@pytest.mark.parametrize("width", [62, 50, 39])
+def test_a_narrower_width_cuts_the_wrappable_columns_words_but_keeps_every_character(width: int) -> None:
+    lines = a_table().render(width).splitlines()[1:]
+    assert max(map(text_width, lines)) == max(width, 14 + 8 + 7 + 10)  # the wrappable column down to NARROWEST
+    row = first_row(lines)
+    assert "".join(line[1] for line in row).replace(" ", "") == DESCRIPTION.replace(" ", "")
+    assert row[0][0] == "dense_0.kernel"  # a column that does not wrap stays whole
+
+
+def test_headers_wrap_between_words_to_let_a_table_fit() -> None:
+    table = TextTable([Column("measured std", right=True), Column("path")])
+    table.add_row("0.5", "a.b")
+    lines = table.render(16).splitlines()
+    assert [cells(line) for line in lines[1:3]] == [["measured", "path"], ["std", ""]]
+    assert max(map(text_width, lines)) == 8 + 4 + 7
 
 
 def test_numbers_are_right_justified_and_text_left() -> None:

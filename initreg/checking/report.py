@@ -133,7 +133,8 @@ class Report:
 
     def table(self) -> TextTable:
         """The command's table: one row per tensor, failures first, with the verdict and its reason."""
-        columns = [*map(Column, ("path", "shape", "dtype", "rule")), Column("intended", wrap=True)]
+        columns = [Column("path"), Column("shape", wrap=True), Column("dtype"), Column("rule")]
+        columns.append(Column("intended", wrap=True))
         columns += [Column(name, right=True) for name in ("intended std", "measured std", "p")]
         table = TextTable([*columns, Column("verdict", wrap=True)])
         for tensor in ordered(self.tensors):
