@@ -235,6 +235,13 @@ def full_index(shape: tuple[int, ...], index: tuple[slice, ...]) -> tuple[slice,
     return (*index, *(slice(None),) * (len(shape) - len(index)))
 
 
+def sliced_size(shape: tuple[int, ...], index: tuple[slice, ...]) -> int:
+    """The number of elements tensor[index] selects from a tensor of `shape` (trailing axes whole)."""
+    return math.prod(
+        len(range(*part.indices(size))) for size, part in zip(shape, full_index(shape, index), strict=True)
+    )
+
+
 def flat_indices(shape: tuple[int, ...], index: tuple[slice, ...], xp: Namespace) -> Array:
     """Row-major flat indices (int64: a tensor has at most 2^63 - 1 elements) of the elements `index` selects."""
     strides = [math.prod(shape[axis + 1 :]) for axis in range(len(shape))]

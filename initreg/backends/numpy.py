@@ -73,13 +73,6 @@ def loaded_kernels() -> ModuleType | None:
     return _imported[0] if _imported else None
 
 
-def _sliced_size(shape: tuple[int, ...], index: tuple[slice, ...]) -> int:
-    """The number of elements tensor[index] has."""
-    return math.prod(
-        len(range(*part.indices(size))) for size, part in zip(shape, rng.full_index(shape, index), strict=True)
-    )
-
-
 class NumpyBackend(Backend):
     """NumPy arrays on the CPU."""
 
@@ -102,7 +95,7 @@ class NumpyBackend(Backend):
         self, dist: Distribution, key: rng.Key, shape: tuple[int, ...], index: tuple[slice, ...], dtype: str
     ) -> Array:
         """tensor[index] through the fused CPU kernels or the reference (see the module's docstring)."""
-        fused = fused_kernels(_sliced_size(shape, index))
+        fused = fused_kernels(rng.sliced_size(shape, index))
         if fused is None:
             return super().draw_slice(dist, key, shape, index, dtype)
         return self.cast(fused.draw_slice(dist, key, shape, index, dtype), dtype)

@@ -23,6 +23,7 @@ from initreg import io
 from initreg.dtypes import EXACT_DTYPES, FLOAT_DTYPES, numpy_dtype, standardize_dtype
 from initreg.errors import InitregError, InvalidArgumentError
 from initreg.initializers.base import Shape
+from initreg.rng import sliced_size
 from initreg.spec import flatten
 from initreg.write import chunk_indices
 
@@ -133,7 +134,7 @@ class SafetensorsSource(Source):
         kind = numpy_dtype(tensor.dtype).newbyteorder("<")
         self.file.seek(self.offsets[tensor.name])
         for index in pieces(tensor.shape, tensor.dtype, chunk_bytes):
-            count = _count(index, tensor.shape)
+            count = sliced_size(tensor.shape, index)
             piece = np.frombuffer(self.file.read(count * kind.itemsize), dtype=kind, count=count)
             yield index, piece.astype(np.float64)
 
@@ -173,17 +174,13 @@ class NpzSource(Source):
                     yield index, whole[index].reshape(-1).astype(np.float64)
                 return
             for index in pieces(tensor.shape, tensor.dtype, chunk_bytes):
-                count = _count(index, tensor.shape)
+                count = sliced_size(tensor.shape, index)
                 piece = np.frombuffer(member.read(count * kind.itemsize), dtype=kind, count=count)
                 yield index, piece.astype(np.float64)
 
     def close(self) -> None:
         """Closes the archive."""
         self.archive.close()
-
-
-def _count(index: Index, shape: Shape) -> int:
-    return math.prod(len(range(*part.indices(size))) for part, size in zip(index, shape, strict=True))
 
 
 def open_source(params: Any) -> Source:

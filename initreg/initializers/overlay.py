@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from initreg.initializers.base import Array, Initializer, Shape
-from initreg.rng import Key
+from initreg.rng import Key, sliced_size
 
 if TYPE_CHECKING:
     from initreg.backends.base import Backend
@@ -122,9 +122,7 @@ def _owned(region: Region, later: Sequence[Region], shape: Shape) -> int | None:
             for other in chosen:
                 box = None if box is None else _box(box, other, shape)
             if box is not None:
-                count += (-1) ** size * math.prod(
-                    len(range(*axis.indices(n))) for axis, n in zip(box, shape, strict=True)
-                )
+                count += (-1) ** size * sliced_size(shape, box)
     return count
 
 
